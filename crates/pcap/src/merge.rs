@@ -1,0 +1,166 @@
+//! Merges packets from several live sources into one timestamp-ordered stream
+//! with bounded delay and bounded memory.
+//!
+//! A packet is emitted once no open source could still deliver an earlier one
+//! (every open source has something queued). A quiet source only delays the
+//! others by `hold`, and a memory budget caps how much may wait.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::Packet;
+
+#[derive(Debug, Default)]
+struct Source {
+    queue: VecDeque<Packet>,
+    closed: bool,
+    /// Packets pushed / popped so far; tags entries in `Merger::arrivals`.
+    pushed: u64,
+    popped: u64,
+}
+
+/// Time-ordered merge of several live packet sources.
+#[derive(Debug)]
+pub struct Merger {
+    hold: Duration,
+    max_buffered_bytes: usize,
+    sources: Vec<Source>,
+    /// One entry per non-empty source: its head's (timestamp, source id).
+    /// Ordering by source id second makes ties stable (lower id first).
+    heads: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Every queued packet's arrival, in arrival order: (when, source, seq).
+    /// Entries of already popped packets are dropped lazily from the front, so
+    /// the oldest waiting packet is found without scanning the sources.
+    arrivals: VecDeque<(Instant, usize, u64)>,
+    /// Open sources with nothing queued: while any exist, emitting could break
+    /// the order, so packets wait (up to `hold`).
+    open_empty: usize,
+    buffered_bytes: usize,
+}
+
+impl Merger {
+    /// `hold`: how long a packet may wait for a quiet source before it is
+    /// released anyway; `max_buffered_bytes`: above this total of queued packet
+    /// data, the oldest packet is released regardless.
+    pub fn new(hold: Duration, max_buffered_bytes: usize) -> Self {
+        Self {
+            hold,
+            max_buffered_bytes,
+            sources: Vec::new(),
+            heads: BinaryHeap::new(),
+            arrivals: VecDeque::new(),
+            open_empty: 0,
+            buffered_bytes: 0,
+        }
+    }
+
+    /// Registers a new (open, empty) source and returns its id.
+    pub fn add_source(&mut self) -> usize {
+        self.sources.push(Source::default());
+        self.open_empty += 1;
+        self.sources.len() - 1
+    }
+
+    /// Queues a packet from `source`, which arrived at `now`. Within a source,
+    /// arrival order is kept even if its timestamps go backwards.
+    ///
+    /// # Panics
+    /// If `source` was not returned by [`Self::add_source`].
+    pub fn push(&mut self, source: usize, packet: Packet, now: Instant) {
+        let src = &mut self.sources[source];
+        if src.queue.is_empty() {
+            self.heads.push(Reverse((packet.ts_nanos, source)));
+            if !src.closed {
+                self.open_empty -= 1;
+            }
+        }
+        self.buffered_bytes += packet.data.len();
+        self.arrivals.push_back((now, source, src.pushed));
+        src.pushed += 1;
+        src.queue.push_back(packet);
+    }
+
+    /// The source will send nothing more; it no longer holds others back.
+    pub fn close_source(&mut self, source: usize) {
+        let src = &mut self.sources[source];
+        if !src.closed {
+            src.closed = true;
+            if src.queue.is_empty() {
+                self.open_empty -= 1;
+            }
+        }
+    }
+
+    /// The next packet that may be emitted now, in timestamp order.
+    ///
+    /// That is the packet with the smallest timestamp among the sources'
+    /// heads, if every open source has something queued, or the oldest queued
+    /// packet arrived at least `hold` ago, or memory is over budget.
+    pub fn pop(&mut self, now: Instant) -> Option<(usize, Packet)> {
+        let ready = self.open_empty == 0
+            || self.buffered_bytes > self.max_buffered_bytes
+            || self
+                .oldest_arrival()
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.hold);
+        if ready { self.pop_any() } else { None }
+    }
+
+    /// When [`Self::pop`] could next return something without new input, for
+    /// a timer; `None` if nothing is queued. An instant in the past means `pop`
+    /// would return a packet right away.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let oldest = self.oldest_arrival()?;
+        if self.open_empty == 0 || self.buffered_bytes > self.max_buffered_bytes {
+            Some(oldest)
+        } else {
+            Some(oldest.checked_add(self.hold).unwrap_or(oldest))
+        }
+    }
+
+    /// The packet with the smallest head timestamp, regardless of holds (for
+    /// draining at the end of a capture).
+    pub fn pop_any(&mut self) -> Option<(usize, Packet)> {
+        let Reverse((_, source)) = self.heads.pop()?;
+        let src = &mut self.sources[source];
+        let packet = src
+            .queue
+            .pop_front()
+            .expect("sources in `heads` are non-empty");
+        src.popped += 1;
+        match src.queue.front() {
+            Some(next) => self.heads.push(Reverse((next.ts_nanos, source))),
+            None if !src.closed => self.open_empty += 1,
+            None => {}
+        }
+        self.buffered_bytes -= packet.data.len();
+        self.drop_stale_arrivals();
+        Some((source, packet))
+    }
+
+    /// Total data bytes of the queued packets.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heads.is_empty()
+    }
+
+    /// Arrival time of the longest-waiting queued packet.
+    fn oldest_arrival(&self) -> Option<Instant> {
+        self.arrivals
+            .iter()
+            .find(|&&(_, source, seq)| seq >= self.sources[source].popped)
+            .map(|&(when, _, _)| when)
+    }
+
+    fn drop_stale_arrivals(&mut self) {
+        while let Some(&(_, source, seq)) = self.arrivals.front() {
+            if seq >= self.sources[source].popped {
+                break;
+            }
+            self.arrivals.pop_front();
+        }
+    }
+}
