@@ -1,0 +1,172 @@
+//! The remote capture command: one line for the remote login shell that runs the
+//! wrapper script in `remote.sh` with every user value passed as a quoted argument.
+
+use crate::{Error, quote::quote};
+
+/// The wrapper script run by `sh -c` on the remote host. It picks the tool, excludes
+/// kcap's own SSH session from the capture and stops the tool when kcap's heartbeat
+/// on stdin stops.
+pub const REMOTE_SCRIPT: &str = include_str!("remote.sh");
+
+/// What kcap writes to the remote command's stdin every [`HEARTBEAT_INTERVAL`]; the
+/// wrapper stops the capture after 5 s without one.
+pub const HEARTBEAT: &[u8] = b"k\n";
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Marker lines the wrapper writes on stderr.
+pub const MARKER_TOOL: &str = "kcap-remote: tool: ";
+pub const MARKER_MISSING_TOOL: &str = "kcap-remote: missing-tool: ";
+
+/// The largest snaplen tcpdump accepts, and what `-s 0` means to it.
+pub const FULL_SNAPLEN: u32 = 262_144;
+
+/// `--remote-tool`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tool {
+    /// tcpdump if present, else tshark, else dumpcap.
+    #[default]
+    Auto,
+    Tcpdump,
+    Tshark,
+    Dumpcap,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Auto => "auto",
+            Tool::Tcpdump => "tcpdump",
+            Tool::Tshark => "tshark",
+            Tool::Dumpcap => "dumpcap",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Tool> {
+        [Tool::Auto, Tool::Tcpdump, Tool::Tshark, Tool::Dumpcap]
+            .into_iter()
+            .find(|t| t.name() == input)
+    }
+}
+
+/// Everything that decides the remote command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureCommand {
+    pub tool: Tool,
+    pub interface: String,
+    pub snaplen: u32,
+    /// Stop after this many packets (the remote tool's `-c`).
+    pub count: Option<u64>,
+    /// The complete BPF expression (see [`crate::filter::FilterSpec::to_bpf`]).
+    pub filter: Option<String>,
+    /// Run the wrapper through `sudo -n` (never prompts: fails instead).
+    pub sudo: bool,
+}
+
+/// Checks an interface name before it is used anywhere. Linux names are at most 15
+/// bytes; this also refuses anything that looks like shell syntax, so a hostile
+/// `--iface` fails clearly here rather than relying on quoting alone.
+pub fn validate_interface(name: &str) -> Result<(), Error> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-:@+".contains(c);
+    if name.is_empty() || name.len() > 15 || !name.chars().all(ok_char) {
+        return Err(Error::Interface(name.to_string()));
+    }
+    Ok(())
+}
+
+impl CaptureCommand {
+    /// The command line for an SSH `exec` request (interpreted by the remote user's
+    /// POSIX login shell). `$SSH_CONNECTION` is the only thing the remote shell expands.
+    pub fn to_shell(&self) -> Result<String, Error> {
+        validate_interface(&self.interface)?;
+        let filter = self.filter.as_deref().unwrap_or("");
+        if filter.contains(['\n', '\r']) {
+            return Err(Error::LineBreak { what: "--filter" });
+        }
+        let args = [
+            quote(REMOTE_SCRIPT, "script")?,
+            "kcap".to_string(),
+            "\"$SSH_CONNECTION\"".to_string(),
+            quote(self.tool.name(), "tool")?,
+            quote(&self.interface, "--iface")?,
+            self.snaplen.to_string(),
+            self.count.unwrap_or(0).to_string(),
+            quote(filter, "--filter")?,
+        ];
+        let sudo = if self.sudo { "sudo -n " } else { "" };
+        Ok(format!("{sudo}sh -c {}", args.join(" ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(filter: &str) -> CaptureCommand {
+        CaptureCommand {
+            tool: Tool::Auto,
+            interface: "any".into(),
+            snaplen: FULL_SNAPLEN,
+            count: Some(3),
+            filter: Some(filter.into()),
+            sudo: false,
+        }
+    }
+
+    #[test]
+    fn hostile_interfaces_are_refused() {
+        for name in ["eth0$(reboot)", "eth0;id", "", "a b", "averyveryverylongname"] {
+            assert!(validate_interface(name).is_err(), "{name}");
+        }
+        for name in ["any", "eth0", "cali1234.5", "veth@if3", "br-x_y"] {
+            validate_interface(name).unwrap();
+        }
+    }
+
+    #[test]
+    fn line_breaks_in_filters_are_refused() {
+        assert_eq!(
+            command("port 80\ntouch /x").to_shell(),
+            Err(Error::LineBreak { what: "--filter" })
+        );
+    }
+
+    #[test]
+    fn script_is_valid_posix_sh() {
+        let status = std::process::Command::new("sh")
+            .args(["-n", "-c", REMOTE_SCRIPT])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Runs the generated line through a real shell with a fake `tcpdump` first on
+    /// PATH that prints its arguments, so we see exactly what the tool would get.
+    #[test]
+    fn tool_receives_the_filter_as_one_argument() {
+        let dir = std::env::temp_dir().join(format!("kcap-cmd-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("tcpdump");
+        std::fs::write(&fake, "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>' \"$a\" >&2; done\n").unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
+        let marker = dir.join("pwned");
+        let hostile = format!("port 80; touch {}", marker.display());
+        let line = command(&hostile).to_shell().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .env("SSH_CONNECTION", "198.51.100.1 40000 198.51.100.10 22")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!marker.exists(), "hostile filter ran a command");
+        assert!(stderr.contains("kcap-remote: tool: tcpdump"), "{stderr}");
+        let expected_filter = format!(
+            "<not (tcp and ((src host 198.51.100.1 and src port 40000 and dst host 198.51.100.10 and dst port 22) or (src host 198.51.100.10 and src port 22 and dst host 198.51.100.1 and dst port 40000))) and ({hostile})>"
+        );
+        assert!(stderr.contains(&expected_filter), "{stderr}");
+        assert!(stderr.contains("<-i><any><-w><-><-c><3>"), "{stderr}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
