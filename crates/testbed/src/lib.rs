@@ -1,0 +1,48 @@
+//! kcap-testbed: a real multi-host network on one Linux machine, for kcap's
+//! integration tests and for trying kcap by hand.
+//!
+//! Every host (the "client" workstation, jump hosts, nodes) is a network
+//! namespace; networks are bridges in their own switch namespaces; every
+//! non-client host runs a real OpenSSH sshd with fresh host keys, and small
+//! traffic generators keep packets flowing. Nothing touches the root
+//! namespace, so any number of beds can use the same addresses at once.
+//!
+//! ```no_run
+//! let bed = kcap_testbed::Testbed::up(kcap_testbed::Spec::minimal())?;
+//! let out = bed
+//!     .client_command("ssh")
+//!     .arg("-F")
+//!     .arg(bed.ssh_config())
+//!     .args(["node-a", "hostname"])
+//!     .output()?;
+//! assert!(out.status.success());
+//! # anyhow::Ok(())
+//! ```
+//!
+//! Requires root, iproute2, openssh-server/-client, python3, util-linux
+//! (`unshare`), passwd (`useradd`, `chpasswd`) and sudo.
+
+mod cleanup;
+mod keys;
+mod netns;
+mod process;
+mod spec;
+mod sshconfig;
+mod sshd;
+mod state;
+mod status;
+mod testbed;
+mod topology;
+mod traffic;
+mod users;
+
+pub use spec::{HostSpec, NetworkSpec, Role, Spec};
+pub use testbed::Testbed;
+pub use topology::{Host, Link, Network};
+
+/// Password of [`USER_SUDO`] and [`USER_NOPRIV`] on every host.
+pub const TEST_PASSWORD: &str = "kcap-testbed-pw";
+/// Unprivileged user with passwordless sudo (password + key login).
+pub const USER_SUDO: &str = "kcaptb";
+/// Unprivileged user without sudo (for permission-denied tests).
+pub const USER_NOPRIV: &str = "kcapnp";

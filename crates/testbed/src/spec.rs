@@ -1,0 +1,330 @@
+//! What a test bed should look like: networks, hosts and their addresses.
+//!
+//! A [`Spec`] is pure data; `topology` turns it into namespaces and links. The
+//! constructors encode the standard layouts so tests only pick one.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::Ipv4Addr;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// What a host is for; decides which daemons it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The workstation kcap runs on: no sshd, only a traffic client.
+    Client,
+    /// An SSH jump host (bastion): sshd with TCP forwarding.
+    Jump,
+    /// A capture target (a Kubernetes node later): sshd, HTTP/DNS servers.
+    Node,
+}
+
+/// One layer-2 segment (a bridge in its own switch namespace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub subnet: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+/// One host: its role and one address per network it is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub name: String,
+    pub role: Role,
+    /// `(network, address)`; the first entry is the primary address.
+    pub addresses: Vec<(String, Ipv4Addr)>,
+    /// Jump hosts to reach this host from the client; computed by
+    /// [`Spec::complete`] when left empty.
+    pub proxy_jump: Vec<String>,
+    /// Hosts this host sends HTTP + DNS traffic to; computed when `None`.
+    pub traffic_to: Option<Vec<String>>,
+}
+
+/// A whole test bed. `Spec::default()` is the standard three-network layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub networks: Vec<NetworkSpec>,
+    pub hosts: Vec<HostSpec>,
+    /// Run the traffic generators (HTTP on 80, DNS-like UDP on 53).
+    pub traffic: bool,
+    /// Fixed namespace prefix (e.g. `kcap-tb` for the CLI bed); `None` means
+    /// a unique `kcap-<pid>-<n>` so beds can run in parallel.
+    pub name_prefix: Option<String>,
+}
+
+fn net(name: &str, subnet: [u8; 4], prefix_len: u8) -> NetworkSpec {
+    NetworkSpec {
+        name: name.into(),
+        subnet: subnet.into(),
+        prefix_len,
+    }
+}
+
+fn host(name: &str, role: Role, addresses: &[(&str, [u8; 4])]) -> HostSpec {
+    HostSpec {
+        name: name.into(),
+        role,
+        addresses: addresses
+            .iter()
+            .map(|(n, a)| (n.to_string(), Ipv4Addr::from(*a)))
+            .collect(),
+        proxy_jump: Vec::new(),
+        traffic_to: None,
+    }
+}
+
+impl Default for Spec {
+    /// lan (client, bastion, node-a, node-b), dmz (bastion, inner-jump) and
+    /// private (inner-jump, node-c): node-c needs two jumps.
+    fn default() -> Self {
+        let mut spec = Spec::minimal();
+        spec.networks.push(net("dmz", [203, 0, 113, 0], 26));
+        spec.networks.push(net("private", [203, 0, 113, 64], 26));
+        spec.hosts[1]
+            .addresses
+            .push(("dmz".into(), [203, 0, 113, 2].into()));
+        spec.hosts.push(host(
+            "inner-jump",
+            Role::Jump,
+            &[("dmz", [203, 0, 113, 3]), ("private", [203, 0, 113, 66])],
+        ));
+        spec.hosts.push(host(
+            "node-c",
+            Role::Node,
+            &[("private", [203, 0, 113, 70])],
+        ));
+        spec
+    }
+}
+
+impl Spec {
+    /// client, bastion, node-a and node-b on `lan` only: quick to start.
+    pub fn minimal() -> Self {
+        Spec::lan(2)
+    }
+
+    /// client + bastion + `nodes` nodes (node-a, node-b, ...) on `lan`
+    /// 198.51.100.0/24, nodes from .10 upwards.
+    pub fn lan(nodes: usize) -> Self {
+        assert!((1..=26).contains(&nodes), "1..=26 nodes supported");
+        let mut hosts = vec![
+            host("client", Role::Client, &[("lan", [198, 51, 100, 1])]),
+            host("bastion", Role::Jump, &[("lan", [198, 51, 100, 2])]),
+        ];
+        for i in 0..nodes {
+            let name = format!("node-{}", (b'a' + i as u8) as char);
+            hosts.push(host(
+                &name,
+                Role::Node,
+                &[("lan", [198, 51, 100, 10 + i as u8])],
+            ));
+        }
+        Spec {
+            networks: vec![net("lan", [198, 51, 100, 0], 24)],
+            hosts,
+            traffic: true,
+            name_prefix: None,
+        }
+    }
+
+    /// Use fixed namespace names `<prefix>-<role>` (for humans / the CLI).
+    pub fn with_name_prefix(mut self, prefix: &str) -> Self {
+        self.name_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Do not start traffic generators.
+    pub fn without_traffic(mut self) -> Self {
+        self.traffic = false;
+        self
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    fn client(&self) -> Result<&HostSpec> {
+        let mut clients = self.hosts.iter().filter(|h| h.role == Role::Client);
+        match (clients.next(), clients.next()) {
+            (Some(c), None) => Ok(c),
+            _ => bail!("a spec needs exactly one host with Role::Client"),
+        }
+    }
+
+    /// Checks names/addresses and fills in `proxy_jump` and `traffic_to`.
+    pub(crate) fn complete(mut self) -> Result<Self> {
+        self.validate()?;
+        let jumps = self.jump_chains()?;
+        let traffic = self.default_traffic();
+        for h in &mut self.hosts {
+            if h.proxy_jump.is_empty() {
+                h.proxy_jump = jumps
+                    .iter()
+                    .find(|(n, _)| *n == h.name)
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_default();
+            }
+            if h.traffic_to.is_none() {
+                h.traffic_to = Some(
+                    traffic
+                        .iter()
+                        .filter(|(from, _)| *from == h.name)
+                        .map(|(_, to)| to.clone())
+                        .collect(),
+                );
+            }
+        }
+        Ok(self)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(n) = self.networks.iter().find(|n| n.prefix_len > 30) {
+            bail!("network {} needs a prefix length of at most 30", n.name);
+        }
+        let mut names = HashSet::new();
+        for h in &self.hosts {
+            if !names.insert(h.name.as_str()) {
+                bail!("duplicate host name {}", h.name);
+            }
+            // Host names become namespace suffixes and veth names.
+            if h.name.len() > 15
+                || !h
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                bail!("host name {:?} must be <= 15 chars of [a-zA-Z0-9-]", h.name);
+            }
+            if h.addresses.is_empty() {
+                bail!("host {} has no address", h.name);
+            }
+            for (network, addr) in &h.addresses {
+                let Some(n) = self.networks.iter().find(|n| &n.name == network) else {
+                    bail!("host {} uses unknown network {network}", h.name);
+                };
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(n.prefix_len))
+                    .unwrap_or(0);
+                if u32::from(*addr) & mask != u32::from(n.subnet) & mask {
+                    bail!(
+                        "{} address {addr} is outside {}/{}",
+                        h.name,
+                        n.subnet,
+                        n.prefix_len
+                    );
+                }
+            }
+        }
+        self.client()?;
+        Ok(())
+    }
+
+    fn shares_network(a: &HostSpec, b: &HostSpec) -> bool {
+        a.addresses
+            .iter()
+            .any(|(n, _)| b.addresses.iter().any(|(m, _)| m == n))
+    }
+
+    /// Breadth-first search from the client through jump hosts: the
+    /// shortest chain of jumps to every SSH host.
+    fn jump_chains(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let client = self.client()?;
+        let mut chains: Vec<(String, Vec<String>)> = Vec::new();
+        let mut queue: VecDeque<(&HostSpec, Vec<String>)> = VecDeque::from([(client, Vec::new())]);
+        let mut seen: HashSet<&str> = HashSet::from([client.name.as_str()]);
+        while let Some((from, chain)) = queue.pop_front() {
+            for h in &self.hosts {
+                if seen.contains(h.name.as_str()) || !Self::shares_network(from, h) {
+                    continue;
+                }
+                seen.insert(&h.name);
+                chains.push((h.name.clone(), chain.clone()));
+                if h.role == Role::Jump {
+                    let mut next = chain.clone();
+                    next.push(h.name.clone());
+                    queue.push_back((h, next));
+                }
+            }
+        }
+        if let Some(h) = self.hosts.iter().find(|h| !seen.contains(h.name.as_str())) {
+            bail!(
+                "host {} is unreachable from the client, even through jump hosts",
+                h.name
+            );
+        }
+        Ok(chains)
+    }
+
+    /// Every node gets traffic: from the client if they share a network,
+    /// otherwise from a jump host next to it; the first node of a network
+    /// also talks to the other nodes there (node-a -> node-b).
+    fn default_traffic(&self) -> Vec<(String, String)> {
+        let client = self.client().expect("validated");
+        let nodes: Vec<&HostSpec> = self.hosts.iter().filter(|h| h.role == Role::Node).collect();
+        let mut pairs = Vec::new();
+        for node in &nodes {
+            let source = if Self::shares_network(client, node) {
+                Some(client)
+            } else {
+                self.hosts
+                    .iter()
+                    .find(|h| h.role == Role::Jump && Self::shares_network(h, node))
+            };
+            if let Some(s) = source {
+                pairs.push((s.name.clone(), node.name.clone()));
+            }
+        }
+        for network in &self.networks {
+            let on_net: Vec<&&HostSpec> = nodes
+                .iter()
+                .filter(|n| n.addresses.iter().any(|(m, _)| *m == network.name))
+                .collect();
+            if let Some((first, rest)) = on_net.split_first() {
+                pairs.extend(rest.iter().map(|n| (first.name.clone(), n.name.clone())));
+            }
+        }
+        pairs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_completes_with_two_jumps_to_node_c() {
+        let spec = Spec::default().complete().unwrap();
+        assert_eq!(
+            spec.host("node-c").unwrap().proxy_jump,
+            ["bastion", "inner-jump"]
+        );
+        assert_eq!(spec.host("inner-jump").unwrap().proxy_jump, ["bastion"]);
+        assert!(spec.host("node-a").unwrap().proxy_jump.is_empty());
+        assert_eq!(
+            spec.host("client").unwrap().traffic_to.as_deref().unwrap(),
+            ["node-a", "node-b"]
+        );
+        assert_eq!(
+            spec.host("node-a").unwrap().traffic_to.as_deref().unwrap(),
+            ["node-b"]
+        );
+        assert_eq!(
+            spec.host("inner-jump")
+                .unwrap()
+                .traffic_to
+                .as_deref()
+                .unwrap(),
+            ["node-c"]
+        );
+    }
+
+    #[test]
+    fn rejects_addresses_outside_their_network() {
+        let mut spec = Spec::minimal();
+        spec.hosts[2].addresses[0].1 = [10, 0, 0, 1].into();
+        assert!(spec.complete().is_err());
+    }
+}

@@ -1,0 +1,426 @@
+//! [`Testbed`]: brings a [`Spec`] up as namespaces + sshds + traffic, offers
+//! the handles tests need, and tears everything down on drop.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+use crate::spec::{Role, Spec};
+use crate::state::State;
+use crate::topology::{self, Host, Network};
+use crate::{
+    USER_NOPRIV, USER_SUDO, cleanup, keys, netns, sshconfig, sshd, status, traffic, users,
+};
+
+/// Temp dirs are named `kcap-testbed-<pid>-<n>-XXXX` so stale ones can be
+/// attributed to a dead process and collected.
+pub(crate) const TEMPDIR_PREFIX: &str = "kcap-testbed-";
+const SSHD_READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Per-process bed counter: keeps names unique when tests run in parallel.
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+struct Daemon {
+    host: String,
+    kind: &'static str,
+    child: Child,
+}
+
+/// A running test bed. Dropping it removes every namespace, process and
+/// generated file (unless [`Testbed::persist`] was called).
+pub struct Testbed {
+    dir: PathBuf,
+    tempdir: Option<TempDir>,
+    networks: Vec<Network>,
+    hosts: Vec<Host>,
+    client_netns: String,
+    /// Namespaces created so far: teardown touches only these.
+    namespaces: Vec<String>,
+    /// Files created so far under `dir`.
+    generated: Vec<PathBuf>,
+    daemons: Mutex<Vec<Daemon>>,
+    persist: bool,
+    torn_down: bool,
+}
+
+impl Testbed {
+    /// Brings `spec` up in a fresh temp dir (removed on drop).
+    pub fn up(spec: Spec) -> Result<Testbed> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tempdir = tempfile::Builder::new()
+            .prefix(&format!("{TEMPDIR_PREFIX}{}-{n}-", std::process::id()))
+            .tempdir()
+            .context("create test bed temp dir")?;
+        let dir = tempdir.path().to_path_buf();
+        Self::build(spec, &dir, n, Some(tempdir))
+    }
+
+    /// Brings `spec` up with its files in `dir` (created if missing).
+    pub fn up_in(spec: Spec, dir: &Path) -> Result<Testbed> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Self::build(spec, dir, n, None)
+    }
+
+    fn build(spec: Spec, dir: &Path, n: u32, tempdir: Option<TempDir>) -> Result<Testbed> {
+        cleanup::gc_stale();
+        let spec = spec.complete()?;
+        let prefix = spec
+            .name_prefix
+            .clone()
+            .unwrap_or_else(|| format!("kcap-{}-{n}", std::process::id()));
+        fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        let (networks, hosts) = topology::plan(&spec, &prefix, &dir);
+        let planned = networks
+            .iter()
+            .map(|n| &n.netns)
+            .chain(hosts.iter().map(|h| &h.netns));
+        for ns in planned {
+            if netns::exists(ns) {
+                bail!(
+                    "network namespace {ns} already exists: is a bed already up? (`kcap-testbed down --dir ...`)"
+                );
+            }
+        }
+        let client_netns = hosts
+            .iter()
+            .find(|h| h.role == Role::Client)
+            .expect("validated")
+            .netns
+            .clone();
+        let mut tb = Testbed {
+            dir,
+            tempdir,
+            networks,
+            hosts,
+            client_netns,
+            namespaces: Vec::new(),
+            generated: Vec::new(),
+            daemons: Mutex::new(Vec::new()),
+            persist: false,
+            torn_down: false,
+        };
+        // On error `tb` is dropped here, which tears down the partial bed.
+        tb.bring_up(spec.traffic)
+            .context("bringing up the test bed")?;
+        Ok(tb)
+    }
+
+    fn bring_up(&mut self, with_traffic: bool) -> Result<()> {
+        users::ensure()?;
+        // Unprivileged users must read DIR/authorized_keys/<user>.
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755))?;
+        self.generated.push(State::path(&self.dir));
+        for i in 0..self.networks.len() {
+            let ns = self.networks[i].netns.clone();
+            netns::add(&ns)?;
+            self.namespaces.push(ns);
+            self.save_state()?;
+            topology::build_switch(&self.networks[i])?;
+        }
+        for i in 0..self.hosts.len() {
+            let ns = self.hosts[i].netns.clone();
+            netns::add(&ns)?;
+            self.namespaces.push(ns);
+            self.save_state()?;
+        }
+        for h in &self.hosts {
+            for link in &h.links {
+                topology::build_link(h, link)?;
+            }
+        }
+        self.write_keys_and_configs()?;
+        self.save_state()?;
+        self.start_daemons(with_traffic)?;
+        self.save_state()?;
+        self.wait_for_sshds()?;
+        self.save_state()
+    }
+
+    fn write_keys_and_configs(&mut self) -> Result<()> {
+        let key = self.client_key();
+        self.generated
+            .extend([key.clone(), key.with_extension("pub")]);
+        keys::generate(&key, "ed25519", "kcap-testbed client")?;
+        let pubkey = fs::read_to_string(key.with_extension("pub"))?;
+        let auth = self.dir.join("authorized_keys");
+        self.generated.push(auth.clone());
+        fs::create_dir_all(&auth)?;
+        fs::set_permissions(&auth, fs::Permissions::from_mode(0o755))?;
+        for user in ["root", USER_SUDO, USER_NOPRIV] {
+            let p = auth.join(user);
+            fs::write(&p, &pubkey)?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o644))?;
+        }
+        for h in &self.hosts {
+            self.generated.push(h.dir.clone());
+            topology::create_host_dir(h)?;
+            if h.has_sshd() {
+                keys::generate_host_keys(h)?;
+                sshd::write_config(h, &auth)?;
+                sshd::write_hosts_file(h, &self.hosts)?;
+            }
+        }
+        // Recorded only once written: a failed write must not make teardown
+        // delete something that was there before.
+        fs::write(self.known_hosts(), keys::known_hosts(&self.hosts)?)
+            .context("write known_hosts")?;
+        self.generated.push(self.known_hosts());
+        fs::write(
+            self.ssh_config(),
+            sshconfig::render(&self.hosts, &key, &self.known_hosts()),
+        )
+        .context("write ssh_config")?;
+        self.generated.push(self.ssh_config());
+        Ok(())
+    }
+
+    fn start_daemons(&mut self, with_traffic: bool) -> Result<()> {
+        let script = self.dir.join("traffic.py");
+        if with_traffic {
+            self.generated.push(script.clone());
+            traffic::install(&self.dir)?;
+        }
+        let daemons = self.daemons.get_mut().unwrap_or_else(|e| e.into_inner());
+        for h in &self.hosts {
+            if h.has_sshd() {
+                let child = sshd::start(h)?;
+                daemons.push(Daemon {
+                    host: h.name.clone(),
+                    kind: "sshd",
+                    child,
+                });
+            }
+            if with_traffic && let Some(child) = traffic::start(h, &self.hosts, &script)? {
+                daemons.push(Daemon {
+                    host: h.name.clone(),
+                    kind: "traffic",
+                    child,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for all sshds in parallel (each check joins the host namespace).
+    fn wait_for_sshds(&mut self) -> Result<()> {
+        let hosts = &self.hosts;
+        let daemons = self.daemons.get_mut().unwrap_or_else(|e| e.into_inner());
+        thread::scope(|s| {
+            let waits: Vec<_> = daemons
+                .iter_mut()
+                .filter(|d| d.kind == "sshd")
+                .map(|d| {
+                    let host = hosts.iter().find(|h| h.name == d.host).expect("own host");
+                    s.spawn(move || sshd::wait_ready(host, &mut d.child, SSHD_READY_TIMEOUT))
+                })
+                .collect();
+            waits
+                .into_iter()
+                .try_for_each(|w| w.join().expect("wait thread panicked"))
+        })
+    }
+
+    fn state(&self) -> State {
+        let daemons = self.daemons.lock().unwrap_or_else(|e| e.into_inner());
+        State {
+            owner_pid: std::process::id(),
+            dir: self.dir.clone(),
+            client_netns: self.client_netns.clone(),
+            namespaces: self.namespaces.clone(),
+            networks: self.networks.clone(),
+            hosts: self.hosts.clone(),
+            pids: daemons
+                .iter()
+                .map(|d| (d.host.clone(), d.kind.to_string(), d.child.id()))
+                .collect(),
+            generated: self.generated.clone(),
+        }
+    }
+
+    fn save_state(&self) -> Result<()> {
+        self.state().save()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn ssh_config(&self) -> PathBuf {
+        self.dir.join("ssh_config")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+
+    pub fn client_netns(&self) -> &str {
+        &self.client_netns
+    }
+
+    pub fn networks(&self) -> &[Network] {
+        &self.networks
+    }
+
+    /// A Command that runs `program` inside the client namespace
+    /// (`ip netns exec NS program`).
+    pub fn client_command(&self, program: impl AsRef<OsStr>) -> Command {
+        netns::command(&self.client_netns, program)
+    }
+
+    /// The host called `name`; panics with the list of hosts if unknown.
+    pub fn host(&self, name: &str) -> &Host {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| {
+                let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+                panic!("no host {name:?} in this test bed; hosts: {names:?}")
+            })
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter()
+    }
+
+    /// Runs `sh -c shell` inside a host's namespace and returns its Output.
+    pub fn run_on(&self, host: &str, shell: &str) -> Result<Output> {
+        let h = self.host(host);
+        netns::command(&h.netns, "sh")
+            .args(["-c", shell])
+            .output()
+            .with_context(|| format!("run {shell:?} on {host}"))
+    }
+
+    /// PIDs of processes in a host's namespace whose `/proc/PID/comm` is `comm`.
+    pub fn processes_named(&self, host: &str, comm: &str) -> Vec<u32> {
+        netns::pids(&self.host(host).netns)
+            .into_iter()
+            .filter(|&pid| netns::comm(pid).as_deref() == Some(comm))
+            .collect()
+    }
+
+    /// Replaces a host's sshd host keys with fresh ones and restarts its sshd
+    /// (known_hosts is left alone: the point is a "changed host key").
+    pub fn rotate_host_key(&self, host: &str) -> Result<()> {
+        let h = self.host(host);
+        if !h.has_sshd() {
+            bail!("{host} runs no sshd");
+        }
+        {
+            let mut daemons = self.daemons.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(pos) = daemons
+                .iter()
+                .position(|d| d.host == host && d.kind == "sshd")
+            {
+                let mut old = daemons.remove(pos);
+                let _ = old.child.kill();
+                let _ = old.child.wait();
+            }
+            keys::generate_host_keys(h)?;
+            let mut child = sshd::start(h)?;
+            let ready = sshd::wait_ready(h, &mut child, SSHD_READY_TIMEOUT);
+            // Track it even if it failed, so teardown reaps it.
+            daemons.push(Daemon {
+                host: host.to_string(),
+                kind: "sshd",
+                child,
+            });
+            ready?;
+        }
+        self.save_state()
+    }
+
+    /// Cuts every cable of a host (its ports on the bridges go down, so
+    /// packets vanish silently, like a pulled cable or a dead node).
+    pub fn cut_link(&self, host: &str) -> Result<()> {
+        self.set_links(host, "down")
+    }
+
+    pub fn restore_link(&self, host: &str) -> Result<()> {
+        self.set_links(host, "up")
+    }
+
+    fn set_links(&self, host: &str, state: &str) -> Result<()> {
+        for link in &self.host(host).links {
+            netns::ip(["-n", &link.switch_netns, "link", "set", &link.peer, state])?;
+        }
+        Ok(())
+    }
+
+    /// Leaves everything running when this value is dropped; `kcap-testbed
+    /// down` (or [`Testbed::down_dir`]) removes it later.
+    pub fn persist(mut self) {
+        if let Some(t) = self.tempdir.take() {
+            let _ = t.keep();
+        }
+        self.persist = true;
+        if let Err(e) = self.save_state() {
+            eprintln!("kcap-testbed: cannot save state: {e:#}");
+        }
+    }
+
+    /// Tears down now and reports problems (Drop does the same silently).
+    pub fn down(mut self) -> Result<()> {
+        self.teardown()
+    }
+
+    /// Tears down the bed described by `DIR/state.json` (made by any process).
+    pub fn down_dir(dir: &Path) -> Result<()> {
+        let state = State::load(dir)?;
+        cleanup::teardown(&state.namespaces, &state.generated)?;
+        // Only succeeds if nothing but our files were in there.
+        let _ = fs::remove_dir(dir);
+        Ok(())
+    }
+
+    /// Human-readable status of the bed in `dir` (hosts, namespaces,
+    /// addresses, whether each sshd is alive).
+    pub fn status_dir(dir: &Path) -> Result<String> {
+        status::report(&State::load(dir)?)
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        let mut daemons = std::mem::take(self.daemons.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for d in &mut daemons {
+            let _ = d.child.kill();
+        }
+        let result = cleanup::teardown(&self.namespaces, &self.generated);
+        // Reap our children so no zombies linger until the test process exits.
+        for d in &mut daemons {
+            let _ = d.child.wait();
+        }
+        if let Some(t) = self.tempdir.take() {
+            t.close().context("remove test bed dir")?;
+        }
+        result
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if self.persist {
+            return;
+        }
+        if let Err(e) = self.teardown() {
+            eprintln!("kcap-testbed: {e:#}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""kcap-testbed traffic generator.
+
+Serves HTTP on TCP 80 and a DNS-like UDP echo on 53 (--serve), and/or
+every INTERVAL seconds makes one HTTP GET and one DNS query to each
+--target, so packet captures on test-bed hosts always see traffic.
+"""
+import argparse
+import http.client
+import http.server
+import socket
+import struct
+import threading
+import time
+
+
+def http_handler(name):
+    body = ("kcap-testbed %s\n" % name).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+def serve_dns(sock):
+    # Echo the query back as a response (QR bit set): Wireshark shows DNS.
+    while True:
+        data, peer = sock.recvfrom(2048)
+        if len(data) >= 12:
+            data = data[:2] + bytes([data[2] | 0x80, data[3]]) + data[4:]
+        sock.sendto(data, peer)
+
+
+def dns_query(qid, name):
+    header = struct.pack("!HHHHHH", qid & 0xFFFF, 0x0100, 1, 0, 0, 0)
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return header + qname + struct.pack("!HH", 1, 1)
+
+
+def client(targets, interval):
+    qid = 0
+    while True:
+        for target in targets:
+            try:
+                conn = http.client.HTTPConnection(target, 80, timeout=1)
+                conn.request("GET", "/")
+                conn.getresponse().read()
+                conn.close()
+            except Exception:
+                pass  # links get cut on purpose in tests; keep going
+            qid += 1
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.settimeout(0.5)
+                sock.sendto(dns_query(qid, "probe.kcap.test"), (target, 53))
+                sock.recvfrom(2048)
+            except Exception:
+                pass
+            finally:
+                sock.close()
+        time.sleep(interval)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", default="host")
+    ap.add_argument("--serve", action="store_true")
+    ap.add_argument("--target", action="append", default=[])
+    ap.add_argument("--interval", type=float, default=0.2)
+    args = ap.parse_args()
+    threads = []
+    if args.serve:
+        # Bind before anything else so a port clash fails loudly and early.
+        httpd = http.server.ThreadingHTTPServer(("0.0.0.0", 80), http_handler(args.name))
+        httpd.daemon_threads = True
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("0.0.0.0", 53))
+        threads.append(threading.Thread(target=httpd.serve_forever, daemon=True))
+        threads.append(threading.Thread(target=serve_dns, args=(udp,), daemon=True))
+    if args.target:
+        threads.append(threading.Thread(target=client, args=(args.target, args.interval), daemon=True))
+    for t in threads:
+        t.start()
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
