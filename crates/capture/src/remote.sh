@@ -21,15 +21,18 @@ elif [ -n "$own" ]; then
   filter=$own
 fi
 
+# Found on PATH and executable (some shells' `command -v` also names plain files).
+have() { p=$(command -v "$1" 2>/dev/null) && [ -x "$p" ]; }
+
 if [ "$tool" = auto ]; then
   for t in tcpdump tshark dumpcap; do
-    if command -v "$t" >/dev/null 2>&1; then tool=$t; break; fi
+    if have "$t"; then tool=$t; break; fi
   done
   if [ "$tool" = auto ]; then
     echo "kcap-remote: missing-tool: none of tcpdump, tshark, dumpcap is on PATH ($PATH)" >&2
     exit 127
   fi
-elif ! command -v "$tool" >/dev/null 2>&1; then
+elif ! have "$tool"; then
   echo "kcap-remote: missing-tool: $tool is not on PATH ($PATH)" >&2
   exit 127
 fi
@@ -52,7 +55,7 @@ exec 3<&0
 "$@" </dev/null &
 pid=$!
 (
-  if command -v timeout >/dev/null 2>&1; then
+  if have timeout; then
     while [ "$(timeout 5 head -n 1 <&3 2>/dev/null)" = k ]; do :; done
   else
     cat <&3 >/dev/null

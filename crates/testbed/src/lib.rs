@@ -36,7 +36,7 @@ mod topology;
 mod traffic;
 mod users;
 
-pub use spec::{HostSpec, NetworkSpec, Role, Spec};
+pub use spec::{HostSpec, NetworkSpec, Role, Spec, ToolOverride};
 pub use testbed::Testbed;
 pub use topology::{Host, Link, Network};
 

@@ -34,6 +34,13 @@ enum Cmd {
         /// Only client, bastion, node-a and node-b on one network.
         #[arg(long)]
         minimal: bool,
+        /// Hide a program on a host (`node-a:tcpdump`) or replace it with an
+        /// executable (`node-a:tcpdump=/path/to/stand-in`). Repeatable.
+        #[arg(long = "tool", value_name = "HOST:NAME[=PATH]")]
+        tools: Vec<String>,
+        /// No traffic generators (quiet hosts, e.g. for benchmarks).
+        #[arg(long)]
+        no_traffic: bool,
     },
     /// Kill every process of the bed, delete its namespaces and files.
     Down(DirArg),
@@ -60,12 +67,25 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Cmd::Up { dir, minimal } => {
-            let spec = if minimal {
+        Cmd::Up { dir, minimal, tools, no_traffic } => {
+            let mut spec = if minimal {
                 Spec::minimal()
             } else {
                 Spec::default()
             };
+            for tool in &tools {
+                let (host, rest) = tool
+                    .split_once(':')
+                    .ok_or_else(|| anyhow::anyhow!("--tool {tool:?}: write HOST:NAME[=PATH]"))?;
+                let (name, path) = match rest.split_once('=') {
+                    Some((name, path)) => (name, Some(PathBuf::from(path))),
+                    None => (rest, None),
+                };
+                spec = spec.with_tool(host, name, path);
+            }
+            if no_traffic {
+                spec = spec.without_traffic();
+            }
             let bed = Testbed::up_in(spec.with_name_prefix(PREFIX), &dir.dir)?;
             let (cfg, ns) = (bed.ssh_config(), bed.client_netns().to_string());
             print!("{}", Testbed::status_dir(bed.dir())?);

@@ -41,6 +41,20 @@ pub struct HostSpec {
     pub proxy_jump: Vec<String>,
     /// Hosts this host sends HTTP + DNS traffic to; computed when `None`.
     pub traffic_to: Option<Vec<String>>,
+    /// Programs that look different on this host than on the machine (see
+    /// [`ToolOverride`]), e.g. a node without tcpdump.
+    pub tools: Vec<ToolOverride>,
+}
+
+/// What a program (looked up by name in the system's bin directories) is on one
+/// host. Applied with bind mounts in the private mount namespace of that host's sshd,
+/// so every SSH session there sees it and the machine's own files stay untouched.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ToolOverride {
+    pub name: String,
+    /// `None` hides the program (nothing executable by that name); `Some(path)`
+    /// puts that executable in its place (e.g. a stand-in that replays a file).
+    pub replacement: Option<std::path::PathBuf>,
 }
 
 /// A whole test bed. `Spec::default()` is the standard three-network layout.
@@ -73,6 +87,7 @@ fn host(name: &str, role: Role, addresses: &[(&str, [u8; 4])]) -> HostSpec {
             .collect(),
         proxy_jump: Vec::new(),
         traffic_to: None,
+        tools: Vec::new(),
     }
 }
 
@@ -133,6 +148,17 @@ impl Spec {
     /// Use fixed namespace names `<prefix>-<role>` (for humans / the CLI).
     pub fn with_name_prefix(mut self, prefix: &str) -> Self {
         self.name_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Hides (`replacement: None`) or replaces program `tool` on `host`.
+    pub fn with_tool(mut self, host: &str, tool: &str, replacement: Option<std::path::PathBuf>) -> Self {
+        let h = self
+            .hosts
+            .iter_mut()
+            .find(|h| h.name == host)
+            .unwrap_or_else(|| panic!("no host {host} in the spec"));
+        h.tools.push(ToolOverride { name: tool.into(), replacement });
         self
     }
 

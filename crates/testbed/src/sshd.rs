@@ -74,8 +74,11 @@ pub(crate) fn start(host: &Host) -> Result<Child> {
     let log = host.dir.join("sshd.log");
     let stderr = File::options().create(true).append(true).open(&log)?;
     let mut cmd = netns::command(&host.netns, "unshare");
-    let script = r#"hostname "$0" && mount --bind "$1" /etc/hosts && shift && exec "$@""#;
-    cmd.args(["--uts", "sh", "-c", script, &host.name])
+    let script = format!(
+        r#"hostname "$0" && mount --bind "$1" /etc/hosts && shift && {}exec "$@""#,
+        tool_mounts(host)?
+    );
+    cmd.args(["--uts", "sh", "-c", &script, &host.name])
         .arg(host.dir.join("hosts"))
         .args([SSHD, "-D", "-e", "-f"])
         .arg(host.dir.join("sshd_config"))
@@ -85,6 +88,48 @@ pub(crate) fn start(host: &Host) -> Result<Child> {
         .stdout(Stdio::null())
         .stderr(stderr);
     spawn_daemon(&mut cmd).with_context(|| format!("start sshd on {}", host.name))
+}
+
+/// Directories where a program may be found on PATH (with merged /usr, /bin and
+/// /sbin are links to these).
+const BIN_DIRS: [&str; 4] = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"];
+
+/// An empty, non-executable regular file: mounted over a program, PATH lookups
+/// (`command -v`, exec) no longer find it, as on a host that lacks it.
+fn hidden_placeholder(host: &Host) -> Result<std::path::PathBuf> {
+    let path = host.dir.join("hidden-tool");
+    fs::write(&path, "").with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Shell commands (for the sshd start script) that bind-mount over every copy of
+/// an overridden program: an empty non-executable file to hide it, or the replacement.
+fn tool_mounts(host: &Host) -> Result<String> {
+    let mut commands = String::new();
+    for tool in &host.tools {
+        if tool.name.contains('/') || tool.name.contains('\'') {
+            bail!("bad tool name {:?}", tool.name);
+        }
+        let source = match &tool.replacement {
+            Some(path) => fs::canonicalize(path)
+                .with_context(|| format!("replacement for {}: {}", tool.name, path.display()))?,
+            None => hidden_placeholder(host)?,
+        };
+        let mut found = false;
+        for dir in BIN_DIRS {
+            let target = Path::new(dir).join(&tool.name);
+            if target.exists() {
+                found = true;
+                commands += &format!("mount --bind '{}' '{}' && ", source.display(), target.display());
+            }
+        }
+        if !found && tool.replacement.is_some() {
+            // Nothing to cover: mount the replacement over an empty file we create in
+            // a directory on PATH, inside the private namespace only.
+            bail!("{} is not installed; cannot replace it on {}", tool.name, host.name);
+        }
+    }
+    Ok(commands)
 }
 
 /// Waits until sshd sends its banner on every address of the host, checked

@@ -49,6 +49,8 @@ pub struct Host {
     pub traffic_to: Vec<String>,
     /// Per-host files (sshd config, host keys, logs): `DIR/<name>`.
     pub dir: PathBuf,
+    /// Programs hidden or replaced on this host.
+    pub tools: Vec<crate::spec::ToolOverride>,
 }
 
 impl Host {
@@ -122,6 +124,7 @@ pub(crate) fn plan(spec: &Spec, prefix: &str, dir: &Path) -> (Vec<Network>, Vec<
                 ssh_address: h.addresses[0].1,
                 traffic_to: h.traffic_to.clone().unwrap_or_default(),
                 dir: dir.join(&h.name),
+                tools: h.tools.clone(),
             }
         })
         .collect::<Vec<_>>();

@@ -310,3 +310,35 @@ fn persisted_bed_is_removed_by_down_dir() {
     assert!(sshd.iter().all(|&p| !running(p)));
     assert!(!dir.path().join("state.json").exists());
 }
+
+/// A tool hidden on one host is gone there (and only there); a replaced one runs
+/// the replacement.
+#[test]
+fn tools_can_be_hidden_or_replaced_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake-tshark");
+    std::fs::write(&fake, "#!/bin/sh\necho fake-tshark\n").unwrap();
+    std::process::Command::new("chmod").arg("755").arg(&fake).status().unwrap();
+    let spec = Spec::minimal()
+        .without_traffic()
+        .with_tool("node-a", "tcpdump", None)
+        .with_tool("node-a", "tshark", Some(fake));
+    let bed = Testbed::up(spec).unwrap();
+    let ssh = |host: &str, command: &str| {
+        let out = bed
+            .client_command("ssh")
+            .arg("-F")
+            .arg(bed.ssh_config())
+            .args(["-o", "BatchMode=yes", host, command])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // POSIX sh, as kcap's remote wrapper uses (bash's `command -v` also names
+    // non-executable files).
+    assert_eq!(ssh("node-a", "sh -c 'command -v tcpdump || echo none'"), "none");
+    assert_eq!(ssh("node-a", "tshark"), "fake-tshark");
+    assert_eq!(ssh("node-b", "command -v tcpdump"), "/usr/bin/tcpdump");
+    // The machine itself is untouched.
+    assert!(std::path::Path::new("/usr/bin/tcpdump").metadata().unwrap().len() > 1000);
+}
