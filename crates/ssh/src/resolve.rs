@@ -1,0 +1,227 @@
+//! Turns what the user typed (aliases, partial destinations) into concrete hops by
+//! applying ssh_config and defaults, in OpenSSH's order: command line, then
+//! ssh_config, then built-in defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kcap_openssh::config::{HostConfig, SshConfig};
+use kcap_openssh::destination::Destination;
+
+use crate::error::Error;
+use crate::options::ConnectOptions;
+
+const DEFAULT_PORT: u16 = 22;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_KEYS: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
+
+/// One fully resolved hop (a jump host or the target).
+#[derive(Debug, Clone)]
+pub(crate) struct Hop {
+    /// As typed, e.g. `bastion` or `root@node-a:2222`, for messages.
+    pub label: String,
+    /// The host as typed (maybe an ssh_config alias).
+    pub alias: String,
+    /// ssh_config `HostName` or the alias itself: what we connect to and what
+    /// known_hosts is checked against.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Explicit files first, then ssh_config's, then the defaults that exist.
+    pub identity_files: Vec<PathBuf>,
+    /// How many of `identity_files` were named explicitly (command line or
+    /// ssh_config); missing explicit files are reported, missing defaults are not.
+    pub explicit_identities: usize,
+    pub identities_only: bool,
+    pub known_hosts_files: Vec<PathBuf>,
+    pub accept_new_host_key: bool,
+    /// `None` = no timeout (ssh_config `ConnectTimeout 0`/`none`).
+    pub connect_timeout: Option<Duration>,
+}
+
+impl Hop {
+    /// `user@host:port` of what we actually connect to.
+    pub fn address(&self) -> String {
+        format!("{}:{}", bracket_v6(&self.host), self.port)
+    }
+}
+
+/// The resolved jump chain (first hop first) and the target.
+pub(crate) fn resolve(opts: &ConnectOptions) -> Result<(Vec<Hop>, Hop), Error> {
+    let config = load_config(opts)?;
+    let target_cfg = lookup(config.as_ref(), &opts.destination);
+    let chain = match &opts.jump_hosts {
+        Some(chain) => chain.clone(),
+        None => target_cfg.proxy_jump.clone().unwrap_or_default(),
+    };
+    let jumps = chain
+        .iter()
+        .map(|d| {
+            let cfg = lookup(config.as_ref(), d);
+            hop(opts, d, &cfg)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = hop(opts, &opts.destination, &target_cfg)?;
+    Ok((jumps, target))
+}
+
+fn load_config(opts: &ConnectOptions) -> Result<Option<SshConfig>, Error> {
+    let path = match &opts.ssh_config {
+        Some(p) => p.clone(),
+        None => kcap_openssh::config::default_user_config(),
+    };
+    // A missing file is an empty config; skipping it spares the parse.
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(SshConfig::load(&path)?))
+}
+
+fn lookup(config: Option<&SshConfig>, dest: &Destination) -> HostConfig {
+    // User and port from the command line feed `%r`/`%p` in ssh_config paths.
+    let cfg = config
+        .map(|c| c.resolve_with(&dest.host, dest.user.as_deref(), dest.port))
+        .unwrap_or_default();
+    for what in &cfg.ignored {
+        tracing::warn!("ssh_config for {}: ignored {what}", dest.host);
+    }
+    cfg
+}
+
+fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Hop, Error> {
+    let host = cfg.hostname.clone().unwrap_or_else(|| dest.host.clone());
+    let user = match dest.user.clone().or_else(|| cfg.user.clone()) {
+        Some(u) => u,
+        None => local_user(),
+    };
+    let port = dest.port.or(cfg.port).unwrap_or(DEFAULT_PORT);
+
+    let mut identity_files: Vec<PathBuf> = opts.identity_files.clone();
+    identity_files.extend(cfg.identity_files.iter().cloned());
+    let explicit_identities = identity_files.len();
+    if let Some(ssh_dir) = home_dir().map(|h| h.join(".ssh")) {
+        identity_files.extend(
+            DEFAULT_KEYS
+                .iter()
+                .map(|k| ssh_dir.join(k))
+                .filter(|p| p.exists()),
+        );
+    }
+    dedup(&mut identity_files);
+
+    let known_hosts_files = if !opts.known_hosts_files.is_empty() {
+        opts.known_hosts_files.clone()
+    } else if !cfg.user_known_hosts_files.is_empty() {
+        cfg.user_known_hosts_files.clone()
+    } else {
+        kcap_openssh::config::default_known_hosts()
+    };
+
+    // ssh_config `StrictHostKeyChecking accept-new` (or `no`) means the same TOFU as
+    // the flag; kcap never goes further than that (a changed key always fails).
+    let config_accepts_new = matches!(
+        cfg.strict_host_key_checking.as_deref(),
+        Some("accept-new") | Some("no") | Some("off")
+    );
+
+    let label = match (&dest.user, dest.port) {
+        (Some(u), Some(p)) => format!("{u}@{}:{p}", dest.host),
+        (Some(u), None) => format!("{u}@{}", dest.host),
+        (None, Some(p)) => format!("{}:{p}", dest.host),
+        (None, None) => dest.host.clone(),
+    };
+
+    Ok(Hop {
+        label,
+        alias: dest.host.clone(),
+        host,
+        port,
+        user,
+        identity_files,
+        explicit_identities,
+        identities_only: cfg.identities_only.unwrap_or(false),
+        known_hosts_files,
+        accept_new_host_key: opts.accept_new_host_key || config_accepts_new,
+        connect_timeout: Some(
+            opts.connect_timeout
+                .or(cfg.connect_timeout)
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        )
+        .filter(|t| !t.is_zero()),
+    })
+}
+
+/// Keeps the first occurrence of each path, so a key named twice is tried once.
+fn dedup(paths: &mut Vec<PathBuf>) {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    paths.retain(|p| {
+        if seen.contains(p) {
+            false
+        } else {
+            seen.push(p.clone());
+            true
+        }
+    });
+}
+
+pub(crate) fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The local login name, OpenSSH's default remote user.
+fn local_user() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(u) = std::env::var(var)
+            && !u.is_empty()
+        {
+            return u;
+        }
+    }
+    passwd_name().unwrap_or_else(|| "root".to_owned())
+}
+
+/// The user name of the effective uid from the password database, for when the
+/// environment does not say (e.g. under systemd or cron).
+fn passwd_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value for the out-parameter.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the duration of the call and `buf.len()` is
+    // the true size of the buffer.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// `[v6]` for IPv6 literals so `host:port` stays unambiguous.
+pub(crate) fn bracket_v6(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// The name known_hosts uses for `host` on `port`: `host` or `[host]:port`.
+pub(crate) fn known_hosts_name(host: &str, port: u16) -> String {
+    if port == DEFAULT_PORT {
+        host.to_owned()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
