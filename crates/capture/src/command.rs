@@ -114,7 +114,13 @@ mod tests {
 
     #[test]
     fn hostile_interfaces_are_refused() {
-        for name in ["eth0$(reboot)", "eth0;id", "", "a b", "averyveryverylongname"] {
+        for name in [
+            "eth0$(reboot)",
+            "eth0;id",
+            "",
+            "a b",
+            "averyveryverylongname",
+        ] {
             assert!(validate_interface(name).is_err(), "{name}");
         }
         for name in ["any", "eth0", "cali1234.5", "veth@if3", "br-x_y"] {
@@ -146,8 +152,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kcap-cmd-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fake = dir.join("tcpdump");
-        std::fs::write(&fake, "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>' \"$a\" >&2; done\n").unwrap();
-        std::process::Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>' \"$a\" >&2; done\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
         let marker = dir.join("pwned");
         let hostile = format!("port 80; touch {}", marker.display());
         let line = command(&hostile).to_shell().unwrap();

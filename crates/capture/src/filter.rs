@@ -62,7 +62,9 @@ impl FilterSpec {
             )),
         };
         match (self.protocol.bpf(), ports) {
-            (None, ports) => ports.map(|p| p.trim_start_matches('(').trim_end_matches(')').to_string()),
+            (None, ports) => {
+                ports.map(|p| p.trim_start_matches('(').trim_end_matches(')').to_string())
+            }
             (Some(proto), None) => Some(proto.to_string()),
             (Some(proto), Some(p)) if self.ports.len() == 1 => Some(format!("{proto} {p}")),
             (Some(proto), Some(p)) => Some(format!("{proto} and {p}")),
@@ -99,11 +101,22 @@ mod tests {
 
     #[test]
     fn design_examples() {
-        assert_eq!(spec(&[443], Protocol::All, None).to_bpf().as_deref(), Some("port 443"));
-        assert_eq!(spec(&[443], Protocol::Tcp, None).to_bpf().as_deref(), Some("tcp port 443"));
-        assert_eq!(spec(&[53], Protocol::Udp, None).to_bpf().as_deref(), Some("udp port 53"));
         assert_eq!(
-            spec(&[443], Protocol::All, Some("host 10.0.0.5")).to_bpf().as_deref(),
+            spec(&[443], Protocol::All, None).to_bpf().as_deref(),
+            Some("port 443")
+        );
+        assert_eq!(
+            spec(&[443], Protocol::Tcp, None).to_bpf().as_deref(),
+            Some("tcp port 443")
+        );
+        assert_eq!(
+            spec(&[53], Protocol::Udp, None).to_bpf().as_deref(),
+            Some("udp port 53")
+        );
+        assert_eq!(
+            spec(&[443], Protocol::All, Some("host 10.0.0.5"))
+                .to_bpf()
+                .as_deref(),
             Some("(port 443) and (host 10.0.0.5)")
         );
     }
@@ -119,10 +132,15 @@ mod tests {
             Some("port 80 or port 443")
         );
         assert_eq!(
-            spec(&[80, 443], Protocol::All, Some("tcp")).to_bpf().as_deref(),
+            spec(&[80, 443], Protocol::All, Some("tcp"))
+                .to_bpf()
+                .as_deref(),
             Some("(port 80 or port 443) and (tcp)")
         );
-        assert_eq!(spec(&[], Protocol::Udp, None).to_bpf().as_deref(), Some("udp"));
+        assert_eq!(
+            spec(&[], Protocol::Udp, None).to_bpf().as_deref(),
+            Some("udp")
+        );
         assert_eq!(spec(&[], Protocol::All, Some("  ")).to_bpf(), None);
         assert_eq!(spec(&[], Protocol::All, None).to_bpf(), None);
     }

@@ -62,7 +62,10 @@ pub fn classify(stderr: &str) -> Failure {
     }
     let message = error_text(stderr);
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
-    if has(&["sudo: a password is required", "sudo: a terminal is required"]) {
+    if has(&[
+        "sudo: a password is required",
+        "sudo: a terminal is required",
+    ]) {
         Failure::SudoNeedsPassword { message }
     } else if has(&["sudo: not found", "sudo: command not found"]) {
         Failure::ToolMissing { message }
@@ -159,12 +162,27 @@ mod tests {
     #[test]
     fn classifies_real_tool_messages() {
         let cases = [
-            ("kcap-remote: missing-tool: none of tcpdump, tshark, dumpcap is on PATH (/usr/bin)\n", "missing"),
-            ("tcpdump: any: You don't have permission to perform this capture on that device\n(socket: Operation not permitted)\n", "perm"),
-            ("tcpdump: listening on any\ntcpdump: can't parse filter expression: syntax error\n", "filter"),
-            ("tcpdump: eth9: No such device exists\n(No such device exists)\n", "iface"),
+            (
+                "kcap-remote: missing-tool: none of tcpdump, tshark, dumpcap is on PATH (/usr/bin)\n",
+                "missing",
+            ),
+            (
+                "tcpdump: any: You don't have permission to perform this capture on that device\n(socket: Operation not permitted)\n",
+                "perm",
+            ),
+            (
+                "tcpdump: listening on any\ntcpdump: can't parse filter expression: syntax error\n",
+                "filter",
+            ),
+            (
+                "tcpdump: eth9: No such device exists\n(No such device exists)\n",
+                "iface",
+            ),
             ("sudo: a password is required\n", "sudo"),
-            ("Capturing on 'any'\ntshark: Invalid capture filter \"port x\" for interface 'any'.\n", "filter"),
+            (
+                "Capturing on 'any'\ntshark: Invalid capture filter \"port x\" for interface 'any'.\n",
+                "filter",
+            ),
         ];
         for (stderr, want) in cases {
             let got = match classify(stderr) {
@@ -198,7 +216,10 @@ mod tests {
         assert_eq!(tool_used(tcpdump), Some("tcpdump"));
         let dumpcap = "Packets captured: 7\nPackets received/dropped on interface 'any': 9/1 (pcap:0/dumpcap:0/flushed:0/ps_ifdrop:0) (100.0%)\n";
         let stats = ToolStatistics::parse(dumpcap).unwrap();
-        assert_eq!((stats.captured, stats.received, stats.dropped_by_kernel), (Some(7), Some(9), Some(1)));
+        assert_eq!(
+            (stats.captured, stats.received, stats.dropped_by_kernel),
+            (Some(7), Some(9), Some(1))
+        );
         assert_eq!(ToolStatistics::parse("nothing here"), None);
     }
 }

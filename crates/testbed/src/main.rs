@@ -67,7 +67,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Cmd::Up { dir, minimal, tools, no_traffic } => {
+        Cmd::Up {
+            dir,
+            minimal,
+            tools,
+            no_traffic,
+        } => {
             let mut spec = if minimal {
                 Spec::minimal()
             } else {

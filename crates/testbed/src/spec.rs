@@ -152,13 +152,21 @@ impl Spec {
     }
 
     /// Hides (`replacement: None`) or replaces program `tool` on `host`.
-    pub fn with_tool(mut self, host: &str, tool: &str, replacement: Option<std::path::PathBuf>) -> Self {
+    pub fn with_tool(
+        mut self,
+        host: &str,
+        tool: &str,
+        replacement: Option<std::path::PathBuf>,
+    ) -> Self {
         let h = self
             .hosts
             .iter_mut()
             .find(|h| h.name == host)
             .unwrap_or_else(|| panic!("no host {host} in the spec"));
-        h.tools.push(ToolOverride { name: tool.into(), replacement });
+        h.tools.push(ToolOverride {
+            name: tool.into(),
+            replacement,
+        });
         self
     }
 

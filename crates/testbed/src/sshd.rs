@@ -120,13 +120,21 @@ fn tool_mounts(host: &Host) -> Result<String> {
             let target = Path::new(dir).join(&tool.name);
             if target.exists() {
                 found = true;
-                commands += &format!("mount --bind '{}' '{}' && ", source.display(), target.display());
+                commands += &format!(
+                    "mount --bind '{}' '{}' && ",
+                    source.display(),
+                    target.display()
+                );
             }
         }
         if !found && tool.replacement.is_some() {
             // Nothing to cover: mount the replacement over an empty file we create in
             // a directory on PATH, inside the private namespace only.
-            bail!("{} is not installed; cannot replace it on {}", tool.name, host.name);
+            bail!(
+                "{} is not installed; cannot replace it on {}",
+                tool.name,
+                host.name
+            );
         }
     }
     Ok(commands)

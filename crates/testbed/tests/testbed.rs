@@ -318,7 +318,11 @@ fn tools_can_be_hidden_or_replaced_per_host() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("fake-tshark");
     std::fs::write(&fake, "#!/bin/sh\necho fake-tshark\n").unwrap();
-    std::process::Command::new("chmod").arg("755").arg(&fake).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&fake)
+        .status()
+        .unwrap();
     let spec = Spec::minimal()
         .without_traffic()
         .with_tool("node-a", "tcpdump", None)
@@ -336,9 +340,18 @@ fn tools_can_be_hidden_or_replaced_per_host() {
     };
     // POSIX sh, as kcap's remote wrapper uses (bash's `command -v` also names
     // non-executable files).
-    assert_eq!(ssh("node-a", "sh -c 'command -v tcpdump || echo none'"), "none");
+    assert_eq!(
+        ssh("node-a", "sh -c 'command -v tcpdump || echo none'"),
+        "none"
+    );
     assert_eq!(ssh("node-a", "tshark"), "fake-tshark");
     assert_eq!(ssh("node-b", "command -v tcpdump"), "/usr/bin/tcpdump");
     // The machine itself is untouched.
-    assert!(std::path::Path::new("/usr/bin/tcpdump").metadata().unwrap().len() > 1000);
+    assert!(
+        std::path::Path::new("/usr/bin/tcpdump")
+            .metadata()
+            .unwrap()
+            .len()
+            > 1000
+    );
 }
