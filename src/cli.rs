@@ -1,0 +1,146 @@
+//! The command line as typed: raw flags, parsed by clap. Nothing here is validated
+//! beyond syntax; [`crate::config`] turns it into a checked configuration.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+/// Capture packets on Kubernetes nodes over SSH and hand them to Wireshark.
+///
+/// The capture runs remotely (tcpdump, or tshark/dumpcap when tcpdump is missing), the
+/// packets stream home and are written as pcapng (default) or pcap, or streamed to
+/// stdout with `-o -` for `wireshark -k -i -`.
+#[derive(Debug, Parser)]
+#[command(name = "kcap", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// Node to capture on: a host name, address or ~/.ssh/config alias; also
+    /// `user@host:port`. Repeat to capture several nodes at once into one file.
+    #[arg(long = "ssh-host", value_name = "HOST", help_heading = "Target (SSH)")]
+    pub ssh_hosts: Vec<String>,
+
+    /// User to log in as (default: ssh_config `User`, else the local user).
+    #[arg(long, value_name = "USER", help_heading = "Target (SSH)")]
+    pub ssh_user: Option<String>,
+
+    /// SSH port (default: ssh_config `Port`, else 22).
+    #[arg(long, value_name = "PORT", help_heading = "Target (SSH)")]
+    pub ssh_port: Option<u16>,
+
+    /// Jump host(s) as OpenSSH's -J takes them: `[user@]host[:port]`, comma-separated
+    /// for a chain. `none` ignores ProxyJump from ssh_config.
+    #[arg(
+        long,
+        short = 'J',
+        value_name = "[USER@]HOST[:PORT],...",
+        help_heading = "Target (SSH)"
+    )]
+    pub jump_host: Option<String>,
+
+    /// Private key file to try (repeatable); tried before ssh_config's IdentityFile.
+    #[arg(long = "ssh-key", value_name = "PATH", help_heading = "Target (SSH)")]
+    pub ssh_keys: Vec<PathBuf>,
+
+    /// ssh_config file to read instead of ~/.ssh/config (like `ssh -F`); `none` reads none.
+    #[arg(long, short = 'F', value_name = "PATH", help_heading = "Target (SSH)")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// known_hosts file to verify host keys against (repeatable; default: ssh_config's
+    /// UserKnownHostsFile, else ~/.ssh/known_hosts).
+    #[arg(
+        long = "known-hosts",
+        value_name = "PATH",
+        help_heading = "Target (SSH)"
+    )]
+    pub known_hosts: Vec<PathBuf>,
+
+    /// Trust a host key seen for the first time and record it in known_hosts
+    /// (OpenSSH's StrictHostKeyChecking=accept-new). A changed key is still refused.
+    #[arg(long, help_heading = "Target (SSH)")]
+    pub accept_new_host_key: bool,
+
+    /// Run the remote capture through `sudo -n` (never prompts; needs NOPASSWD).
+    #[arg(long, help_heading = "Target (SSH)")]
+    pub sudo: bool,
+
+    /// Interface to capture on.
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "IFACE",
+        default_value = "any",
+        help_heading = "Capture"
+    )]
+    pub iface: String,
+
+    /// Keep only traffic on this port (repeatable: any of them).
+    #[arg(long = "port", value_name = "PORT", help_heading = "Capture")]
+    pub ports: Vec<String>,
+
+    /// Keep only this transport: tcp, udp or all.
+    #[arg(
+        long,
+        value_name = "PROTO",
+        default_value = "all",
+        help_heading = "Capture"
+    )]
+    pub protocol: String,
+
+    /// Your own BPF expression (tcpdump syntax), joined with --port/--protocol as
+    /// `(generated) and (yours)`.
+    #[arg(long, short = 'f', value_name = "EXPR", help_heading = "Capture")]
+    pub filter: Option<String>,
+
+    /// Bytes kept per packet (default: whole packets).
+    #[arg(long, short = 's', value_name = "BYTES", help_heading = "Capture")]
+    pub snaplen: Option<u32>,
+
+    /// Capture tool on the node: auto (tcpdump, else tshark, else dumpcap), tcpdump,
+    /// tshark or dumpcap.
+    #[arg(
+        long,
+        value_name = "TOOL",
+        default_value = "auto",
+        help_heading = "Capture"
+    )]
+    pub remote_tool: String,
+
+    /// Stop after this long: `30s`, `5m`, `1h30m`, or plain seconds.
+    #[arg(long, short = 'd', value_name = "DURATION", help_heading = "Stop")]
+    pub duration: Option<String>,
+
+    /// Stop after writing this many packets (all nodes together).
+    #[arg(long, short = 'c', value_name = "N", help_heading = "Stop")]
+    pub count: Option<u64>,
+
+    /// Where to write: a file, or `-` for stdout (`kcap ... -o - | wireshark -k -i -`).
+    /// Default: capture-YYYYMMDD-HHMMSS.pcapng in the current directory.
+    #[arg(long, short = 'o', value_name = "PATH", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+
+    /// pcap or pcapng (default: from the file extension, else pcapng).
+    #[arg(long, value_name = "FORMAT", help_heading = "Output")]
+    pub format: Option<String>,
+
+    /// More detail on stderr (-v, -vv).
+    #[arg(long, short = 'v', action = ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
+
+    /// Only errors on stderr: no progress and no summary.
+    #[arg(long, short = 'q', conflicts_with = "verbose", help_heading = "Output")]
+    pub quiet: bool,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  kcap --ssh-user root --ssh-host 198.51.100.10 --port 443 --protocol tcp --output https.pcap
+  kcap --ssh-host node-a --ssh-host node-b --port 53 --protocol udp --duration 60s
+  kcap --ssh-host 198.51.100.10 --jump-host ops@bastion:2222 --filter 'host 10.0.0.5' -o - | wireshark -k -i -
+
+Passwords: kcap asks on the terminal; scripts can set KCAP_SSH_PASSWORD (and
+KCAP_SSH_KEY_PASSPHRASE for an encrypted key).
+
+Exit codes:
+  0 capture finished     2 bad command line       3 cannot connect        4 authentication failed
+  5 host key unknown     6 host key changed       7 capture tool missing  8 permission denied
+  9 filter or interface rejected   10 cannot write output   11 remote output is not a capture
+  12 connection lost during the capture            1 anything else";

@@ -1,0 +1,284 @@
+//! The validated configuration: every flag checked and resolved before any work
+//! starts, so a bad value fails in milliseconds with exit code 2, not after connecting.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kcap_capture::command::{CaptureCommand, FULL_SNAPLEN, Tool};
+use kcap_capture::filter::{FilterSpec, Protocol};
+use kcap_openssh::destination::Destination;
+use kcap_ssh::ConnectOptions;
+
+use crate::cli::Cli;
+
+/// A flag value that cannot work. Always exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcap,
+    Pcapng,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputDestination {
+    File(PathBuf),
+    Stdout,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub destination: OutputDestination,
+    pub format: Format,
+}
+
+/// One node to capture on.
+#[derive(Debug, Clone)]
+pub struct NodeTarget {
+    /// The name the user typed, used in interface names and messages.
+    pub label: String,
+    pub connect: ConnectOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nodes: Vec<NodeTarget>,
+    pub command: CaptureCommand,
+    pub duration: Option<Duration>,
+    pub count: Option<u64>,
+    pub output: Output,
+    pub verbosity: Verbosity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Debug,
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> Result<Config, UsageError> {
+        if cli.ssh_hosts.is_empty() {
+            return Err(usage(
+                "no target: name at least one node with --ssh-host HOST (see kcap --help)",
+            ));
+        }
+        let filter = FilterSpec {
+            ports: cli
+                .ports
+                .iter()
+                .map(|p| parse_port(p))
+                .collect::<Result<_, _>>()?,
+            protocol: Protocol::parse(&cli.protocol).ok_or_else(|| {
+                usage(format!(
+                    "unknown --protocol {:?}: use tcp, udp or all",
+                    cli.protocol
+                ))
+            })?,
+            expression: cli.filter.clone(),
+        };
+        let snaplen = match cli.snaplen {
+            None | Some(0) => FULL_SNAPLEN,
+            Some(n) if n > FULL_SNAPLEN => {
+                return Err(usage(format!(
+                    "--snaplen {n} is larger than {FULL_SNAPLEN}"
+                )));
+            }
+            Some(n) => n,
+        };
+        let command = CaptureCommand {
+            tool: Tool::parse(&cli.remote_tool).ok_or_else(|| {
+                usage(format!(
+                    "unknown --remote-tool {:?}: use auto, tcpdump, tshark or dumpcap",
+                    cli.remote_tool
+                ))
+            })?,
+            interface: cli.iface.clone(),
+            snaplen,
+            count: cli.count,
+            filter: filter.to_bpf(),
+            sudo: cli.sudo,
+        };
+        // Check the remote command line now: a hostile --iface or a NUL in --filter is a
+        // usage error before anything connects.
+        command.to_shell().map_err(|e| usage(e.to_string()))?;
+        if cli.count == Some(0) {
+            return Err(usage("--count must be at least 1"));
+        }
+        let duration = cli.duration.as_deref().map(parse_duration).transpose()?;
+        let output = resolve_output(cli.output.as_deref(), cli.format.as_deref())?;
+        let nodes = resolve_nodes(&cli)?;
+        let verbosity = match (cli.quiet, cli.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, _) => Verbosity::Debug,
+        };
+        Ok(Config {
+            nodes,
+            command,
+            duration,
+            count: cli.count,
+            output,
+            verbosity,
+        })
+    }
+}
+
+fn parse_port(input: &str) -> Result<u16, UsageError> {
+    match input.trim().parse::<u32>() {
+        Ok(port @ 1..=65535) => Ok(port as u16),
+        _ => Err(usage(format!(
+            "--port {input:?} is not a port number (1-65535)"
+        ))),
+    }
+}
+
+/// `30s`, `5m`, `1h30m` (humantime), or plain seconds as in the design's `--duration 60`.
+pub fn parse_duration(input: &str) -> Result<Duration, UsageError> {
+    let trimmed = input.trim();
+    let parsed = match trimmed.parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(trimmed),
+    };
+    match parsed {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(usage("--duration must be longer than zero")),
+        Err(e) => Err(usage(format!(
+            "--duration {input:?} is not a duration ({e}): write e.g. 30s, 5m or 1h30m"
+        ))),
+    }
+}
+
+fn resolve_output(path: Option<&Path>, format: Option<&str>) -> Result<Output, UsageError> {
+    let explicit = match format {
+        None => None,
+        Some("pcap") => Some(Format::Pcap),
+        Some("pcapng") => Some(Format::Pcapng),
+        Some(other) => {
+            return Err(usage(format!(
+                "unknown --format {other:?}: use pcap or pcapng"
+            )));
+        }
+    };
+    let destination = match path {
+        Some(p) if p == Path::new("-") => OutputDestination::Stdout,
+        Some(p) => OutputDestination::File(p.to_path_buf()),
+        None => {
+            let extension = if explicit == Some(Format::Pcap) {
+                "pcap"
+            } else {
+                "pcapng"
+            };
+            OutputDestination::File(PathBuf::from(format!(
+                "capture-{}.{extension}",
+                crate::time::local_timestamp()
+            )))
+        }
+    };
+    let from_extension = match &destination {
+        OutputDestination::File(p) => match p.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("pcap") => Some(Format::Pcap),
+            Some(e) if e.eq_ignore_ascii_case("pcapng") => Some(Format::Pcapng),
+            _ => None,
+        },
+        OutputDestination::Stdout => None,
+    };
+    let format = explicit.or(from_extension).unwrap_or(Format::Pcapng);
+    Ok(Output {
+        destination,
+        format,
+    })
+}
+
+fn resolve_nodes(cli: &Cli) -> Result<Vec<NodeTarget>, UsageError> {
+    let jump_hosts = match cli.jump_host.as_deref() {
+        None => None,
+        Some("none") => Some(Vec::new()),
+        Some(chain) => {
+            Some(Destination::parse_chain(chain).map_err(|e| usage(format!("--jump-host: {e}")))?)
+        }
+    };
+    let ssh_config = match cli.ssh_config.as_deref() {
+        Some(p) if p == Path::new("none") => Some(PathBuf::from("/dev/null")),
+        other => other.map(Path::to_path_buf),
+    };
+    let mut nodes: Vec<NodeTarget> = Vec::new();
+    for host in &cli.ssh_hosts {
+        let mut destination =
+            Destination::parse(host).map_err(|e| usage(format!("--ssh-host: {e}")))?;
+        if cli.ssh_user.is_some() && destination.user.is_none() {
+            destination.user = cli.ssh_user.clone();
+        }
+        if cli.ssh_port.is_some() && destination.port.is_none() {
+            destination.port = cli.ssh_port;
+        }
+        if nodes.iter().any(|n| n.label == destination.host) {
+            return Err(usage(format!("--ssh-host {host} is given twice")));
+        }
+        // Reads KCAP_SSH_PASSWORD, KCAP_SSH_KEY_PASSPHRASE and SSH_AUTH_SOCK.
+        let mut connect = ConnectOptions::new(destination.clone());
+        connect.jump_hosts = jump_hosts.clone();
+        connect.identity_files = cli.ssh_keys.clone();
+        connect.known_hosts_files = cli.known_hosts.clone();
+        connect.accept_new_host_key = cli.accept_new_host_key;
+        connect.ssh_config = ssh_config.clone();
+        nodes.push(NodeTarget {
+            label: destination.host,
+            connect,
+        });
+    }
+    Ok(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_port("443").unwrap(), 443);
+        assert!(parse_port("0").is_err());
+        assert!(parse_port("65536").is_err());
+        assert!(parse_port("http").is_err());
+    }
+
+    #[test]
+    fn output_format_follows_extension() {
+        let out = resolve_output(Some(Path::new("x.pcap")), None).unwrap();
+        assert_eq!(out.format, Format::Pcap);
+        let out = resolve_output(Some(Path::new("x.PCAPNG")), None).unwrap();
+        assert_eq!(out.format, Format::Pcapng);
+        let out = resolve_output(Some(Path::new("-")), None).unwrap();
+        assert_eq!(
+            (out.destination, out.format),
+            (OutputDestination::Stdout, Format::Pcapng)
+        );
+        let out = resolve_output(Some(Path::new("x.cap")), Some("pcap")).unwrap();
+        assert_eq!(out.format, Format::Pcap);
+        let out = resolve_output(None, None).unwrap();
+        let OutputDestination::File(p) = out.destination else {
+            panic!()
+        };
+        assert!(
+            p.to_str().unwrap().starts_with("capture-") && p.to_str().unwrap().ends_with(".pcapng")
+        );
+    }
+}

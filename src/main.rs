@@ -1,0 +1,71 @@
+//! kcap: capture packets on Kubernetes nodes and pods and hand them to Wireshark.
+//!
+//! The flow, one module each: [`cli`] (flags) -> [`config`] (validated) -> [`run`]
+//! (starts a [`node`] capture per target, the [`output`] writer and the [`stop`]
+//! conditions) -> [`report`] (summary, errors with hints, [`exit`] code).
+
+mod cli;
+mod config;
+mod event;
+mod exit;
+mod node;
+mod output;
+mod report;
+mod run;
+mod stop;
+mod time;
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+
+use crate::config::{Config, Verbosity};
+use crate::exit::Exit;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let config = match Config::from_cli(cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("kcap: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    init_logging(config.verbosity);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kcap: cannot start: {e}");
+            return Exit::Other.into();
+        }
+    };
+    let outcome = runtime.block_on(run::run(config.clone()));
+    // Do not wait for lingering tasks (a half-open connection): everything that
+    // matters has finished or been told to.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    report::finish(&config, outcome).into()
+}
+
+fn init_logging(verbosity: Verbosity) {
+    let level = match verbosity {
+        Verbosity::Quiet => "error",
+        Verbosity::Normal => "warn,kcap=info",
+        Verbosity::Verbose => "info,kcap=debug",
+        Verbosity::Debug => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KCAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Plain "kcap: message" lines unless asked for detail; colours only on a terminal.
+    let detailed = verbosity >= Verbosity::Verbose;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_level(detailed)
+        .without_time()
+        .init();
+}

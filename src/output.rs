@@ -1,0 +1,342 @@
+//! The writer: merges every source's packets in time order and writes them as pcap or
+//! pcapng to a file or stdout. Runs on its own thread; bounded memory (the merger's
+//! budget plus the channel) however long the capture runs.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use kcap_pcap::{InterfaceDescription, LinkType, Merger, Packet, PcapWriter, PcapngWriter};
+use tokio::sync::mpsc;
+
+use crate::config::{Format, Output, OutputDestination};
+use crate::event::{Event, SourceId};
+use crate::stop::{Stop, StopReason};
+
+/// How long a packet may wait for a quiet source before it is written anyway.
+const MERGE_HOLD: Duration = Duration::from_secs(1);
+/// Packets held for ordering, in bytes, before the oldest is written regardless.
+const MERGE_BUDGET: usize = 8 << 20;
+/// A file is flushed at least this often, so a killed kcap loses at most this much.
+const FILE_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Writing the output failed (disk full, closed pipe, ...). Exit code 10.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot write {target}")]
+    Io {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{label} captures link type {theirs} but the pcap file already holds {ours}: \
+         pcap holds one link type; use --format pcapng (or the same --iface on every node)"
+    )]
+    LinkTypeMismatch {
+        label: String,
+        theirs: &'static str,
+        ours: &'static str,
+    },
+}
+
+/// What one source needs in the file: names for its interface.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub label: String,
+    pub interface_name: String,
+    pub description: String,
+}
+
+/// Per-source counts of what reached the file.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Set when this source's packets could not go into the file (pcap link type).
+    pub refused: Option<String>,
+}
+
+pub struct WriterReport {
+    pub per_source: Vec<Written>,
+    pub error: Option<OutputError>,
+}
+
+enum Sink {
+    /// pcap: the header needs a link type, known only when the first stream starts.
+    Pcap {
+        file: Option<File>,
+        writer: Option<PcapWriter<File>>,
+    },
+    Pcapng {
+        writer: PcapngWriter<File>,
+        interfaces: Vec<Option<u32>>,
+    },
+}
+
+/// Opens the destination now, so a bad path fails before anything connects.
+pub fn open(output: &Output) -> Result<File, OutputError> {
+    match &output.destination {
+        OutputDestination::Stdout => std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+            .map_err(|source| OutputError::Io {
+                target: "stdout".into(),
+                source,
+            }),
+        OutputDestination::File(path) => File::create(path).map_err(|source| OutputError::Io {
+            target: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+pub fn target_name(output: &Output) -> String {
+    match &output.destination {
+        OutputDestination::Stdout => "stdout".into(),
+        OutputDestination::File(p) => p.display().to_string(),
+    }
+}
+
+struct Writer {
+    sink: Sink,
+    target: String,
+    live: bool,
+    sources: Vec<SourceInfo>,
+    links: Vec<Option<(LinkType, u32)>>,
+    written: Vec<Written>,
+    remaining: Option<u64>,
+    last_flush: Instant,
+}
+
+/// Runs until every sender is gone. `count` stops the capture after that many packets.
+pub fn run(
+    output: &Output,
+    file: File,
+    sources: Vec<SourceInfo>,
+    mut events: mpsc::Receiver<Event>,
+    stop: Stop,
+    count: Option<u64>,
+) -> WriterReport {
+    let target = target_name(output);
+    let sink = match output.format {
+        Format::Pcap => Ok(Sink::Pcap {
+            file: Some(file),
+            writer: None,
+        }),
+        Format::Pcapng => PcapngWriter::new(file, &format!("kcap {}", env!("CARGO_PKG_VERSION")))
+            .map(|writer| Sink::Pcapng {
+                writer,
+                interfaces: vec![None; sources.len()],
+            })
+            .map_err(|e| io_error(&target, e)),
+    };
+    let n = sources.len();
+    let mut merger = Merger::new(MERGE_HOLD, MERGE_BUDGET);
+    for _ in 0..n {
+        merger.add_source();
+    }
+    let mut writer = match sink {
+        Ok(sink) => Writer {
+            sink,
+            target,
+            live: output.destination == OutputDestination::Stdout,
+            sources,
+            links: vec![None; n],
+            written: vec![Written::default(); n],
+            remaining: count,
+            last_flush: Instant::now(),
+        },
+        Err(error) => {
+            stop.stop(StopReason::OutputFailed);
+            drain(&mut events);
+            return WriterReport {
+                per_source: vec![Written::default(); n],
+                error: Some(error),
+            };
+        }
+    };
+    let result = writer.pump(&mut merger, &mut events, &stop);
+    let result = result.and_then(|()| writer.finish());
+    if result.is_err() {
+        stop.stop(StopReason::OutputFailed);
+        drain(&mut events);
+    }
+    WriterReport {
+        per_source: writer.written,
+        error: result.err(),
+    }
+}
+
+/// After a failure, keep receiving so sources are not blocked while they shut down.
+fn drain(events: &mut mpsc::Receiver<Event>) {
+    while events.blocking_recv().is_some() {}
+}
+
+fn io_error(target: &str, error: kcap_pcap::Error) -> OutputError {
+    let source = match error {
+        kcap_pcap::Error::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    };
+    OutputError::Io {
+        target: target.to_string(),
+        source,
+    }
+}
+
+impl Writer {
+    fn pump(
+        &mut self,
+        merger: &mut Merger,
+        events: &mut mpsc::Receiver<Event>,
+        stop: &Stop,
+    ) -> Result<(), OutputError> {
+        while let Some(event) = events.blocking_recv() {
+            self.take(event, merger)?;
+            // Take whatever else is already queued before writing, so the merger sees
+            // all sources' packets; then write what may go out now.
+            while let Ok(event) = events.try_recv() {
+                self.take(event, merger)?;
+            }
+            let now = Instant::now();
+            while let Some((source, packet)) = merger.pop(now) {
+                self.write(source, &packet, stop)?;
+            }
+            if self.live || self.last_flush.elapsed() >= FILE_FLUSH_INTERVAL {
+                self.flush()?;
+            }
+        }
+        while let Some((source, packet)) = merger.pop_any() {
+            self.write(source, &packet, stop)?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, event: Event, merger: &mut Merger) -> Result<(), OutputError> {
+        match event {
+            Event::Started { source, header } => {
+                self.start(source, header.link_type, header.snaplen)?
+            }
+            Event::Packets { source, packets } => {
+                if self.written[source].refused.is_none() {
+                    let now = Instant::now();
+                    for packet in packets {
+                        merger.push(source, packet, now);
+                    }
+                }
+            }
+            Event::Ended { source } => merger.close_source(source),
+            Event::Tick => {}
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, source: SourceId, link: LinkType, snaplen: u32) -> Result<(), OutputError> {
+        self.links[source] = Some((link, snaplen));
+        match &mut self.sink {
+            Sink::Pcap { file, writer } => {
+                if let Some(f) = file.take() {
+                    *writer = Some(
+                        PcapWriter::new(f, link, snaplen).map_err(|e| io_error(&self.target, e))?,
+                    );
+                } else if let Some(ours) = self
+                    .links
+                    .iter()
+                    .flatten()
+                    .map(|l| l.0)
+                    .find(|l| *l != link)
+                {
+                    self.written[source].refused = Some(
+                        OutputError::LinkTypeMismatch {
+                            label: self.sources[source].label.clone(),
+                            theirs: link.name(),
+                            ours: ours.name(),
+                        }
+                        .to_string(),
+                    );
+                }
+            }
+            Sink::Pcapng { writer, interfaces } => {
+                let info = &self.sources[source];
+                let id = writer
+                    .add_interface(&InterfaceDescription {
+                        link_type: link,
+                        snaplen,
+                        name: info.interface_name.clone(),
+                        description: Some(info.description.clone()),
+                    })
+                    .map_err(|e| io_error(&self.target, e))?;
+                interfaces[source] = Some(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, source: SourceId, packet: &Packet, stop: &Stop) -> Result<(), OutputError> {
+        if self.remaining == Some(0) {
+            return Ok(());
+        }
+        let result = match &mut self.sink {
+            Sink::Pcap {
+                writer: Some(w), ..
+            } => w.write_packet(packet),
+            Sink::Pcap { writer: None, .. } => return Ok(()),
+            Sink::Pcapng { writer, interfaces } => match interfaces[source] {
+                Some(id) => writer.write_packet(id, packet, None),
+                None => return Ok(()),
+            },
+        };
+        result.map_err(|e| io_error(&self.target, e))?;
+        let written = &mut self.written[source];
+        written.packets += 1;
+        written.bytes += packet.data.len() as u64;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining -= 1;
+            if *remaining == 0 {
+                stop.stop(StopReason::Count);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), OutputError> {
+        self.last_flush = Instant::now();
+        let result = match &mut self.sink {
+            Sink::Pcap {
+                writer: Some(w), ..
+            } => w.flush(),
+            Sink::Pcap { writer: None, .. } => Ok(()),
+            Sink::Pcapng { writer, .. } => writer.flush(),
+        };
+        result.map_err(|e| io_error(&self.target, e))
+    }
+
+    fn finish(&mut self) -> Result<(), OutputError> {
+        // A pcap file whose sources never started still gets a header, so it opens.
+        if let Sink::Pcap { file, writer } = &mut self.sink
+            && let Some(f) = file.take()
+        {
+            *writer = Some(
+                PcapWriter::new(f, LinkType::ETHERNET, kcap_capture::command::FULL_SNAPLEN)
+                    .map_err(|e| io_error(&self.target, e))?,
+            );
+        }
+        self.flush()?;
+        if let Sink::Pcap {
+            writer: Some(w), ..
+        } = &mut self.sink
+        {
+            w.flush().map_err(|e| io_error(&self.target, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The path of a file output, for messages; `None` for stdout.
+pub fn file_path(output: &Output) -> Option<&std::path::Path> {
+    match &output.destination {
+        OutputDestination::File(p) => Some(p),
+        OutputDestination::Stdout => None,
+    }
+}

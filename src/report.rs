@@ -1,0 +1,253 @@
+//! The end of a run: one summary line per node on stderr, every error with its likely
+//! cause and next step, and the exit code.
+
+use kcap_capture::outcome::Failure;
+
+use crate::config::{Config, Verbosity};
+use crate::exit::Exit;
+use crate::node::{NodeError, NodeReport};
+use crate::output::{self, OutputError};
+use crate::run::{Outcome, RunError};
+use crate::stop::StopReason;
+
+/// Prints the summary and errors; returns the exit code. The first failing node
+/// decides the code, so `kcap ... || handle` sees any failure.
+pub fn finish(config: &Config, outcome: Result<Outcome, RunError>) -> Exit {
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(RunError::Output(e)) => return print_output_error(&e),
+        Err(RunError::Signals(e)) => {
+            eprintln!("kcap: cannot install signal handlers: {e}");
+            return Exit::Other;
+        }
+    };
+    let mut exit = Exit::Success;
+    for (node, written) in outcome.nodes.iter().zip(&outcome.writer.per_source) {
+        if config.verbosity > Verbosity::Quiet {
+            eprintln!(
+                "kcap: {}",
+                summary_line(node, written.packets, written.bytes)
+            );
+        }
+        if let Some(refused) = &written.refused {
+            eprintln!("kcap: {}: {refused}", node.label);
+            exit = first(exit, Exit::Usage);
+        }
+        if let Some(error) = &node.error {
+            exit = first(exit, print_node_error(config, node, error));
+        }
+    }
+    if let Some(error) = &outcome.writer.error {
+        exit = first(exit, print_output_error(error));
+    } else if config.verbosity > Verbosity::Quiet
+        && let Some(path) = output::file_path(&config.output)
+    {
+        let total: u64 = outcome.writer.per_source.iter().map(|w| w.packets).sum();
+        let why = match outcome.stop {
+            Some(StopReason::Duration) => " (duration reached)",
+            Some(StopReason::Count) => " (count reached)",
+            Some(StopReason::Interrupted) => " (interrupted)",
+            Some(StopReason::Terminated) => " (terminated)",
+            Some(StopReason::OutputFailed) | None => "",
+        };
+        eprintln!(
+            "kcap: wrote {total} packets to {} in {:.1}s{why}",
+            path.display(),
+            outcome.elapsed.as_secs_f64()
+        );
+    }
+    exit
+}
+
+fn first(current: Exit, new: Exit) -> Exit {
+    if current == Exit::Success {
+        new
+    } else {
+        current
+    }
+}
+
+fn summary_line(node: &NodeReport, packets: u64, bytes: u64) -> String {
+    let mut line = format!(
+        "{}: {packets} packets, {} in {:.1}s",
+        node.label,
+        human_bytes(bytes),
+        node.elapsed.as_secs_f64()
+    );
+    if let Some(tool) = &node.tool {
+        line.push_str(&format!(" ({tool}"));
+        if let Some(stats) = &node.statistics {
+            if let Some(d) = stats.dropped_by_kernel {
+                line.push_str(&format!(", {d} dropped by kernel"));
+            }
+            if let Some(d) = stats.dropped_by_interface {
+                line.push_str(&format!(", {d} dropped by interface"));
+            }
+        }
+        line.push(')');
+    }
+    if node.error.is_some() {
+        line.push_str(" - failed");
+    }
+    line
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn print_output_error(error: &OutputError) -> Exit {
+    eprintln!("kcap: error: {}", chain(error));
+    match error {
+        OutputError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+            eprintln!("  hint: the disk is full; free space or write elsewhere with -o");
+        }
+        OutputError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            eprintln!("  hint: the program reading kcap's output (e.g. Wireshark) went away");
+        }
+        _ => {}
+    }
+    match error {
+        OutputError::LinkTypeMismatch { .. } => Exit::Usage,
+        OutputError::Io { .. } => Exit::OutputFailed,
+    }
+}
+
+/// The error and its causes on one line, as `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn print_node_error(config: &Config, node: &NodeReport, error: &NodeError) -> Exit {
+    eprintln!("kcap: {}: error: {}", node.label, chain(error));
+    let (exit, hint) = explain(config, error);
+    if let Some(hint) = hint {
+        for line in hint.lines() {
+            eprintln!("  hint: {line}");
+        }
+    }
+    exit
+}
+
+fn explain(config: &Config, error: &NodeError) -> (Exit, Option<String>) {
+    match error {
+        NodeError::Ssh(ssh) => explain_ssh(ssh),
+        NodeError::ConnectionLost(_) => (
+            Exit::ConnectionLost,
+            Some("the file holds every packet received before the link dropped".into()),
+        ),
+        NodeError::NotACapture(_) => (
+            Exit::NotACapture,
+            Some(
+                "something on the node printed text on stdout before the capture (a login banner \
+                 in a shell startup file?); make non-interactive logins quiet"
+                    .into(),
+            ),
+        ),
+        NodeError::Exited(_) => (Exit::Other, None),
+        NodeError::Capture(failure) => match failure {
+            Failure::ToolMissing { .. } => (
+                Exit::ToolMissing,
+                Some(
+                    "install tcpdump on the node (apt-get install tcpdump / dnf install tcpdump), \
+                     or pick another tool with --remote-tool tshark|dumpcap"
+                        .into(),
+                ),
+            ),
+            Failure::PermissionDenied { .. } => (
+                Exit::PermissionDenied,
+                Some(if config.command.sudo {
+                    "sudo was used but the capture was still refused; check the sudoers rule".into()
+                } else {
+                    "capture as root (--ssh-user root), add --sudo, or give tcpdump the \
+                     capabilities (setcap cap_net_raw,cap_net_admin=eip $(command -v tcpdump))"
+                        .into()
+                }),
+            ),
+            Failure::SudoNeedsPassword { .. } => (
+                Exit::PermissionDenied,
+                Some("--sudo runs `sudo -n`, which never prompts: allow the user NOPASSWD in sudoers, or log in as root".into()),
+            ),
+            Failure::BadFilter { .. } => (
+                Exit::CaptureRejected,
+                Some(format!(
+                    "the capture tool rejected the filter {:?}; check its pcap-filter(7) syntax",
+                    config.command.filter.as_deref().unwrap_or("")
+                )),
+            ),
+            Failure::BadInterface { .. } => (
+                Exit::CaptureRejected,
+                Some(format!(
+                    "no interface {:?} on this node; list them with `ip -br link` there, or use --iface any",
+                    config.command.interface
+                )),
+            ),
+            Failure::Other { .. } => (Exit::Other, None),
+        },
+    }
+}
+
+fn explain_ssh(error: &kcap_ssh::Error) -> (Exit, Option<String>) {
+    use kcap_ssh::Error as Ssh;
+    match error {
+        Ssh::ExecRefused => (Exit::Other, Some("the node's sshd refused to run commands (ForceCommand or a restricted account?)".into())),
+        Ssh::Connect { .. } | Ssh::Timeout { .. } => (
+            Exit::Connect,
+            Some("check the address and port, that sshd runs there, and the route (--jump-host?)".into()),
+        ),
+        Ssh::Jump { source, .. } => explain_ssh(source),
+        Ssh::Auth { .. } => (
+            Exit::Auth,
+            Some(
+                "give a key with --ssh-key, load it into ssh-agent, or set KCAP_SSH_PASSWORD; \
+                 check --ssh-user"
+                    .into(),
+            ),
+        ),
+        Ssh::HostKeyUnknown { .. } => (
+            Exit::HostKeyUnknown,
+            Some(
+                "verify the fingerprint with the node's owner (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the node);\n\
+                 if it is right, run again with --accept-new-host-key to record it in known_hosts"
+                    .into(),
+            ),
+        ),
+        Ssh::HostKeyChanged { file, line, .. } => (
+            Exit::HostKeyChanged,
+            Some(format!(
+                "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY (a man-in-the-middle attack).\n\
+                 If the node was reinstalled, remove the old key: ssh-keygen -R HOST -f {} (line {line})",
+                file.display()
+            )),
+        ),
+        Ssh::HostKeyRevoked { .. } => (Exit::HostKeyChanged, Some("the key is marked @revoked in known_hosts".into())),
+        Ssh::KeyFile { .. } => (Exit::Auth, Some("check the key file path and its passphrase".into())),
+        Ssh::Config(_) => (Exit::Usage, Some("fix the ssh_config file named above".into())),
+        Ssh::Disconnected { .. } => (
+            Exit::ConnectionLost,
+            Some("the file holds every packet received before the link dropped".into()),
+        ),
+        Ssh::Protocol(_) => (Exit::Other, None),
+    }
+}

@@ -1,0 +1,79 @@
+//! Host key verification against known_hosts: unknown keys refused with their
+//! fingerprint, trusted on first use with the flag, changed keys always refused.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::*;
+
+fn fingerprint(key_line: &str, scratch: &std::path::Path) -> String {
+    let path = scratch.join("hostkey.pub");
+    std::fs::write(&path, format!("{key_line}\n")).unwrap();
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+fn capture_node_a(
+    bed: &Bed,
+    known_hosts: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    run(
+        bed.kcap_bare()
+            .args(["--ssh-host", "root@198.51.100.10", "--ssh-key"])
+            .arg(bed.bed.client_key())
+            .arg("--known-hosts")
+            .arg(known_hosts)
+            .args(["-c", "3", "-o"])
+            .arg(bed.path("hk.pcapng"))
+            .args(extra),
+        Duration::from_secs(60),
+    )
+}
+
+#[test]
+fn unknown_key_is_refused_then_accepted_with_the_flag() {
+    let bed = Bed::minimal();
+    let known_hosts = bed.path("known_hosts");
+    let expected = fingerprint(&bed.bed.host("node-a").host_key_line(), bed.scratch.path());
+
+    let out = capture_node_a(&bed, &known_hosts, &[]);
+    assert_exit(&out, 5, &[&expected, "--accept-new-host-key"]);
+
+    let out = capture_node_a(&bed, &known_hosts, &["--accept-new-host-key"]);
+    assert_ok(&out);
+    assert_eq!(read_capture(&bed.path("hk.pcapng")).records.len(), 3);
+    // Recorded the way OpenSSH would find it.
+    let found = Command::new("ssh-keygen")
+        .args(["-F", "198.51.100.10", "-f"])
+        .arg(&known_hosts)
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "ssh-keygen -F does not find the recorded key"
+    );
+
+    // From now on it is simply trusted.
+    let out = capture_node_a(&bed, &known_hosts, &[]);
+    assert_ok(&out);
+}
+
+#[test]
+fn changed_key_is_refused_even_with_the_flag() {
+    let bed = Bed::minimal();
+    let known_hosts = bed.bed.known_hosts();
+    bed.bed.rotate_host_key("node-a").expect("rotate host key");
+    let out = capture_node_a(&bed, &known_hosts, &[]);
+    assert_exit(&out, 6, &["HAS CHANGED", "ssh-keygen -R"]);
+    let out = capture_node_a(&bed, &known_hosts, &["--accept-new-host-key"]);
+    assert_exit(&out, 6, &["HAS CHANGED"]);
+}

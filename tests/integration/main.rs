@@ -1,0 +1,14 @@
+//! Integration tests: drive the real `kcap` binary against a real test bed (network
+//! namespaces running OpenSSH sshd, tcpdump and traffic) and check what was captured
+//! with tshark and with kcap's own reader. Needs root, iproute2, openssh-server,
+//! tcpdump and tshark (see .ci/run).
+
+mod util;
+
+mod auth;
+mod errors;
+mod filters;
+mod host_keys;
+mod lifecycle;
+mod nodes;
+mod output;

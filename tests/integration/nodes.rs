@@ -1,0 +1,155 @@
+//! Capturing nodes over SSH: one node, several nodes merged, jump host chains and
+//! ssh_config aliases with ProxyJump.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+#[test]
+fn one_node_into_pcapng() {
+    let bed = Bed::minimal();
+    let file = bed.path("a.pcapng");
+    let out = run(
+        bed.kcap()
+            .args(["--ssh-host", "node-a", "--duration", "3s", "-o"])
+            .arg(&file),
+        Duration::from_secs(60),
+    );
+    assert_ok(&out);
+    let capture = read_capture(&file);
+    assert_eq!(capture.format, kcap_pcap::Format::Pcapng);
+    assert_eq!(capture.interface_names(), ["node-a:any"]);
+    assert!(
+        capture.records.len() > 10,
+        "only {} packets",
+        capture.records.len()
+    );
+    assert_eq!(tshark_count(&file, None), capture.records.len());
+    // The test bed's traffic reached the capture...
+    assert!(tshark_count(&file, Some("http.request && ip.dst == 198.51.100.10")) > 0);
+    // ...and kcap's own SSH session did not.
+    assert_eq!(tshark_count(&file, Some("tcp.port == 22")), 0);
+    assert!(
+        stderr(&out).contains("node-a:"),
+        "no summary line:\n{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn two_nodes_merged_in_time_order() {
+    let bed = Bed::minimal();
+    let file = bed.path("ab.pcapng");
+    let out = run(
+        bed.kcap()
+            .args([
+                "--ssh-host",
+                "node-a",
+                "--ssh-host",
+                "node-b",
+                "--duration",
+                "4s",
+                "-o",
+            ])
+            .arg(&file),
+        Duration::from_secs(60),
+    );
+    assert_ok(&out);
+    let capture = read_capture(&file);
+    let mut names = capture.interface_names();
+    names.sort();
+    assert_eq!(names, ["node-a:any", "node-b:any"]);
+    assert!(capture.count_on("node-a:any") > 5);
+    assert!(capture.count_on("node-b:any") > 5);
+    assert!(
+        capture.timestamps_non_decreasing(),
+        "packets are not in time order"
+    );
+    // Each interface holds its own node's traffic.
+    let rows = tshark_fields(
+        &file,
+        Some("http.request"),
+        &["frame.interface_name", "ip.dst"],
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "node-a:any" && r[1] == "198.51.100.10")
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "node-b:any" && r[1] == "198.51.100.11")
+    );
+}
+
+/// node-c is reachable only through bastion and then inner-jump.
+fn node_c_traffic(bed: &Bed) -> std::thread::JoinHandle<()> {
+    let netns = bed.bed.host("inner-jump").netns.clone();
+    std::thread::spawn(move || {
+        for _ in 0..40 {
+            let _ = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &netns,
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-m",
+                    "1",
+                    "http://203.0.113.70/",
+                ])
+                .status();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+#[test]
+fn chain_of_two_jump_hosts_from_the_command_line() {
+    let bed = Bed::full();
+    let file = bed.path("c.pcapng");
+    let traffic = node_c_traffic(&bed);
+    let out = run(
+        bed.kcap()
+            // An address, not an alias: key and known_hosts come from the command line;
+            // the jump hops are aliases, resolved through ssh_config like OpenSSH does.
+            .args([
+                "--ssh-host",
+                "root@203.0.113.70",
+                "--jump-host",
+                "bastion,inner-jump",
+            ])
+            .arg("--ssh-key")
+            .arg(bed.bed.client_key())
+            .arg("--known-hosts")
+            .arg(bed.bed.known_hosts())
+            .args(["--port", "80", "--protocol", "tcp", "--count", "10", "-o"])
+            .arg(&file),
+        Duration::from_secs(60),
+    );
+    traffic.join().unwrap();
+    assert_ok(&out);
+    assert_eq!(tshark_count(&file, None), 10);
+    assert_eq!(
+        tshark_count(&file, Some("tcp.port == 80 && ip.addr == 203.0.113.70")),
+        10
+    );
+}
+
+#[test]
+fn ssh_config_alias_with_proxyjump() {
+    let bed = Bed::full();
+    let file = bed.path("c.pcap");
+    let traffic = node_c_traffic(&bed);
+    let out = run(
+        bed.kcap()
+            .args(["--ssh-host", "node-c", "--port", "80", "-c", "5", "-o"])
+            .arg(&file),
+        Duration::from_secs(60),
+    );
+    traffic.join().unwrap();
+    assert_ok(&out);
+    assert_eq!(read_capture(&file).records.len(), 5);
+    assert_eq!(tshark_count(&file, Some("tcp.port == 80")), 5);
+}

@@ -1,0 +1,213 @@
+//! Shared helpers: run kcap inside a test bed's client namespace, read what it wrote.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kcap_testbed::{Spec, Testbed};
+
+pub const KCAP: &str = env!("CARGO_BIN_EXE_kcap");
+
+/// A test bed plus a scratch directory that both disappear with the test.
+pub struct Bed {
+    pub bed: Testbed,
+    pub scratch: tempfile::TempDir,
+}
+
+impl Bed {
+    pub fn minimal() -> Bed {
+        Bed::with(Spec::minimal())
+    }
+
+    pub fn full() -> Bed {
+        Bed::with(Spec::default())
+    }
+
+    pub fn with(spec: Spec) -> Bed {
+        let bed = Testbed::up(spec).expect("test bed up");
+        Bed {
+            bed,
+            scratch: tempfile::tempdir().expect("scratch dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.scratch.path().join(name)
+    }
+
+    /// `kcap` in the client namespace, with the bed's ssh_config and a private HOME so
+    /// nothing of the machine's own ~/.ssh is used.
+    pub fn kcap(&self) -> Command {
+        let mut cmd = self.bed.client_command(KCAP);
+        cmd.arg("--ssh-config").arg(self.bed.ssh_config());
+        cmd.env("HOME", self.scratch.path())
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("KCAP_SSH_PASSWORD");
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// kcap without the bed's ssh_config (for tests of explicit flags).
+    pub fn kcap_bare(&self) -> Command {
+        let mut cmd = self.bed.client_command(KCAP);
+        cmd.arg("--ssh-config").arg("none");
+        cmd.env("HOME", self.scratch.path())
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("KCAP_SSH_PASSWORD");
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Waits (up to `within`) until no process named `comm` runs on `host`; returns
+    /// the survivors, if any.
+    pub fn wait_gone(&self, host: &str, comm: &str, within: Duration) -> Vec<u32> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = self.bed.processes_named(host, comm);
+            if left.is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until a process named `comm` runs on `host`.
+    pub fn wait_running(&self, host: &str, comm: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !self.bed.processes_named(host, comm).is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+/// Runs a command to completion with a safety timeout, returning its output.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: plain kill(2) of our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("command timed out after {timeout:?}: {cmd:?}");
+        }
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and shows stderr when not.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "kcap failed ({:?}):\n{}",
+        out.status,
+        stderr(out)
+    );
+}
+
+/// Asserts the exit code and that stderr mentions every word in `says`.
+pub fn assert_exit(out: &Output, code: i32, says: &[&str]) {
+    let text = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "unexpected exit, stderr:\n{text}"
+    );
+    for word in says {
+        assert!(text.contains(word), "stderr lacks {word:?}:\n{text}");
+    }
+}
+
+/// Every record of a capture file, read with kcap's own reader; panics if the file
+/// is not a clean, complete capture.
+pub fn read_capture(path: &Path) -> Capture {
+    let mut reader =
+        kcap_pcap::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut records = Vec::new();
+    for record in &mut reader {
+        records.push(record.unwrap_or_else(|e| panic!("read {}: {e}", path.display())));
+    }
+    Capture {
+        format: reader.format(),
+        interfaces: reader.interfaces().to_vec(),
+        records,
+    }
+}
+
+pub struct Capture {
+    pub format: kcap_pcap::Format,
+    pub interfaces: Vec<kcap_pcap::InterfaceInfo>,
+    pub records: Vec<kcap_pcap::Record>,
+}
+
+impl Capture {
+    pub fn interface_names(&self) -> Vec<String> {
+        self.interfaces
+            .iter()
+            .map(|i| i.name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    pub fn count_on(&self, interface_name: &str) -> usize {
+        let ids: Vec<u32> = (0..self.interfaces.len() as u32)
+            .filter(|&i| self.interfaces[i as usize].name.as_deref() == Some(interface_name))
+            .collect();
+        self.records
+            .iter()
+            .filter(|r| ids.contains(&r.interface_id))
+            .count()
+    }
+
+    pub fn timestamps_non_decreasing(&self) -> bool {
+        self.records
+            .windows(2)
+            .all(|w| w[0].packet.ts_nanos <= w[1].packet.ts_nanos)
+    }
+}
+
+/// tshark's view of a file: one Vec of field values per packet. Panics if tshark
+/// cannot read the file cleanly.
+pub fn tshark_fields(file: &Path, filter: Option<&str>, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-n")
+        .arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|"]);
+    if let Some(f) = filter {
+        cmd.args(["-Y", f]);
+    }
+    for field in fields {
+        cmd.args(["-e", field]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark cannot read {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+/// Number of packets tshark reads from a file (with an optional display filter).
+pub fn tshark_count(file: &Path, filter: Option<&str>) -> usize {
+    tshark_fields(file, filter, &["frame.number"]).len()
+}
