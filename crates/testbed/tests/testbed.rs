@@ -271,6 +271,11 @@ fn rotated_host_key_is_rejected_and_cut_links_time_out() {
     assert!(!out.status.success(), "ssh over a cut link must fail");
     bed.restore_link("node-b").unwrap();
     assert_ok(&ssh(&bed, &["node-b", "true"]), "ssh after restore_link");
+    // The listener survives; the session's own sshd process may take a moment to go.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bed.processes_named("node-b", "sshd").len() > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(bed.processes_named("node-b", "sshd").len(), 1);
 }
 
