@@ -2,6 +2,7 @@
 //! on one bounded channel (the bound is what keeps memory flat when the disk or the
 //! reader of stdout is slower than the network).
 
+use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{Packet, StreamHeader};
 
 /// Index of a source in the order the targets were given.
@@ -19,8 +20,12 @@ pub enum Event {
         source: SourceId,
         packets: Vec<Packet>,
     },
-    /// The source will send nothing more.
-    Ended { source: SourceId },
+    /// The source will send nothing more; `statistics` are the remote tool's own
+    /// counters (received, dropped) when it printed them.
+    Ended {
+        source: SourceId,
+        statistics: Option<ToolStatistics>,
+    },
     /// Time passes: lets the writer release packets held for a quiet source and flush.
     Tick,
 }

@@ -66,7 +66,8 @@ pub async fn capture(
         .await
         .err();
     report.elapsed = started.elapsed();
-    let _ = events.send(Event::Ended { source }).await;
+    let statistics = report.statistics;
+    let _ = events.send(Event::Ended { source, statistics }).await;
     report
 }
 

@@ -6,7 +6,10 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use kcap_pcap::{InterfaceDescription, LinkType, Merger, Packet, PcapWriter, PcapngWriter};
+use kcap_capture::outcome::ToolStatistics;
+use kcap_pcap::{
+    InterfaceDescription, InterfaceStatistics, LinkType, Merger, Packet, PcapWriter, PcapngWriter,
+};
 use tokio::sync::mpsc;
 
 use crate::config::{Format, Output, OutputDestination};
@@ -108,6 +111,11 @@ struct Writer {
     written: Vec<Written>,
     remaining: Option<u64>,
     last_flush: Instant,
+    /// Sources that ended, with the remote tool's counters, for pcapng statistics
+    /// blocks written once their last packet is out.
+    ended: Vec<(SourceId, Option<ToolStatistics>)>,
+    first_ts: Vec<Option<u64>>,
+    last_ts: Vec<Option<u64>>,
 }
 
 /// Runs until every sender is gone. `count` stops the capture after that many packets.
@@ -147,6 +155,9 @@ pub fn run(
             written: vec![Written::default(); n],
             remaining: count,
             last_flush: Instant::now(),
+            ended: Vec::new(),
+            first_ts: vec![None; n],
+            last_ts: vec![None; n],
         },
         Err(error) => {
             stop.stop(StopReason::OutputFailed);
@@ -226,7 +237,10 @@ impl Writer {
                     }
                 }
             }
-            Event::Ended { source } => merger.close_source(source),
+            Event::Ended { source, statistics } => {
+                merger.close_source(source);
+                self.ended.push((source, statistics));
+            }
             Event::Tick => {}
         }
         Ok(())
@@ -288,6 +302,8 @@ impl Writer {
             },
         };
         result.map_err(|e| io_error(&self.target, e))?;
+        self.first_ts[source].get_or_insert(packet.ts_nanos);
+        self.last_ts[source] = Some(packet.ts_nanos);
         let written = &mut self.written[source];
         written.packets += 1;
         written.bytes += packet.data.len() as u64;
@@ -322,12 +338,32 @@ impl Writer {
                     .map_err(|e| io_error(&self.target, e))?,
             );
         }
-        self.flush()?;
-        if let Sink::Pcap {
-            writer: Some(w), ..
-        } = &mut self.sink
-        {
-            w.flush().map_err(|e| io_error(&self.target, e))?;
+        self.write_statistics()?;
+        self.flush()
+    }
+
+    /// pcapng only: an Interface Statistics Block per node with what its capture tool
+    /// reported (packets received by the filter, dropped by the kernel), so Wireshark's
+    /// Capture File Properties shows the drops.
+    fn write_statistics(&mut self) -> Result<(), OutputError> {
+        let Sink::Pcapng { writer, interfaces } = &mut self.sink else {
+            return Ok(());
+        };
+        for (source, statistics) in std::mem::take(&mut self.ended) {
+            let (Some(id), Some(stats)) = (interfaces[source], statistics) else {
+                continue;
+            };
+            let end = self.last_ts[source].unwrap_or_else(now_nanos);
+            let isb = InterfaceStatistics {
+                timestamp_nanos: end,
+                start_nanos: self.first_ts[source],
+                end_nanos: Some(end),
+                received: stats.received.or(stats.captured),
+                dropped: stats.dropped_by_kernel,
+            };
+            writer
+                .write_statistics(id, &isb)
+                .map_err(|e| io_error(&self.target, e))?;
         }
         Ok(())
     }
@@ -339,4 +375,11 @@ pub fn file_path(output: &Output) -> Option<&std::path::Path> {
         OutputDestination::File(p) => Some(p),
         OutputDestination::Stdout => None,
     }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }

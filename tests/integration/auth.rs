@@ -113,3 +113,62 @@ fn refused_login_names_the_methods_tried() {
     );
     assert_exit(&out, 4, &["password", USER_SUDO]);
 }
+
+/// No KCAP_SSH_PASSWORD: kcap asks on the terminal, as ssh does. `script` gives kcap a
+/// real pseudo-terminal; we answer the prompt through it.
+#[test]
+fn password_prompt_on_a_terminal() {
+    use std::io::{Read, Write};
+    let bed = Bed::minimal();
+    let file = bed.path("prompt.pcapng");
+    let line = format!(
+        "ip netns exec {} {KCAP} --ssh-config none --ssh-host {USER_SUDO}@198.51.100.10 --known-hosts {} --sudo -c 3 -o {}",
+        bed.bed.client_netns(),
+        bed.bed.known_hosts().display(),
+        file.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("HOME", bed.scratch.path())
+        .env_remove("KCAP_SSH_PASSWORD")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen).contains("password:") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!(
+                "no password prompt; terminal shows: {}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).contains(&format!("{USER_SUDO}@198.51.100.10's password:"))
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{TEST_PASSWORD}\n").as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    let shown: Vec<u8> = rx.try_iter().flatten().collect();
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(status.success(), "kcap failed: {shown}");
+    assert!(!shown.contains(TEST_PASSWORD), "the password was echoed");
+    assert_eq!(read_capture(&file).records.len(), 3);
+}

@@ -100,3 +100,24 @@ fn missing_tool_is_named_and_auto_falls_back() {
     );
     assert_exit(&out, 7, &["tcpdump is not on PATH"]);
 }
+
+#[test]
+fn text_on_stdout_is_not_taken_for_a_capture() {
+    // A node whose "tcpdump" prints a banner instead of pcap (as a chatty login
+    // script would): kcap says so instead of writing garbage.
+    let dir = tempfile::tempdir().unwrap();
+    let banner = dir.path().join("tcpdump");
+    std::fs::write(
+        &banner,
+        "#!/bin/sh\necho 'Welcome to node-a! Authorized use only.'\nsleep 1\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&banner)
+        .status()
+        .unwrap();
+    let bed = Bed::with(kcap_testbed::Spec::minimal().with_tool("node-a", "tcpdump", Some(banner)));
+    let out = kcap_node_a(&bed, &[]);
+    assert_exit(&out, 11, &["Welcome to node-a", "banner"]);
+}

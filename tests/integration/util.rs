@@ -145,6 +145,7 @@ pub fn read_capture(path: &Path) -> Capture {
     Capture {
         format: reader.format(),
         interfaces: reader.interfaces().to_vec(),
+        statistics: reader.statistics().to_vec(),
         records,
     }
 }
@@ -152,6 +153,7 @@ pub fn read_capture(path: &Path) -> Capture {
 pub struct Capture {
     pub format: kcap_pcap::Format,
     pub interfaces: Vec<kcap_pcap::InterfaceInfo>,
+    pub statistics: Vec<kcap_pcap::StatisticsRecord>,
     pub records: Vec<kcap_pcap::Record>,
 }
 
