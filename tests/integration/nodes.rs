@@ -34,6 +34,11 @@ fn one_node_into_pcapng() {
         "no summary line:\n{}",
         stderr(&out)
     );
+    // tcpdump's own counters end up in an Interface Statistics Block.
+    let stats = &capture.statistics;
+    assert_eq!(stats.len(), 1, "one statistics block per node");
+    assert!(stats[0].statistics.received.unwrap_or(0) >= capture.records.len() as u64);
+    assert!(stats[0].statistics.dropped.is_some());
 }
 
 #[test]
