@@ -158,3 +158,44 @@ fn ssh_config_alias_with_proxyjump() {
     assert_eq!(read_capture(&file).records.len(), 5);
     assert_eq!(tshark_count(&file, Some("tcp.port == 80")), 5);
 }
+
+/// A node that sees nothing must not hold back a busy one: streamed live, every
+/// packet of node-a leaves kcap about a second after it was captured at most,
+/// although node-b sends nothing at all.
+#[test]
+fn quiet_node_does_not_hold_back_a_busy_one() {
+    use std::io::Read;
+    let bed = Bed::minimal();
+    let mut child = bed
+        .kcap()
+        .args(["--ssh-host", "node-a", "--ssh-host", "node-b"])
+        // Only traffic towards node-a's HTTP server: node-b never sees any.
+        .args(["--filter", "dst host 198.51.100.10 and dst port 80"])
+        .args(["--duration", "6s", "--format", "pcap", "-o", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut decoder = kcap_pcap::StreamDecoder::new();
+    let mut lags = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        let arrived = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        decoder.push(&buf[..n]);
+        while let Some(packet) = decoder.next_packet().unwrap() {
+            lags.push(arrived.saturating_sub(packet.ts_nanos));
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(lags.len() > 10, "only {} packets", lags.len());
+    let worst = Duration::from_nanos(*lags.iter().max().unwrap());
+    assert!(worst < Duration::from_millis(1800), "a packet waited {worst:?}");
+}
