@@ -197,5 +197,8 @@ fn quiet_node_does_not_hold_back_a_busy_one() {
     assert!(child.wait().unwrap().success());
     assert!(lags.len() > 10, "only {} packets", lags.len());
     let worst = Duration::from_nanos(*lags.iter().max().unwrap());
-    assert!(worst < Duration::from_millis(1800), "a packet waited {worst:?}");
+    assert!(
+        worst < Duration::from_millis(1800),
+        "a packet waited {worst:?}"
+    );
 }

@@ -129,3 +129,98 @@ fn write_failure_is_reported() {
             .is_empty()
     );
 }
+
+/// pcap holds one link type. node-a's stand-in tcpdump replays an Ethernet capture
+/// while node-b's real tcpdump on `any` sends Linux cooked (SLL2): pcap output keeps
+/// the first and refuses the other with a hint; pcapng takes both.
+#[test]
+fn pcap_refuses_a_second_link_type_pcapng_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let replay = dir.path().join("ethernet.pcap");
+    let mut writer = kcap_pcap::PcapWriter::new(
+        std::fs::File::create(&replay).unwrap(),
+        kcap_pcap::LinkType::ETHERNET,
+        65535,
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    for i in 0..5u64 {
+        let frame = vec![0x02; 60];
+        let packet = kcap_pcap::Packet {
+            ts_nanos: now.as_nanos() as u64 + i * 1000,
+            orig_len: 60,
+            data: frame,
+        };
+        writer.write_packet(&packet).unwrap();
+    }
+    writer.into_inner().unwrap();
+    let stand_in = dir.path().join("tcpdump");
+    std::fs::write(
+        &stand_in,
+        format!("#!/bin/sh\ncat {}\nsleep 2\n", replay.display()),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&stand_in)
+        .status()
+        .unwrap();
+    let bed =
+        Bed::with(kcap_testbed::Spec::minimal().with_tool("node-a", "tcpdump", Some(stand_in)));
+
+    let pcap = bed.path("mixed.pcap");
+    let out = run(
+        bed.kcap()
+            .args([
+                "--ssh-host",
+                "node-a",
+                "--ssh-host",
+                "node-b",
+                "-d",
+                "3s",
+                "-o",
+            ])
+            .arg(&pcap),
+        Duration::from_secs(60),
+    );
+    // Whichever stream starts first decides the file's link type; the other is refused.
+    assert_exit(&out, 2, &["--format pcapng", "EN10MB", "LINUX_SLL2"]);
+    let capture = read_capture(&pcap);
+    match capture.interfaces[0].link_type {
+        kcap_pcap::LinkType::ETHERNET => {
+            assert_eq!(capture.records.len(), 5);
+            assert!(stderr(&out).contains("node-b captures link type LINUX_SLL2"));
+        }
+        kcap_pcap::LinkType::LINUX_SLL2 => {
+            assert!(stderr(&out).contains("node-a captures link type EN10MB"));
+        }
+        other => panic!("unexpected link type {other:?}"),
+    }
+
+    let pcapng = bed.path("mixed.pcapng");
+    let out = run(
+        bed.kcap()
+            .args([
+                "--ssh-host",
+                "node-a",
+                "--ssh-host",
+                "node-b",
+                "-d",
+                "3s",
+                "-o",
+            ])
+            .arg(&pcapng),
+        Duration::from_secs(60),
+    );
+    assert_ok(&out);
+    let capture = read_capture(&pcapng);
+    assert_eq!(capture.count_on("node-a:any"), 5);
+    assert!(capture.count_on("node-b:any") > 0);
+    let links: Vec<_> = capture.interfaces.iter().map(|i| i.link_type).collect();
+    assert!(
+        links.contains(&kcap_pcap::LinkType::ETHERNET)
+            && links.contains(&kcap_pcap::LinkType::LINUX_SLL2)
+    );
+}
