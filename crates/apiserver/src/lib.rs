@@ -1,5 +1,293 @@
 //! A Kubernetes API server for kcap's test bed: enough of the real wire protocol
 //! (discovery, objects, watch, exec/attach over WebSocket, ephemeral containers) that
 //! the real kubectl and kube-rs accept it. Pods are run by a [`runtime::PodRuntime`].
+//!
+//! Start one with [`ApiServer::start`], hand [`ApiServer::kubeconfig`] to clients, and
+//! [`ApiServer::shutdown`] it when done.
 
 pub mod runtime;
+
+mod auth;
+mod cluster;
+mod controllers;
+mod discovery;
+mod http;
+mod kubeconfig;
+mod objects;
+mod patch;
+mod selector;
+mod status;
+mod store;
+mod stream;
+mod table;
+mod tls;
+mod util;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::runtime::PodRuntime;
+
+/// What the cluster holds at start.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSpec {
+    pub nodes: Vec<NodeInfo>,
+    /// Extra namespaces; `default` and `kube-system` always exist.
+    pub namespaces: Vec<String>,
+    /// Deployments, DaemonSets, StatefulSets, ReplicaSets, Services and Pods as JSON
+    /// manifests (`kind` and `metadata.namespace` are read; namespace defaults to
+    /// `default`). Applied at start; controllers then create pods through the runtime.
+    pub objects: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub internal_ip: IpAddr,
+    pub pod_cidr: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+pub struct ServerOptions {
+    /// Already bound by the caller (possibly inside a network namespace).
+    pub listener: std::net::TcpListener,
+    /// Addresses clients use: subjectAltNames of the certificate; the first one is the
+    /// kubeconfig's server address. Empty = the listener's address.
+    pub advertise: Vec<IpAddr>,
+}
+
+/// A running API server (its own thread and tokio runtime).
+pub struct ApiServer {
+    url: String,
+    ca_pem: String,
+    admin_token: String,
+    restricted_token: String,
+    cluster: Arc<Cluster>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// Spawns the server on its own thread with its own tokio runtime (so callers need
+    /// no runtime). Returns once it accepts connections and the spec is applied.
+    pub fn start(
+        spec: ClusterSpec,
+        options: ServerOptions,
+        runtime: Arc<dyn PodRuntime>,
+    ) -> anyhow::Result<ApiServer> {
+        let local = options.listener.local_addr().context("listener address")?;
+        let mut advertise = options.advertise.clone();
+        if advertise.is_empty() {
+            advertise.push(local.ip());
+        }
+        let tls = tls::generate(&advertise)?;
+        let host = match advertise[0] {
+            IpAddr::V4(ip) => format!("{ip}:{}", local.port()),
+            IpAddr::V6(ip) => format!("[{ip}]:{}", local.port()),
+        };
+        let tokens = auth::Tokens::generate();
+        let (admin_token, restricted_token) = (tokens.admin.clone(), tokens.restricted.clone());
+        options.listener.set_nonblocking(true)?;
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("kcap-apiserver")
+            .build()?;
+        let cluster = Arc::new(Cluster::new(runtime, spec.nodes.clone()));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let server = Arc::new(http::Server {
+            cluster: cluster.clone(),
+            tokens,
+            url_host: host.clone(),
+        });
+        let listener = options.listener;
+        let thread = std::thread::Builder::new()
+            .name("kcap-apiserver".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    let applied = apply_spec(&server.cluster, &spec);
+                    let failed = applied.is_err();
+                    let _ = ready_tx.send(applied);
+                    if failed {
+                        return;
+                    }
+                    let ctl = tokio::spawn(controllers::run(server.cluster.clone()));
+                    http::serve(server.clone(), listener, tls.config, stop_rx).await;
+                    ctl.abort();
+                    server.cluster.stop_all().await;
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => anyhow::bail!("API server thread died during start"),
+        }
+        Ok(ApiServer {
+            url: format!("https://{host}"),
+            ca_pem: tls.ca_pem,
+            admin_token,
+            restricted_token,
+            cluster,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// `https://ADDR:PORT`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The CA that signed the serving certificate.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// A read-only user: get/list/watch only (no exec, attach, create, delete, patch).
+    pub fn restricted_token(&self) -> &str {
+        &self.restricted_token
+    }
+
+    /// A complete kubeconfig (cluster with certificate-authority-data, user with token,
+    /// context with namespace) as YAML text.
+    pub fn kubeconfig(&self, token: &str, namespace: &str) -> String {
+        let user = if token == self.restricted_token {
+            "restricted"
+        } else {
+            "admin"
+        };
+        kubeconfig::render(&self.url, &self.ca_pem, user, token, namespace)
+    }
+
+    /// Blocks until every workload has its pods and every pod is Running (or timeout).
+    pub fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.not_ready() {
+                None => return Ok(()),
+                Some(why) if Instant::now() >= deadline => {
+                    anyhow::bail!("cluster not ready after {timeout:?}: {why}")
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    fn not_ready(&self) -> Option<String> {
+        let store = &self.cluster.store;
+        for p in store.list("pods", None).0 {
+            if !objects::pod::is_running(&p) {
+                return Some(format!(
+                    "pod {} is {}",
+                    objects::name_of(&p),
+                    table::pod_status(&p)
+                ));
+            }
+        }
+        for r in ["deployments", "replicasets", "statefulsets"] {
+            for o in store.list(r, None).0 {
+                let want = objects::workload::replicas(&o);
+                if o["status"]["readyReplicas"].as_u64().unwrap_or(0) != want
+                    || o["status"]["replicas"].as_u64().unwrap_or(0) != want
+                {
+                    return Some(format!(
+                        "{r} {} has not got {want} ready pods",
+                        objects::name_of(&o)
+                    ));
+                }
+            }
+        }
+        for o in store.list("daemonsets", None).0 {
+            let s = &o["status"];
+            if s["desiredNumberScheduled"].is_null()
+                || s["numberReady"] != s["desiredNumberScheduled"]
+            {
+                return Some(format!("daemonset {} is not ready", objects::name_of(&o)));
+            }
+        }
+        None
+    }
+
+    /// Stops the server; stops every pod through the runtime; joins the thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Creates the namespaces, nodes and objects of the spec.
+fn apply_spec(cluster: &Arc<Cluster>, spec: &ClusterSpec) -> anyhow::Result<()> {
+    let ns_res = discovery::find("", "namespaces").expect("namespaces are served");
+    let mut names = vec![
+        "default".to_string(),
+        "kube-system".to_string(),
+        "kube-public".to_string(),
+    ];
+    names.extend(spec.namespaces.iter().cloned());
+    for ns in names {
+        if cluster.store.get("namespaces", "", &ns).is_none() {
+            cluster
+                .create(ns_res, "", serde_json::json!({"metadata": {"name": ns}}))
+                .map_err(|e| anyhow::anyhow!("namespace {ns}: {e}"))?;
+        }
+    }
+    for n in &spec.nodes {
+        cluster
+            .store
+            .create("nodes", "", objects::node::manifest(n), "nodes")
+            .map_err(|e| anyhow::anyhow!("node {}: {e}", n.name))?;
+    }
+    for obj in &spec.objects {
+        let kind = obj["kind"].as_str().unwrap_or("");
+        let res = discovery::by_kind(kind)
+            .with_context(|| format!("unsupported kind {kind:?} in the cluster spec"))?;
+        let ns = if res.namespaced {
+            obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string()
+        } else {
+            String::new()
+        };
+        cluster
+            .create(res, &ns, obj.clone())
+            .map_err(|e| anyhow::anyhow!("{kind} {}: {e}", objects::name_of(obj)))?;
+    }
+    Ok(())
+}
