@@ -19,10 +19,15 @@
 //! # anyhow::Ok(())
 //! ```
 //!
+//! [`Spec::cluster`] makes the nodes Kubernetes-like: pods with real networking
+//! (bridge and routed CNI styles), emulated container images, `crictl` on the
+//! nodes, all driven through [`Testbed::runtime`] (the API server's pod runtime).
+//!
 //! Requires root, iproute2, openssh-server/-client, python3, util-linux
 //! (`unshare`), passwd (`useradd`, `chpasswd`) and sudo.
 
 mod cleanup;
+mod cluster;
 mod keys;
 mod netns;
 mod process;
@@ -36,7 +41,10 @@ mod topology;
 mod traffic;
 mod users;
 
-pub use spec::{HostSpec, NetworkSpec, Role, Spec, ToolOverride};
+pub use cluster::{
+    ClusterError, ClusterRuntime, ContainerInfo, ContainerRequest, PodInfo, PodRequest, image_names,
+};
+pub use spec::{Cni, HostSpec, NetworkSpec, PodNetworkSpec, Role, Spec, ToolOverride};
 pub use testbed::Testbed;
 pub use topology::{Host, Link, Network};
 

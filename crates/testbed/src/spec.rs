@@ -44,6 +44,28 @@ pub struct HostSpec {
     /// Programs that look different on this host than on the machine (see
     /// [`ToolOverride`]), e.g. a node without tcpdump.
     pub tools: Vec<ToolOverride>,
+    /// Pod networking of a Kubernetes-like node (`None`: the node runs no pods).
+    pub pods: Option<PodNetworkSpec>,
+}
+
+/// How a node wires its pods, after the two families of real CNI plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cni {
+    /// flannel-like: bridge `cni0` (first address of the pod CIDR) and one
+    /// `veth<8 hex>` per pod on it; pods get a /24 and route via the bridge.
+    Bridge,
+    /// Calico-like: one `cali<11 hex>` per pod, a /32 route to the pod on the node,
+    /// pods get a /32 and a default route via 169.254.1.1 (answered by proxy ARP).
+    Routed,
+}
+
+/// A node's pod network: its CNI style and pod CIDR (a /24 in 10.0.0.0/8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodNetworkSpec {
+    pub cni: Cni,
+    /// Network address of the node's /24, e.g. 10.244.0.0.
+    pub pod_cidr: Ipv4Addr,
 }
 
 /// What a program (looked up by name in the system's bin directories) is on one
@@ -88,6 +110,7 @@ fn host(name: &str, role: Role, addresses: &[(&str, [u8; 4])]) -> HostSpec {
         proxy_jump: Vec::new(),
         traffic_to: None,
         tools: Vec::new(),
+        pods: None,
     }
 }
 
@@ -143,6 +166,39 @@ impl Spec {
             traffic: true,
             name_prefix: None,
         }
+    }
+
+    /// [`Spec::lan`] with pod networking on every node, CNI styles alternating:
+    /// node-a bridge 10.244.0.0/24, node-b routed 10.244.1.0/24, node-c bridge
+    /// 10.244.2.0/24, ... Pods are started later through [`Testbed::runtime`].
+    ///
+    /// [`Testbed::runtime`]: crate::Testbed::runtime
+    pub fn cluster(nodes: usize) -> Self {
+        let mut spec = Spec::lan(nodes);
+        for (i, h) in spec
+            .hosts
+            .iter_mut()
+            .filter(|h| h.role == Role::Node)
+            .enumerate()
+        {
+            let cni = if i % 2 == 0 { Cni::Bridge } else { Cni::Routed };
+            h.pods = Some(PodNetworkSpec {
+                cni,
+                pod_cidr: Ipv4Addr::new(10, 244, i as u8, 0),
+            });
+        }
+        spec
+    }
+
+    /// Gives node `host` a pod network (or changes its CNI style / CIDR).
+    pub fn with_pod_network(mut self, host: &str, cni: Cni, pod_cidr: Ipv4Addr) -> Self {
+        let h = self
+            .hosts
+            .iter_mut()
+            .find(|h| h.name == host)
+            .unwrap_or_else(|| panic!("no host {host} in the spec"));
+        h.pods = Some(PodNetworkSpec { cni, pod_cidr });
+        self
     }
 
     /// Use fixed namespace names `<prefix>-<role>` (for humans / the CLI).
@@ -253,6 +309,30 @@ impl Spec {
             }
         }
         self.client()?;
+        self.validate_pod_networks()
+    }
+
+    /// Pod CIDRs must be distinct /24s inside 10.0.0.0/8 (never the documentation
+    /// ranges the bed's own networks use) and only nodes run pods.
+    fn validate_pod_networks(&self) -> Result<()> {
+        let mut cidrs = HashSet::new();
+        for h in &self.hosts {
+            let Some(p) = &h.pods else { continue };
+            if h.role != Role::Node {
+                bail!("only nodes run pods, not {}", h.name);
+            }
+            let o = p.pod_cidr.octets();
+            if o[0] != 10 || o[3] != 0 {
+                bail!(
+                    "{}: pod CIDR {}/24 must be a /24 in 10.0.0.0/8",
+                    h.name,
+                    p.pod_cidr
+                );
+            }
+            if !cidrs.insert(p.pod_cidr) {
+                bail!("pod CIDR {}/24 is used by two nodes", p.pod_cidr);
+            }
+        }
         Ok(())
     }
 
@@ -353,6 +433,21 @@ mod tests {
                 .unwrap(),
             ["node-c"]
         );
+    }
+
+    #[test]
+    fn cluster_spec_alternates_cni_styles() {
+        let spec = Spec::cluster(3).complete().unwrap();
+        let pods = |n: &str| spec.host(n).unwrap().pods.unwrap();
+        assert_eq!(pods("node-a").cni, Cni::Bridge);
+        assert_eq!(pods("node-a").pod_cidr, Ipv4Addr::new(10, 244, 0, 0));
+        assert_eq!(pods("node-b").cni, Cni::Routed);
+        assert_eq!(pods("node-b").pod_cidr, Ipv4Addr::new(10, 244, 1, 0));
+        assert_eq!(pods("node-c").cni, Cni::Bridge);
+        assert!(spec.host("client").unwrap().pods.is_none());
+        let clash =
+            Spec::cluster(2).with_pod_network("node-b", Cni::Bridge, [10, 244, 0, 0].into());
+        assert!(clash.complete().is_err());
     }
 
     #[test]

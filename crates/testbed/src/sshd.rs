@@ -137,6 +137,14 @@ fn tool_mounts(host: &Host) -> Result<String> {
             );
         }
     }
+    if host.pods.is_some() {
+        // Nodes that run pods have crictl on root's (and sudo's) PATH; the
+        // directory is normally empty, so nothing of the machine is hidden.
+        commands += &format!(
+            "mount --bind '{}' /usr/local/sbin && ",
+            crate::cluster::crictl_bin_dir(host).display()
+        );
+    }
     Ok(commands)
 }
 

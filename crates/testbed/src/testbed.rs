@@ -6,14 +6,15 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
+use crate::cluster::{self, ClusterRuntime};
 use crate::spec::{Role, Spec};
 use crate::state::State;
 use crate::topology::{self, Host, Network};
@@ -48,6 +49,8 @@ pub struct Testbed {
     /// Files created so far under `dir`.
     generated: Vec<PathBuf>,
     daemons: Mutex<Vec<Daemon>>,
+    /// Pods on the nodes; stopped first on teardown.
+    runtime: Option<Arc<ClusterRuntime>>,
     persist: bool,
     torn_down: bool,
 }
@@ -106,12 +109,14 @@ impl Testbed {
             namespaces: Vec::new(),
             generated: Vec::new(),
             daemons: Mutex::new(Vec::new()),
+            runtime: None,
             persist: false,
             torn_down: false,
         };
         // On error `tb` is dropped here, which tears down the partial bed.
         tb.bring_up(spec.traffic)
             .context("bringing up the test bed")?;
+        tb.runtime = Some(Arc::new(ClusterRuntime::new(&tb.dir, &prefix, &tb.hosts)));
         Ok(tb)
     }
 
@@ -138,6 +143,7 @@ impl Testbed {
                 topology::build_link(h, link)?;
             }
         }
+        cluster::setup_nodes(&self.hosts)?;
         self.write_keys_and_configs()?;
         self.save_state()?;
         self.start_daemons(with_traffic)?;
@@ -185,6 +191,13 @@ impl Testbed {
     }
 
     fn start_daemons(&mut self, with_traffic: bool) -> Result<()> {
+        // Pod files first: node sshds bind-mount crictl's directory at start.
+        let cluster_dir = self.dir.join("cluster");
+        if !cluster_dir.exists() {
+            // Checked absent, so whatever is there after a failed install is ours.
+            self.generated.push(cluster_dir);
+        }
+        ClusterRuntime::install(&self.dir, &self.hosts).context("install pod runtime files")?;
         let script = self.dir.join("traffic.py");
         if with_traffic {
             self.generated.push(script.clone());
@@ -265,6 +278,15 @@ impl Testbed {
 
     pub fn client_key(&self) -> PathBuf {
         self.dir.join("id_ed25519")
+    }
+
+    /// The container runtime of the bed's nodes: starts pods (needs nodes with a
+    /// pod network, see [`Spec::cluster`], except for hostNetwork pods), execs,
+    /// ephemeral containers. Pods die with the bed.
+    pub fn runtime(&self) -> Arc<ClusterRuntime> {
+        self.runtime
+            .clone()
+            .expect("a bed that is up has a runtime")
     }
 
     pub fn client_netns(&self) -> &str {
@@ -381,6 +403,14 @@ impl Testbed {
     /// Tears down the bed described by `DIR/state.json` (made by any process).
     pub fn down_dir(dir: &Path) -> Result<()> {
         let state = State::load(dir)?;
+        // Pod namespaces first (hostNetwork pods die with their node namespace).
+        let cri = cluster::cri_state_path(&dir.join("cluster"));
+        if let Ok(pods) = cluster::load_cri_state(&cri) {
+            for ns in pods.pods.iter().filter_map(|p| p.netns_name.as_ref()) {
+                let _ = netns::kill_all(ns);
+                let _ = netns::delete(ns);
+            }
+        }
         cleanup::teardown(&state.namespaces, &state.generated)?;
         // Only succeeds if nothing but our files were in there.
         let _ = fs::remove_dir(dir);
@@ -398,6 +428,9 @@ impl Testbed {
             return Ok(());
         }
         self.torn_down = true;
+        if let Some(rt) = &self.runtime {
+            rt.shutdown();
+        }
         let mut daemons = std::mem::take(self.daemons.get_mut().unwrap_or_else(|e| e.into_inner()));
         for d in &mut daemons {
             let _ = d.child.kill();

@@ -51,6 +51,9 @@ pub struct Host {
     pub dir: PathBuf,
     /// Programs hidden or replaced on this host.
     pub tools: Vec<crate::spec::ToolOverride>,
+    /// Pod networking when this host is a Kubernetes-like node.
+    #[serde(default)]
+    pub pods: Option<crate::spec::PodNetworkSpec>,
 }
 
 impl Host {
@@ -125,6 +128,7 @@ pub(crate) fn plan(spec: &Spec, prefix: &str, dir: &Path) -> (Vec<Network>, Vec<
                 traffic_to: h.traffic_to.clone().unwrap_or_default(),
                 dir: dir.join(&h.name),
                 tools: h.tools.clone(),
+                pods: h.pods,
             }
         })
         .collect::<Vec<_>>();

@@ -4,7 +4,14 @@
 Serves HTTP on TCP 80 and a DNS-like UDP echo on 53 (--serve), and/or
 every INTERVAL seconds makes one HTTP GET and one DNS query to each
 --target, so packet captures on test-bed hosts always see traffic.
+
+--pod is the default process of the test bed's container images, configured
+by environment like a real container: it serves HTTP on $HTTP_PORT (8080) and
+the UDP echo on $DNS_PORT (5353) unless --no-serve, and when
+$TARGETS="host:port,..." is set, calls each target's HTTP port and the DNS
+port of the same host (or each of $DNS_TARGETS="host:port,...").
 """
+import os
 import argparse
 import http.client
 import http.server
@@ -46,12 +53,23 @@ def dns_query(qid, name):
     return header + qname + struct.pack("!HH", 1, 1)
 
 
-def client(targets, interval):
+def split_target(target, default_port):
+    host, _, port = target.strip().rpartition(":")
+    if not host:
+        return target.strip(), default_port
+    return host, int(port)
+
+
+def client(targets, interval, http_port=80, dns_port=53, dns_targets=None):
     qid = 0
     while True:
-        for target in targets:
+        for i, target in enumerate(targets):
+            target, port = split_target(target, http_port)
+            dns_host, dns = target, dns_port
+            if dns_targets:
+                dns_host, dns = split_target(dns_targets[i % len(dns_targets)], dns_port)
             try:
-                conn = http.client.HTTPConnection(target, 80, timeout=1)
+                conn = http.client.HTTPConnection(target, port, timeout=1)
                 conn.request("GET", "/")
                 conn.getresponse().read()
                 conn.close()
@@ -61,7 +79,7 @@ def client(targets, interval):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
                 sock.settimeout(0.5)
-                sock.sendto(dns_query(qid, "probe.kcap.test"), (target, 53))
+                sock.sendto(dns_query(qid, "probe.kcap.test"), (dns_host, dns))
                 sock.recvfrom(2048)
             except Exception:
                 pass
@@ -76,18 +94,33 @@ def main():
     ap.add_argument("--serve", action="store_true")
     ap.add_argument("--target", action="append", default=[])
     ap.add_argument("--interval", type=float, default=0.2)
+    ap.add_argument("--pod", action="store_true")
+    ap.add_argument("--no-serve", action="store_true")
     args = ap.parse_args()
+    http_port, dns_port, dns_targets = 80, 53, None
+    if args.pod:
+        env = os.environ
+        args.name = env.get("HOSTNAME", args.name)
+        args.serve = not args.no_serve
+        http_port = int(env.get("HTTP_PORT", "8080"))
+        dns_port = int(env.get("DNS_PORT", "5353"))
+        args.target = [t for t in env.get("TARGETS", "").split(",") if t.strip()]
+        dns_targets = [t for t in env.get("DNS_TARGETS", "").split(",") if t.strip()]
+        args.interval = float(env.get("INTERVAL", args.interval))
     threads = []
     if args.serve:
         # Bind before anything else so a port clash fails loudly and early.
-        httpd = http.server.ThreadingHTTPServer(("0.0.0.0", 80), http_handler(args.name))
+        httpd = http.server.ThreadingHTTPServer(("0.0.0.0", http_port), http_handler(args.name))
         httpd.daemon_threads = True
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind(("0.0.0.0", 53))
+        udp.bind(("0.0.0.0", dns_port))
         threads.append(threading.Thread(target=httpd.serve_forever, daemon=True))
         threads.append(threading.Thread(target=serve_dns, args=(udp,), daemon=True))
     if args.target:
-        threads.append(threading.Thread(target=client, args=(args.target, args.interval), daemon=True))
+        threads.append(threading.Thread(
+            target=client,
+            args=(args.target, args.interval, http_port, dns_port, dns_targets),
+            daemon=True))
     for t in threads:
         t.start()
     while True:
