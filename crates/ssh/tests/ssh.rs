@@ -17,6 +17,39 @@ struct Collected {
     exit: Option<ExitStatus>,
 }
 
+/// One sshd with a key it accepts and a known_hosts that trusts it.
+struct Server {
+    key: Key,
+    sshd: Sshd,
+    tmp: TempDir,
+    known_hosts: std::path::PathBuf,
+}
+
+impl Server {
+    fn start() -> Server {
+        let key = Key::new();
+        let sshd = Sshd::start(&[&key]);
+        let tmp = TempDir::new().unwrap();
+        let known_hosts = known_hosts(tmp.path(), &[&sshd]);
+        Server {
+            key,
+            sshd,
+            tmp,
+            known_hosts,
+        }
+    }
+
+    /// A session as root with the key, verified against the known_hosts.
+    async fn connect(&self) -> kcap_ssh::Session {
+        let opts = options(
+            self.sshd.destination("root"),
+            Some(&self.key),
+            &self.known_hosts,
+        );
+        kcap_ssh::connect(&opts).await.unwrap()
+    }
+}
+
 async fn collect(mut p: RemoteProcess) -> Result<Collected, Error> {
     let mut c = Collected::default();
     while let Some(out) = p.next().await? {
@@ -31,16 +64,11 @@ async fn collect(mut p: RemoteProcess) -> Result<Collected, Error> {
 
 #[tokio::test]
 async fn key_auth_exec_stdout_stderr_exit_code() {
-    let key = Key::new();
-    let sshd = Sshd::start(&[&key]);
-    let tmp = TempDir::new().unwrap();
-    let kh = known_hosts(tmp.path(), &[&sshd]);
-    let session = kcap_ssh::connect(&options(sshd.destination("root"), Some(&key), &kh))
-        .await
-        .unwrap();
+    let server = Server::start();
+    let session = server.connect().await;
     assert_eq!(
         session.describe(),
-        format!("root@127.0.0.1 (127.0.0.1:{})", sshd.port)
+        format!("root@127.0.0.1 (127.0.0.1:{})", server.sshd.port)
     );
     let p = session.exec("echo hi; echo err >&2; exit 3").await.unwrap();
     let c = collect(p).await.unwrap();
@@ -55,13 +83,8 @@ async fn key_auth_exec_stdout_stderr_exit_code() {
 
 #[tokio::test]
 async fn exit_by_signal() {
-    let key = Key::new();
-    let sshd = Sshd::start(&[&key]);
-    let tmp = TempDir::new().unwrap();
-    let kh = known_hosts(tmp.path(), &[&sshd]);
-    let session = kcap_ssh::connect(&options(sshd.destination("root"), Some(&key), &kh))
-        .await
-        .unwrap();
+    let server = Server::start();
+    let session = server.connect().await;
     let c = collect(session.exec("kill -TERM $$").await.unwrap())
         .await
         .unwrap();
@@ -319,13 +342,8 @@ async fn two_hop_jump_chain() {
 
 #[tokio::test]
 async fn stdin_round_trip_from_another_task() {
-    let key = Key::new();
-    let sshd = Sshd::start(&[&key]);
-    let tmp = TempDir::new().unwrap();
-    let kh = known_hosts(tmp.path(), &[&sshd]);
-    let session = kcap_ssh::connect(&options(sshd.destination("root"), Some(&key), &kh))
-        .await
-        .unwrap();
+    let server = Server::start();
+    let session = server.connect().await;
     let p = session.exec("cat").await.unwrap();
     let stdin = p.stdin();
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
@@ -344,13 +362,8 @@ async fn stdin_round_trip_from_another_task() {
 
 #[tokio::test]
 async fn large_stderr_does_not_stall_stdout() {
-    let key = Key::new();
-    let sshd = Sshd::start(&[&key]);
-    let tmp = TempDir::new().unwrap();
-    let kh = known_hosts(tmp.path(), &[&sshd]);
-    let session = kcap_ssh::connect(&options(sshd.destination("root"), Some(&key), &kh))
-        .await
-        .unwrap();
+    let server = Server::start();
+    let session = server.connect().await;
     let cmd = "head -c 20000000 /dev/zero >&2; head -c 5000000 /dev/zero; echo done >&2";
     let c = collect(session.exec(cmd).await.unwrap()).await.unwrap();
     assert_eq!(c.stderr.len(), 20_000_005);
@@ -358,22 +371,17 @@ async fn large_stderr_does_not_stall_stdout() {
     assert_eq!(c.exit, Some(ExitStatus::Code(0)));
 }
 
-// Multi-threaded like kcap itself: russh's session task and the reader run in parallel.
+// Multi-threaded: russh's session task and the reader may also run in parallel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cat_100mb_binary_intact_and_fast() {
-    let key = Key::new();
-    let sshd = Sshd::start(&[&key]);
-    let tmp = TempDir::new().unwrap();
-    let kh = known_hosts(tmp.path(), &[&sshd]);
-    let file = tmp.path().join("random.bin");
+    let server = Server::start();
+    let file = server.tmp.path().join("random.bin");
     run(Command::new("sh").arg("-c").arg(format!(
         "head -c 100000000 /dev/urandom > {}",
         file.display()
     )));
     let expected = std::fs::read(&file).unwrap();
-    let session = kcap_ssh::connect(&options(sshd.destination("root"), Some(&key), &kh))
-        .await
-        .unwrap();
+    let session = server.connect().await;
     let start = Instant::now();
     let mut p = session
         .exec(&format!("cat {}", file.display()))
@@ -429,19 +437,14 @@ async fn frozen_server_is_detected_by_keepalive() {
 
 #[tokio::test]
 async fn killed_server_gives_disconnected() {
-    let key = Key::new();
-    let sshd = Sshd::start(&[&key]);
-    let tmp = TempDir::new().unwrap();
-    let kh = known_hosts(tmp.path(), &[&sshd]);
-    let session = kcap_ssh::connect(&options(sshd.destination("root"), Some(&key), &kh))
-        .await
-        .unwrap();
+    let server = Server::start();
+    let session = server.connect().await;
     let mut p = session.exec("echo started; sleep 60").await.unwrap();
     assert_eq!(
         p.next().await.unwrap(),
         Some(Output::Stdout(b"started\n".to_vec()))
     );
-    sshd.signal_all(libc::SIGKILL);
+    server.sshd.signal_all(libc::SIGKILL);
     let r = tokio::time::timeout(Duration::from_secs(10), p.next())
         .await
         .expect("next() hung after the server died");
