@@ -167,6 +167,13 @@ impl ApiServer {
         &self.admin_token
     }
 
+    /// The stored objects of `resource` (plural, e.g. `pods`, `services`) in one
+    /// namespace or all, as kubectl would get them (for test beds that follow
+    /// the cluster's state, e.g. Service endpoints, without an HTTP client).
+    pub fn list(&self, resource: &'static str, namespace: Option<&str>) -> Vec<Value> {
+        self.cluster.store.list(resource, namespace).0
+    }
+
     /// A read-only user: get/list/watch only (no exec, attach, create, delete, patch).
     pub fn restricted_token(&self) -> &str {
         &self.restricted_token

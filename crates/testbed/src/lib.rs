@@ -21,16 +21,30 @@
 //!
 //! [`Spec::cluster`] makes the nodes Kubernetes-like: pods with real networking
 //! (bridge and routed CNI styles), emulated container images, `crictl` on the
-//! nodes, all driven through [`Testbed::runtime`] (the API server's pod runtime).
+//! nodes, and a Kubernetes API server (`kcap_apiserver`) on a `control-plane`
+//! host at `https://198.51.100.5:6443` that runs the default [`Scenario`]
+//! (Deployments, a StatefulSet, a DaemonSet, Services, pods of every image)
+//! through [`Testbed::runtime`]. The real kubectl talks to it from the client
+//! namespace:
+//!
+//! ```no_run
+//! let bed = kcap_testbed::Testbed::up(kcap_testbed::Spec::cluster(2))?;
+//! let out = bed.kubectl().args(["get", "pods", "-A", "-o", "wide"]).output()?;
+//! assert!(out.status.success());
+//! # anyhow::Ok(())
+//! ```
 //!
 //! Requires root, iproute2, openssh-server/-client, python3, util-linux
 //! (`unshare`), passwd (`useradd`, `chpasswd`) and sudo.
 
 mod cleanup;
 mod cluster;
+mod control_plane;
+pub mod daemon;
 mod keys;
 mod netns;
 mod process;
+mod scenario;
 mod spec;
 mod sshconfig;
 mod sshd;
@@ -44,7 +58,10 @@ mod users;
 pub use cluster::{
     ClusterError, ClusterRuntime, ContainerInfo, ContainerRequest, PodInfo, PodRequest, image_names,
 };
-pub use spec::{Cni, HostSpec, NetworkSpec, PodNetworkSpec, Role, Spec, ToolOverride};
+pub use spec::{
+    API_PORT, CONTROL_PLANE, CONTROL_PLANE_ADDRESS, Cni, HostSpec, NetworkSpec, PodNetworkSpec,
+    Role, Scenario, Spec, ToolOverride,
+};
 pub use testbed::Testbed;
 pub use topology::{Host, Link, Network};
 

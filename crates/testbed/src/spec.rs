@@ -9,6 +9,14 @@ use std::net::Ipv4Addr;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
+pub use crate::scenario::Scenario;
+
+/// Name of the host the API server runs on in [`Spec::cluster`].
+pub const CONTROL_PLANE: &str = "control-plane";
+/// Its address on `lan`; the API server listens on port [`API_PORT`] there.
+pub const CONTROL_PLANE_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 5);
+pub const API_PORT: u16 = 6443;
+
 /// What a host is for; decides which daemons it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -19,6 +27,9 @@ pub enum Role {
     Jump,
     /// A capture target (a Kubernetes node later): sshd, HTTP/DNS servers.
     Node,
+    /// The Kubernetes control plane: the API server listens in its namespace
+    /// (sshd only, no traffic generator, no pods).
+    ControlPlane,
 }
 
 /// One layer-2 segment (a bridge in its own switch namespace).
@@ -89,6 +100,9 @@ pub struct Spec {
     /// Fixed namespace prefix (e.g. `kcap-tb` for the CLI bed); `None` means
     /// a unique `kcap-<pid>-<n>` so beds can run in parallel.
     pub name_prefix: Option<String>,
+    /// Run a Kubernetes API server on the `control-plane` host with these
+    /// workloads (set by [`Spec::cluster`]).
+    pub api_server: Option<Scenario>,
 }
 
 fn net(name: &str, subnet: [u8; 4], prefix_len: u8) -> NetworkSpec {
@@ -165,16 +179,27 @@ impl Spec {
             hosts,
             traffic: true,
             name_prefix: None,
+            api_server: None,
         }
     }
 
     /// [`Spec::lan`] with pod networking on every node, CNI styles alternating:
     /// node-a bridge 10.244.0.0/24, node-b routed 10.244.1.0/24, node-c bridge
-    /// 10.244.2.0/24, ... Pods are started later through [`Testbed::runtime`].
+    /// 10.244.2.0/24, ..., plus a `control-plane` host (198.51.100.5) whose
+    /// Kubernetes API server (https://198.51.100.5:6443) starts the pods of the
+    /// default [`Scenario`]. See [`Testbed::kubectl`]; without the API server
+    /// ([`Spec::without_api_server`]) pods are started through [`Testbed::runtime`].
     ///
     /// [`Testbed::runtime`]: crate::Testbed::runtime
+    /// [`Testbed::kubectl`]: crate::Testbed::kubectl
     pub fn cluster(nodes: usize) -> Self {
         let mut spec = Spec::lan(nodes);
+        spec.hosts.push(host(
+            CONTROL_PLANE,
+            Role::ControlPlane,
+            &[("lan", CONTROL_PLANE_ADDRESS.octets())],
+        ));
+        spec.api_server = Some(Scenario::default());
         for (i, h) in spec
             .hosts
             .iter_mut()
@@ -198,6 +223,23 @@ impl Spec {
             .find(|h| h.name == host)
             .unwrap_or_else(|| panic!("no host {host} in the spec"));
         h.pods = Some(PodNetworkSpec { cni, pod_cidr });
+        self
+    }
+
+    /// No API server (the `control-plane` host stays, idle): tests that drive
+    /// [`Testbed::runtime`](crate::Testbed::runtime) directly and count on an
+    /// empty cluster (first pod on node-a gets 10.244.0.2).
+    pub fn without_api_server(mut self) -> Self {
+        self.api_server = None;
+        self
+    }
+
+    /// Scales the default scenario: `web` gets `k` replicas per node.
+    pub fn with_pods_per_node(mut self, k: usize) -> Self {
+        let nodes = self.hosts.iter().filter(|h| h.pods.is_some()).count();
+        if let Some(s) = &mut self.api_server {
+            s.web_replicas = k * nodes.max(1);
+        }
         self
     }
 
@@ -309,6 +351,9 @@ impl Spec {
             }
         }
         self.client()?;
+        if self.api_server.is_some() && self.host(CONTROL_PLANE).is_none() {
+            bail!("an API server needs a host named {CONTROL_PLANE}");
+        }
         self.validate_pod_networks()
     }
 

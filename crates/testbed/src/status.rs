@@ -1,4 +1,6 @@
-//! `kcap-testbed status`: a human-readable summary of a bed from its state.json.
+//! `kcap-testbed status`: a human-readable summary of a bed from its state.json
+//! and, for cluster beds, the pods from crictl's state file (what the runtime
+//! runs right now, so it works without asking the API server).
 
 use std::fmt::Write as _;
 
@@ -28,6 +30,16 @@ pub(crate) fn report(state: &State) -> Result<String> {
         state.dir.join("ssh_config").display()
     )?;
     writeln!(out, "client netns: {}", state.client_netns)?;
+    let kubeconfig = state.dir.join("kubeconfig");
+    if kubeconfig.exists() {
+        writeln!(
+            out,
+            "kubeconfig:  {} (API server https://{}:{})",
+            kubeconfig.display(),
+            crate::spec::CONTROL_PLANE_ADDRESS,
+            crate::spec::API_PORT
+        )?;
+    }
     for n in &state.networks {
         writeln!(
             out,
@@ -66,6 +78,17 @@ pub(crate) fn report(state: &State) -> Result<String> {
             h.netns,
             up(&h.netns)
         )?;
+    }
+    let cri = crate::cluster::cri_state_path(&state.dir.join("cluster"));
+    if let Ok(cri) = crate::cluster::load_cri_state(&cri) {
+        let mut pods = cri.pods;
+        pods.sort_by(|a, b| {
+            (&a.node, &a.namespace, &a.name).cmp(&(&b.node, &b.namespace, &b.name))
+        });
+        for p in pods {
+            let name = format!("{}/{}", p.namespace, p.name);
+            writeln!(out, "pod  {:30} {:15} on {}", name, p.ip, p.node)?;
+        }
     }
     Ok(out)
 }

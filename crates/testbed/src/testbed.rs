@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
 use crate::cluster::{self, ClusterRuntime};
+use crate::control_plane::{self, ControlPlane};
 use crate::spec::{Role, Spec};
 use crate::state::State;
 use crate::topology::{self, Host, Network};
@@ -49,8 +50,12 @@ pub struct Testbed {
     /// Files created so far under `dir`.
     generated: Vec<PathBuf>,
     daemons: Mutex<Vec<Daemon>>,
-    /// Pods on the nodes; stopped first on teardown.
+    /// The API server (cluster specs); shut down first on teardown.
+    control_plane: Option<ControlPlane>,
+    /// Pods on the nodes; stopped right after the API server on teardown.
     runtime: Option<Arc<ClusterRuntime>>,
+    /// Numbers kubectl cache dirs (one per command, see [`Testbed::kubectl`]).
+    kubectl_runs: AtomicU32,
     persist: bool,
     torn_down: bool,
 }
@@ -109,15 +114,53 @@ impl Testbed {
             namespaces: Vec::new(),
             generated: Vec::new(),
             daemons: Mutex::new(Vec::new()),
+            control_plane: None,
             runtime: None,
+            kubectl_runs: AtomicU32::new(0),
             persist: false,
             torn_down: false,
         };
         // On error `tb` is dropped here, which tears down the partial bed.
+        for f in [
+            control_plane::Files::new(&tb.dir).kubeconfig,
+            tb.kubectl_dir(),
+        ] {
+            if spec.api_server.is_some() && f.exists() {
+                bail!("{} exists: is a bed already up there?", f.display());
+            }
+        }
         tb.bring_up(spec.traffic)
             .context("bringing up the test bed")?;
-        tb.runtime = Some(Arc::new(ClusterRuntime::new(&tb.dir, &prefix, &tb.hosts)));
+        let runtime = Arc::new(ClusterRuntime::new(&tb.dir, &prefix, &tb.hosts));
+        tb.runtime = Some(runtime.clone());
+        if let Some(scenario) = &spec.api_server {
+            tb.start_control_plane(scenario, runtime)
+                .context("starting the Kubernetes API server")?;
+        }
         Ok(tb)
+    }
+
+    fn start_control_plane(
+        &mut self,
+        scenario: &crate::Scenario,
+        runtime: Arc<ClusterRuntime>,
+    ) -> Result<()> {
+        let files = control_plane::Files::new(&self.dir);
+        // Recorded before writing: these names are ours (see `build`'s check).
+        self.generated.extend([
+            files.kubeconfig.clone(),
+            files.restricted.clone(),
+            self.kubectl_dir(),
+        ]);
+        self.save_state()?;
+        fs::create_dir_all(self.kubectl_dir())?;
+        self.control_plane = Some(control_plane::start(
+            &self.hosts,
+            scenario,
+            runtime,
+            &files,
+        )?);
+        self.save_state()
     }
 
     fn bring_up(&mut self, with_traffic: bool) -> Result<()> {
@@ -289,6 +332,57 @@ impl Testbed {
             .expect("a bed that is up has a runtime")
     }
 
+    /// The API server of a cluster bed ([`Spec::cluster`]), reachable from the
+    /// client namespace at `https://198.51.100.5:6443`; `None` without one.
+    pub fn api_server(&self) -> Option<&kcap_apiserver::ApiServer> {
+        self.control_plane.as_ref().and_then(|cp| cp.server())
+    }
+
+    /// `DIR/kubeconfig`: the admin user, default namespace `prod`.
+    pub fn kubeconfig(&self) -> PathBuf {
+        control_plane::Files::new(&self.dir).kubeconfig
+    }
+
+    /// `DIR/kubeconfig-restricted`: a read-only user (get/list/watch; exec,
+    /// attach, debug, delete and scale are refused with 403).
+    pub fn restricted_kubeconfig(&self) -> PathBuf {
+        control_plane::Files::new(&self.dir).restricted
+    }
+
+    fn kubectl_dir(&self) -> PathBuf {
+        self.dir.join("kubectl")
+    }
+
+    /// The real kubectl in the client namespace with the admin kubeconfig; see
+    /// [`Testbed::kubectl_with`].
+    pub fn kubectl(&self) -> Command {
+        self.kubectl_with("kubectl", &self.kubeconfig())
+    }
+
+    /// `program` (`kubectl`, a versioned binary such as `kubectl.1.31` found
+    /// next to the real kubectl, or a path) in the client namespace with
+    /// `--kubeconfig KUBECONFIG` and a cache dir of its own: kubectl caches
+    /// discovery per server, and runs sharing a cache race on it. HOME points
+    /// into the bed's directory so nothing is written to the caller's home.
+    pub fn kubectl_with(&self, program: impl AsRef<OsStr>, kubeconfig: &Path) -> Command {
+        let program = program.as_ref();
+        let program = if program == "kubectl" || Path::new(program).components().count() > 1 {
+            PathBuf::from(program)
+        } else {
+            kubectl_bin_dir().join(program)
+        };
+        let n = self.kubectl_runs.fetch_add(1, Ordering::Relaxed);
+        let cache = self.kubectl_dir().join(format!("cache-{n}"));
+        let mut cmd = self.client_command(program);
+        cmd.arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env("KUBECACHEDIR", &cache)
+            .env("HOME", self.kubectl_dir());
+        cmd
+    }
+
     pub fn client_netns(&self) -> &str {
         &self.client_netns
     }
@@ -428,6 +522,11 @@ impl Testbed {
             return Ok(());
         }
         self.torn_down = true;
+        // The API server first: it stops its pods through the runtime, and
+        // must not start new ones while the runtime shuts down.
+        if let Some(mut cp) = self.control_plane.take() {
+            cp.shutdown();
+        }
         if let Some(rt) = &self.runtime {
             rt.shutdown();
         }
@@ -445,6 +544,20 @@ impl Testbed {
         }
         result
     }
+}
+
+/// Where the versioned kubectl binaries live: beside the real kubectl that
+/// the `kubectl` on PATH (a version dispatcher) resolves to.
+fn kubectl_bin_dir() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"));
+    let real = fs::canonicalize(&on_path).unwrap_or(on_path);
+    real.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 impl Drop for Testbed {

@@ -9,7 +9,9 @@ every INTERVAL seconds makes one HTTP GET and one DNS query to each
 by environment like a real container: it serves HTTP on $HTTP_PORT (8080) and
 the UDP echo on $DNS_PORT (5353) unless --no-serve, and when
 $TARGETS="host:port,..." is set, calls each target's HTTP port and the DNS
-port of the same host (or each of $DNS_TARGETS="host:port,...").
+port of the same host (or each of $DNS_TARGETS="host:port,..."). With
+$TARGETS_FILE it re-reads the targets (same format) from that file before
+every round, so callers follow Service endpoints as pods come and go.
 """
 import os
 import argparse
@@ -60,9 +62,19 @@ def split_target(target, default_port):
     return host, int(port)
 
 
-def client(targets, interval, http_port=80, dns_port=53, dns_targets=None):
+def read_targets(path):
+    try:
+        with open(path) as f:
+            return [t for t in f.read().replace("\n", ",").split(",") if t.strip()]
+    except OSError:
+        return []  # not written yet: no endpoints
+
+
+def client(targets, interval, http_port=80, dns_port=53, dns_targets=None, targets_file=None):
     qid = 0
     while True:
+        if targets_file:
+            targets = read_targets(targets_file)
         for i, target in enumerate(targets):
             target, port = split_target(target, http_port)
             dns_host, dns = target, dns_port
@@ -97,7 +109,7 @@ def main():
     ap.add_argument("--pod", action="store_true")
     ap.add_argument("--no-serve", action="store_true")
     args = ap.parse_args()
-    http_port, dns_port, dns_targets = 80, 53, None
+    http_port, dns_port, dns_targets, targets_file = 80, 53, None, None
     if args.pod:
         env = os.environ
         args.name = env.get("HOSTNAME", args.name)
@@ -107,6 +119,7 @@ def main():
         args.target = [t for t in env.get("TARGETS", "").split(",") if t.strip()]
         dns_targets = [t for t in env.get("DNS_TARGETS", "").split(",") if t.strip()]
         args.interval = float(env.get("INTERVAL", args.interval))
+        targets_file = env.get("TARGETS_FILE") or None
     threads = []
     if args.serve:
         # Bind before anything else so a port clash fails loudly and early.
@@ -116,10 +129,10 @@ def main():
         udp.bind(("0.0.0.0", dns_port))
         threads.append(threading.Thread(target=httpd.serve_forever, daemon=True))
         threads.append(threading.Thread(target=serve_dns, args=(udp,), daemon=True))
-    if args.target:
+    if args.target or targets_file:
         threads.append(threading.Thread(
             target=client,
-            args=(args.target, args.interval, http_port, dns_port, dns_targets),
+            args=(args.target, args.interval, http_port, dns_port, dns_targets, targets_file),
             daemon=True))
     for t in threads:
         t.start()

@@ -20,8 +20,10 @@ fn ok(out: &Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A cluster bed without API server: these tests drive the runtime directly
+/// and count on an empty cluster (the first pod on node-a gets 10.244.0.2).
 fn cluster() -> Testbed {
-    Testbed::up(Spec::cluster(2)).expect("up")
+    Testbed::up(Spec::cluster(2).without_api_server()).expect("up")
 }
 
 /// A pod of one container on `node`.
@@ -731,7 +733,7 @@ async fn stopping_pods_and_dropping_beds_leaves_nothing_and_beds_coexist() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_is_the_api_servers_pod_runtime() {
     use kcap_apiserver::runtime::{ContainerLaunch, PodLaunch, PodRuntime, RuntimeError};
-    let bed = Testbed::up(Spec::cluster(2).without_traffic()).expect("up");
+    let bed = Testbed::up(Spec::cluster(2).without_api_server().without_traffic()).expect("up");
     let rt: std::sync::Arc<dyn PodRuntime> = bed.runtime();
     let launch = |image: &str| ContainerLaunch {
         name: "c".into(),

@@ -37,6 +37,12 @@ pub(crate) fn setup_nodes(hosts: &[Host]) -> Result<()> {
         let Some(pods) = node.pods else { continue };
         let ns = node.netns.as_str();
         sysctl(ns, "net.ipv4.ip_forward", "1")?;
+        // An IPv4-only cluster: without this every new pod interface sends
+        // IPv6 DAD/MLD/router solicitations for seconds, which the bridge
+        // floods to every pod, so a fresh pod's first captured packets would
+        // be noise instead of its own traffic. Applies to interfaces made
+        // from now on (cni0, the pods' host sides), not the node's uplink.
+        sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")?;
         match pods.cni {
             Cni::Bridge => {
                 netns::ip(["-n", ns, "link", "add", BRIDGE, "type", "bridge"])?;
@@ -80,6 +86,8 @@ pub(crate) fn attach(
         Cni::Bridge => format!("veth{}", random_hex(8)),
         Cni::Routed => format!("cali{}", random_hex(11)),
     };
+    // No IPv6 on the pod's side either (see `setup_nodes`).
+    sysctl(pod_ns, "net.ipv6.conf.default.disable_ipv6", "1")?;
     // Created across the two namespaces directly, so it never exists elsewhere.
     netns::ip([
         "-n", pod_ns, "link", "add", "eth0", "type", "veth", "peer", "name", &host_if, "netns",
