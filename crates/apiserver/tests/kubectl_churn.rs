@@ -66,9 +66,35 @@ fn watch_sees_delete_and_replacement() {
     assert_eq!(pods.lines().count(), 2, "{pods}");
     assert!(!pods.contains(&victim));
 
-    // A StatefulSet pod comes back under its own name.
-    let out = bed.kubectl(&["delete", "pod", "db-1", "-n", "prod"]);
+    // A StatefulSet pod comes back under its own name, with a new uid.
+    // `--wait=false`: once, under a loaded CI run, kubectl's wait for a deleted pod
+    // whose name is immediately reused never returned (a race between its GET and
+    // watch and our replacement, not yet understood); the churn is what this checks.
+    let uid = |bed: &Bed| {
+        // Not found for a moment while it is being replaced: that is an empty uid.
+        let out = bed.kubectl(&[
+            "get",
+            "pod",
+            "db-1",
+            "-n",
+            "prod",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = uid(&bed);
+    let out = bed.kubectl(&["delete", "pod", "db-1", "-n", "prod", "--wait=false"]);
     assert!(out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while [String::new(), before.clone()].contains(&uid(&bed)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = uid(&bed);
+    assert!(
+        !after.is_empty() && after != before,
+        "db-1 was not replaced"
+    );
     bed.server.wait_ready(Duration::from_secs(30)).unwrap();
     assert!(
         bed.ok(&["get", "pod", "db-1", "-n", "prod"])

@@ -128,11 +128,11 @@ fn packet_addresses(pcap: &[u8], dir: &Path) -> Vec<(String, String)> {
 }
 
 /// Most packets are IPv4 (the rest ARP) and every IPv4 one is to or from `ip`.
+/// Captures are filtered to IPv4 (`ip`): ARP and IPv6 neighbour chatter is real but
+/// says nothing about whose traffic we see, and made these checks flaky.
 fn assert_involve(packets: &[(String, String)], ip: &str) {
-    let v4: Vec<&(String, String)> = packets.iter().filter(|(s, _)| !s.is_empty()).collect();
-    assert!(v4.len() * 2 > packets.len(), "mostly not IPv4: {packets:?}");
     assert!(
-        v4.iter().all(|(s, d)| s == ip || d == ip),
+        packets.iter().all(|(s, d)| s == ip || d == ip),
         "packets not involving {ip}: {packets:?}"
     );
 }
@@ -258,7 +258,7 @@ fn exec_streams_a_capture_and_200_mb_byte_identical() {
         &bed,
         &[
             "exec", "toolbox", "-c", "tools", "--", "tcpdump", "-U", "-w", "-", "-c", "20", "-i",
-            "eth0",
+            "eth0", "ip",
         ],
     );
     assert!(out.status.success(), "{out:?}");
@@ -356,7 +356,7 @@ fn debug_captures_through_an_ephemeral_container() {
             "--",
             "sh",
             "-c",
-            "sleep 2; exec tcpdump -U -i eth0 -c 5 -w -",
+            "sleep 2; exec tcpdump -U -i eth0 -c 5 -w - ip",
         ],
     );
     assert!(out.status.success(), "{out:?}");
@@ -506,7 +506,7 @@ fn crictl_on_the_node_leads_from_kubectls_container_id_to_the_traffic() {
         let out = ssh(
             &bed,
             "node-b",
-            &format!("timeout 20 {command} -U -c 10 -w -"),
+            &format!("timeout 20 {command} -U -c 10 -w - ip"),
         );
         assert!(out.status.success(), "{command}: {out:?}");
         packet_addresses(&out.stdout, bed.dir())
