@@ -73,27 +73,55 @@ pub fn validate_interface(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Where [`CaptureCommand::to_argv`] puts the SSH session to exclude.
+const ARGV_SSH_CONNECTION: usize = 4;
+
 impl CaptureCommand {
     /// The command line for an SSH `exec` request (interpreted by the remote user's
-    /// POSIX login shell). `$SSH_CONNECTION` is the only thing the remote shell expands.
+    /// POSIX login shell): [`Self::to_argv`] with every word quoted, except the
+    /// session to exclude, which is `"$SSH_CONNECTION"`: the only thing the remote
+    /// shell expands.
     pub fn to_shell(&self) -> Result<String, Error> {
+        let words = self
+            .to_argv("")?
+            .iter()
+            .enumerate()
+            .map(|(i, word)| match i {
+                ARGV_SSH_CONNECTION => Ok("\"$SSH_CONNECTION\"".to_string()),
+                _ => quote(word, "--filter"),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sudo = if self.sudo { "sudo -n " } else { "" };
+        Ok(format!("{sudo}{}", words.join(" ")))
+    }
+
+    /// The same wrapper as an argument vector, for transports that run a program
+    /// directly (Kubernetes exec, a container command, `nsenter`): no shell parses
+    /// the user's values, so nothing needs quoting. `ssh_connection` is the session
+    /// to exclude from the capture (`""` when there is none, as over the Kubernetes
+    /// API). `sudo` is ignored: the container decides who the capture runs as.
+    pub fn to_argv(&self, ssh_connection: &str) -> Result<Vec<String>, Error> {
         validate_interface(&self.interface)?;
         let filter = self.filter.as_deref().unwrap_or("");
         if filter.contains(['\n', '\r']) {
             return Err(Error::LineBreak { what: "--filter" });
         }
-        let args = [
-            quote(REMOTE_SCRIPT, "script")?,
-            "kcap".to_string(),
-            "\"$SSH_CONNECTION\"".to_string(),
-            quote(self.tool.name(), "tool")?,
-            quote(&self.interface, "--iface")?,
+        if filter.contains('\0') {
+            return Err(Error::Nul { what: "--filter" });
+        }
+        // Keep ARGV_SSH_CONNECTION pointing at `ssh_connection`.
+        Ok(vec![
+            "sh".into(),
+            "-c".into(),
+            REMOTE_SCRIPT.into(),
+            "kcap".into(),
+            ssh_connection.into(),
+            self.tool.name().into(),
+            self.interface.clone(),
             self.snaplen.to_string(),
             self.count.unwrap_or(0).to_string(),
-            quote(filter, "--filter")?,
-        ];
-        let sudo = if self.sudo { "sudo -n " } else { "" };
-        Ok(format!("{sudo}sh -c {}", args.join(" ")))
+            filter.into(),
+        ])
     }
 }
 
@@ -134,6 +162,19 @@ mod tests {
             command("port 80\ntouch /x").to_shell(),
             Err(Error::LineBreak { what: "--filter" })
         );
+    }
+
+    /// The argv form runs the same script with the values as separate words: a
+    /// hostile filter stays one argument of the tool.
+    #[test]
+    fn argv_keeps_values_as_words() {
+        let argv = command("port 80; id").to_argv("").unwrap();
+        assert_eq!(&argv[..2], ["sh", "-c"]);
+        assert_eq!(
+            argv[3..].to_vec(),
+            ["kcap", "", "auto", "any", "262144", "3", "port 80; id"]
+        );
+        assert!(command("a\nb").to_argv("").is_err());
     }
 
     #[test]

@@ -1,0 +1,59 @@
+//! `--follow`: watch a label selector and report pods that start running (to
+//! capture them) and pods that go away (to note it). kube-rs's watcher re-lists
+//! after a dropped watch, so a short API outage does not lose pods.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::mpsc;
+
+/// What the watch saw.
+#[derive(Debug)]
+pub enum Change {
+    Running(Box<Pod>),
+    Gone { namespace: String, name: String },
+}
+
+/// Sends a [`Change`] for every pod of `selector` that is Running (including those
+/// already running: the caller skips the ones it captures) and every deleted one.
+/// Ends when `changes` is closed.
+pub async fn watch(
+    client: kube::Client,
+    namespace: Option<String>,
+    selector: String,
+    changes: mpsc::Sender<Change>,
+) {
+    let api: Api<Pod> = match &namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let config = watcher::Config::default().labels(&selector);
+    let mut stream = watcher::watcher(api, config).boxed();
+    while let Some(event) = stream.next().await {
+        let change = match event {
+            Ok(Event::Apply(pod)) | Ok(Event::InitApply(pod)) => {
+                if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    && pod.metadata.deletion_timestamp.is_none()
+                {
+                    Change::Running(Box::new(pod))
+                } else {
+                    continue;
+                }
+            }
+            Ok(Event::Delete(pod)) => Change::Gone {
+                namespace: pod.metadata.namespace.unwrap_or_default(),
+                name: pod.metadata.name.unwrap_or_default(),
+            },
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!("kcap: --follow: watch error (retrying): {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if changes.send(change).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The ways into a pod's network namespace (`--via`): `exec` the wrapper in the
+//! target container, run it in an `ephemeral` debug container, or enter the pod's
+//! namespace from the node (`node`: a privileged helper pod; `ssh`: see
+//! [`netns_argv`], run by the caller over SSH). Every method yields a process that
+//! writes the pcap stream on stdout and stops when kcap's heartbeat stops.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kcap_capture::command::CaptureCommand;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::Error;
+use crate::error::Method;
+use crate::pod::PodTarget;
+use crate::process::{PodProcess, params};
+
+/// Default image for ephemeral and helper containers: public, has sh, tcpdump,
+/// nsenter and crictl-less but `nsenter`; tests pass `--image kcap.test/capture:1`.
+pub const DEFAULT_IMAGE: &str = "docker.io/nicolaka/netshoot:latest";
+
+/// How long a debug or helper container may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits for a first stdin line before starting the capture, so the pcap header is
+/// written after kcap attached (attaching to a running capture can miss it).
+const GATE: &str = "read -r go || exit 0; [ \"$go\" = go ] || exit 0; exec \"$@\"";
+/// The line that opens the gate.
+pub const GO: &[u8] = b"go\n";
+
+/// Enters the network namespace of a container (by runtime ID, through `crictl
+/// inspect` -> pid -> `nsenter -n`), or stays in the host's (empty ID: a node or
+/// hostNetwork pod), then runs the rest of the arguments.
+const NETNS: &str = r#"PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin
+cid=$1; shift
+if [ -z "$cid" ]; then exec "$@"; fi
+if ! command -v crictl >/dev/null 2>&1; then echo "kcap-netns: crictl is not on PATH: cannot find container $cid" >&2; exit 126; fi
+pid=$(crictl inspect -o go-template --template '{{.info.pid}}' "$cid") || { echo "kcap-netns: crictl inspect $cid failed" >&2; exit 126; }
+case $pid in ''|*[!0-9]*|0) echo "kcap-netns: no process for container $cid ($pid)" >&2; exit 126 ;; esac
+exec nsenter -t "$pid" -n -- "$@""#;
+
+/// The command that captures inside a container's network namespace from its node
+/// (or in the node's own namespace when `container_id` is empty).
+pub fn netns_argv(container_id: &str, capture: Vec<String>) -> Vec<String> {
+    let mut argv = vec![
+        "sh".into(),
+        "-c".into(),
+        NETNS.into(),
+        "kcap-netns".into(),
+        container_id.into(),
+    ];
+    argv.extend(capture);
+    argv
+}
+
+pub async fn exec(
+    client: &kube::Client,
+    pod: &PodTarget,
+    command: &CaptureCommand,
+) -> Result<PodProcess, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let argv = command
+        .to_argv("")
+        .map_err(|e| Error::BadTarget(e.to_string()))?;
+    let attached = api
+        .exec(&pod.name, argv, &params(&pod.container))
+        .await
+        .map_err(|e| exec_error(e, pod))?;
+    Ok(PodProcess::new(attached))
+}
+
+fn exec_error(e: kube::Error, pod: &PodTarget) -> Error {
+    let text = e.to_string();
+    // No shell in the image (distroless): the runtime cannot start `sh`.
+    if text.contains("executable file not found") || text.contains("no such file") {
+        return Error::ToolMissing {
+            pod: pod.label(),
+            container: pod.container.clone(),
+            message: "the image has no shell (sh) to run the capture".into(),
+        };
+    }
+    Error::from_kube(e, "create", "pods/exec", &pod.namespace)
+}
+
+/// Adds an ephemeral container (NET_RAW/NET_ADMIN, sharing the target container's
+/// namespaces) that waits for [`GO`], attaches to it and opens the gate.
+pub async fn ephemeral(
+    client: &kube::Client,
+    pod: &PodTarget,
+    command: &CaptureCommand,
+    image: &str,
+) -> Result<PodProcess, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let name = format!("kcap-{}", random_suffix());
+    let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), GATE.into(), "kcap-gate".into()];
+    argv.extend(
+        command
+            .to_argv("")
+            .map_err(|e| Error::BadTarget(e.to_string()))?,
+    );
+    let patch = json!({"spec": {"ephemeralContainers": [{
+        "name": name,
+        "image": image,
+        "command": argv,
+        "targetContainerName": pod.container,
+        "stdin": true,
+        "tty": false,
+        "terminationMessagePolicy": "File",
+        "securityContext": {"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}, "runAsUser": 0, "runAsNonRoot": false},
+    }]}});
+    api.patch_ephemeral_containers(&pod.name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 404 || s.code == 405 || s.code == 415 => {
+                Error::EphemeralUnsupported {
+                    pod: pod.label(),
+                    message: s.message,
+                }
+            }
+            e => Error::from_kube(e, "patch", "pods/ephemeralcontainers", &pod.namespace),
+        })?;
+    wait_ephemeral_running(&api, pod, &name).await?;
+    let attached = api
+        .attach(&pod.name, &params(&name))
+        .await
+        .map_err(|e| Error::from_kube(e, "create", "pods/attach", &pod.namespace))?;
+    let mut process = PodProcess::new(attached);
+    process.write_stdin(GO).await.map_err(|e| Error::Api {
+        what: "attach".into(),
+        message: e.to_string(),
+    })?;
+    Ok(process)
+}
+
+async fn wait_ephemeral_running(api: &Api<Pod>, pod: &PodTarget, name: &str) -> Result<(), Error> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let current = api
+            .get(&pod.name)
+            .await
+            .map_err(|e| Error::from_kube(e, "get", "pods", &pod.namespace))?;
+        let status = current
+            .status
+            .and_then(|s| s.ephemeral_container_statuses)
+            .unwrap_or_default();
+        if let Some(state) = status
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.state.clone())
+        {
+            if state.running.is_some() {
+                return Ok(());
+            }
+            if let Some(t) = state.terminated {
+                return Err(Error::EphemeralUnsupported {
+                    pod: pod.label(),
+                    message: format!(
+                        "the debug container ended at once: {}",
+                        t.message.or(t.reason).unwrap_or_default()
+                    ),
+                });
+            }
+            if let Some(w) = state.waiting
+                && matches!(
+                    w.reason.as_deref(),
+                    Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")
+                )
+            {
+                return Err(Error::EphemeralUnsupported {
+                    pod: pod.label(),
+                    message: format!(
+                        "cannot pull the image (--image): {}",
+                        w.message.unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(Error::EphemeralUnsupported {
+                pod: pod.label(),
+                message: format!(
+                    "the debug container {name} did not start within {START_TIMEOUT:?}"
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A helper pod kcap created; [`HelperPod::delete`] removes it. The reaper (see the
+/// binary) deletes it too if kcap dies without doing so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperPod {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl HelperPod {
+    pub async fn delete(&self, client: &kube::Client) -> Result<(), Error> {
+        let api: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
+        match api
+            .delete(
+                &self.name,
+                &DeleteParams {
+                    grace_period_seconds: Some(0),
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if Error::is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::from_kube(e, "delete", "pods", &self.namespace)),
+        }
+    }
+}
+
+/// Label on every helper pod, so leftovers can be found (`kubectl get pods -l kcap/helper`).
+pub const HELPER_LABEL: &str = "kcap/helper";
+
+/// Creates the helper pod on `node`. `on_created` runs right after the API
+/// accepted it, before waiting, so the reaper knows it from the first moment.
+pub async fn create_helper(
+    client: &kube::Client,
+    namespace: &str,
+    node: &str,
+    image: &str,
+    on_created: impl FnOnce(&HelperPod),
+) -> Result<HelperPod, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let name = format!("kcap-helper-{}", random_suffix());
+    let manifest: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {HELPER_LABEL: "true"}},
+        "spec": {
+            "nodeName": node,
+            "hostNetwork": true,
+            "hostPID": true,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{
+                "name": "capture",
+                "image": image,
+                // Idle; captures are exec'd in. Bounded, so a helper orphaned by a
+                // killed kcap and its killed reaper still ends within a day.
+                "command": ["sleep", "86400"],
+                "securityContext": {"privileged": true, "runAsUser": 0},
+            }],
+        },
+    }))
+    .expect("static manifest");
+    api.create(&PostParams::default(), &manifest)
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s)
+                if s.code == 403
+                    && (s.message.contains("PodSecurity")
+                        || s.message.contains("admission")
+                        || s.message.contains("violates")) =>
+            {
+                Error::HelperRejected {
+                    node: node.into(),
+                    message: s.message,
+                }
+            }
+            kube::Error::Api(s) if s.code == 422 || s.code == 400 => Error::HelperRejected {
+                node: node.into(),
+                message: s.message,
+            },
+            e => Error::from_kube(e, "create", "pods", namespace),
+        })?;
+    let helper = HelperPod {
+        namespace: namespace.into(),
+        name: name.clone(),
+    };
+    on_created(&helper);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let pod = api
+            .get(&name)
+            .await
+            .map_err(|e| Error::from_kube(e, "get", "pods", namespace))?;
+        let status = pod.status.unwrap_or_default();
+        match status.phase.as_deref() {
+            Some("Running") => return Ok(helper),
+            Some("Failed") | Some("Succeeded") => {
+                return Err(Error::HelperNotStarted {
+                    helper: name,
+                    node: node.into(),
+                    message: status
+                        .message
+                        .or(status.reason)
+                        .unwrap_or_else(|| "it ended".into()),
+                });
+            }
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            let why = status
+                .conditions
+                .iter()
+                .flatten()
+                .filter_map(|c| c.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(Error::HelperNotStarted {
+                helper: name,
+                node: node.into(),
+                message: format!("not running after {START_TIMEOUT:?} {why}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Captures in `container_id`'s network namespace (empty: the node's) from the helper.
+pub async fn exec_in_helper(
+    client: &kube::Client,
+    helper: &HelperPod,
+    container_id: &str,
+    command: &CaptureCommand,
+) -> Result<PodProcess, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &helper.namespace);
+    let capture = command
+        .to_argv("")
+        .map_err(|e| Error::BadTarget(e.to_string()))?;
+    let attached = api
+        .exec(
+            &helper.name,
+            netns_argv(container_id, capture),
+            &params("capture"),
+        )
+        .await
+        .map_err(|e| Error::from_kube(e, "create", "pods/exec", &helper.namespace))?;
+    Ok(PodProcess::new(attached))
+}
+
+/// The order `--via auto` tries.
+pub const AUTO_ORDER: [Method; 3] = [Method::Exec, Method::Ephemeral, Method::Node];
+
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut n = h.finish();
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+            n /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
