@@ -5,14 +5,93 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
-/// Capture packets on Kubernetes nodes over SSH and hand them to Wireshark.
+/// Capture packets on Kubernetes pods, workloads and nodes (through the Kubernetes
+/// API, or over SSH) and hand them to Wireshark.
 ///
 /// The capture runs remotely (tcpdump, or tshark/dumpcap when tcpdump is missing), the
 /// packets stream home and are written as pcapng (default) or pcap, or streamed to
-/// stdout with `-o -` for `wireshark -k -i -`.
+/// stdout with `-o -` for `wireshark -k -i -`. Every pod is one interface of the file.
 #[derive(Debug, Parser)]
 #[command(name = "kcap", version, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
+    /// Kubernetes targets as TYPE/NAME: pod/NAME, deploy/NAME, rs/NAME, sts/NAME,
+    /// ds/NAME, job/NAME, svc/NAME (every pod behind it), node/NAME. Several may be given.
+    #[arg(value_name = "TYPE/NAME", help_heading = "Target (Kubernetes)")]
+    pub targets: Vec<String>,
+
+    /// A pod to capture (repeatable); the same as pod/NAME.
+    #[arg(
+        long = "pod",
+        value_name = "NAME",
+        help_heading = "Target (Kubernetes)"
+    )]
+    pub pods: Vec<String>,
+
+    /// Container whose network to capture (default: the pod's default container).
+    /// There is no -c: kcap's -c is --count.
+    #[arg(long, value_name = "NAME", help_heading = "Target (Kubernetes)")]
+    pub container: Option<String>,
+
+    /// Namespace of the targets (default: the kubeconfig context's namespace).
+    #[arg(
+        long,
+        short = 'n',
+        value_name = "NS",
+        help_heading = "Target (Kubernetes)"
+    )]
+    pub namespace: Option<String>,
+
+    /// Look for targets in every namespace.
+    #[arg(
+        long,
+        short = 'A',
+        conflicts_with = "namespace",
+        help_heading = "Target (Kubernetes)"
+    )]
+    pub all_namespaces: bool,
+
+    /// Capture every pod matching this label selector (e.g. app=web,tier!=db).
+    #[arg(
+        long,
+        short = 'l',
+        value_name = "SELECTOR",
+        help_heading = "Target (Kubernetes)"
+    )]
+    pub selector: Option<String>,
+
+    /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "PATH", help_heading = "Target (Kubernetes)")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// kubeconfig context to use (default: the current context).
+    #[arg(long, value_name = "NAME", help_heading = "Target (Kubernetes)")]
+    pub context: Option<String>,
+
+    /// How to reach a pod's network: auto (exec, else ephemeral, else node), exec
+    /// (tcpdump in the container), ephemeral (a debug container; it stays in the pod
+    /// spec), node (a privileged helper pod on the pod's node, deleted afterwards),
+    /// ssh (SSH to the pod's node with the SSH flags below).
+    #[arg(
+        long,
+        value_name = "METHOD",
+        default_value = "auto",
+        help_heading = "Target (Kubernetes)"
+    )]
+    pub via: String,
+
+    /// Image of ephemeral and helper containers (needs sh and tcpdump; for --via node
+    /// also nsenter and crictl).
+    #[arg(long, value_name = "IMAGE", default_value = kcap_kube::methods::DEFAULT_IMAGE, help_heading = "Target (Kubernetes)")]
+    pub image: String,
+
+    /// Keep watching the targets' selectors and capture pods that appear later.
+    #[arg(long, help_heading = "Target (Kubernetes)")]
+    pub follow: bool,
+
+    /// No per-packet comments naming pod, namespace and node.
+    #[arg(long, help_heading = "Output")]
+    pub no_annotate: bool,
+
     /// Node to capture on: a host name, address or ~/.ssh/config alias; also
     /// `user@host:port`. Repeat to capture several nodes at once into one file.
     #[arg(long = "ssh-host", value_name = "HOST", help_heading = "Target (SSH)")]
@@ -132,6 +211,12 @@ pub struct Cli {
 
 const AFTER_HELP: &str = "\
 Examples:
+  kcap --namespace prod --pod orders-6c9f --port 8080 --output orders.pcap
+  kcap -n prod deploy/orders --port 8080                    # every pod of the deployment, one file
+  kcap -n prod -l app=orders --follow -o - | wireshark -k -i -
+  kcap -A svc/payments --via node
+  kcap -n prod pod/orders-6c9f --filter 'pod/payments-0 and tcp[tcpflags] & tcp-rst != 0'
+  kcap node/worker-2 --iface eth0 --duration 30s
   kcap --ssh-user root --ssh-host 198.51.100.10 --port 443 --protocol tcp --output https.pcap
   kcap --ssh-host node-a --ssh-host node-b --port 53 --protocol udp --duration 60s
   kcap --ssh-host 198.51.100.10 --jump-host ops@bastion:2222 --filter 'host 10.0.0.5' -o - | wireshark -k -i -
@@ -143,4 +228,7 @@ Exit codes:
   0 capture finished     2 bad command line       3 cannot connect        4 authentication failed
   5 host key unknown     6 host key changed       7 capture tool missing  8 permission denied
   9 filter or interface rejected   10 cannot write output   11 remote output is not a capture
-  12 connection lost during the capture            1 anything else";
+  12 connection lost during the capture            13 Kubernetes object not found or not running
+  14 forbidden by RBAC      15 Kubernetes API unreachable or kubeconfig unusable
+  16 no capture method works for a pod (ephemeral unsupported, helper pod rejected)
+  1 anything else";

@@ -46,9 +46,55 @@ pub struct NodeTarget {
     pub connect: ConnectOptions,
 }
 
+/// `--via`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Auto,
+    Only(kcap_kube::Method),
+}
+
+impl Via {
+    fn parse(input: &str) -> Option<Via> {
+        use kcap_kube::Method;
+        Some(match input {
+            "auto" => Via::Auto,
+            "exec" => Via::Only(Method::Exec),
+            "ephemeral" => Via::Only(Method::Ephemeral),
+            "node" => Via::Only(Method::Node),
+            "ssh" => Via::Only(Method::Ssh),
+            _ => return None,
+        })
+    }
+}
+
+/// Everything about Kubernetes targets.
+#[derive(Debug, Clone)]
+pub struct KubeSettings {
+    pub client: kcap_kube::client::ClientOptions,
+    /// `-n`; `None`: the context's namespace.
+    pub namespace: Option<String>,
+    pub all_namespaces: bool,
+    pub selector: Option<String>,
+    pub container: Option<String>,
+    pub targets: Vec<kcap_kube::target::Target>,
+    pub via: Via,
+    pub image: String,
+    pub follow: bool,
+    pub annotate: bool,
+    /// SSH settings for `--via ssh` (the host is the pod's node).
+    pub ssh_template: ConnectOptions,
+    pub ssh_sudo: bool,
+    pub ssh_config: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nodes: Vec<NodeTarget>,
+    /// Pods, workloads and nodes through the Kubernetes API; also set when only
+    /// `--filter` holds pod tokens (they need the API).
+    pub kube: Option<KubeSettings>,
+    /// To rebuild the filter once its pod tokens are resolved.
+    pub filter: FilterSpec,
     pub command: CaptureCommand,
     pub duration: Option<Duration>,
     pub count: Option<u64>,
@@ -66,9 +112,12 @@ pub enum Verbosity {
 
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, UsageError> {
-        if cli.ssh_hosts.is_empty() {
+        let kube_targets =
+            !cli.targets.is_empty() || !cli.pods.is_empty() || cli.selector.is_some();
+        if cli.ssh_hosts.is_empty() && !kube_targets {
             return Err(usage(
-                "no target: name at least one node with --ssh-host HOST (see kcap --help)",
+                "no target: name pods or workloads (pod/NAME, deploy/NAME, --pod NAME, -l SELECTOR) \
+                 or nodes (node/NAME, --ssh-host HOST); see kcap --help",
             ));
         }
         let filter = FilterSpec {
@@ -116,6 +165,16 @@ impl Config {
         let duration = cli.duration.as_deref().map(parse_duration).transpose()?;
         let output = resolve_output(cli.output.as_deref(), cli.format.as_deref())?;
         let nodes = resolve_nodes(&cli)?;
+        let has_tokens = cli
+            .filter
+            .as_deref()
+            .map(kcap_kube::filter_tokens::find)
+            .transpose()
+            .map_err(|e| usage(format!("--filter: {e}")))?
+            .is_some_and(|t| !t.is_empty());
+        let kube = (kube_targets || has_tokens)
+            .then(|| resolve_kube(&cli))
+            .transpose()?;
         let verbosity = match (cli.quiet, cli.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
@@ -124,6 +183,8 @@ impl Config {
         };
         Ok(Config {
             nodes,
+            kube,
+            filter,
             command,
             duration,
             count: cli.count,
@@ -213,30 +274,114 @@ fn resolve_nodes(cli: &Cli) -> Result<Vec<NodeTarget>, UsageError> {
     };
     let mut nodes: Vec<NodeTarget> = Vec::new();
     for host in &cli.ssh_hosts {
-        let mut destination =
+        let destination =
             Destination::parse(host).map_err(|e| usage(format!("--ssh-host: {e}")))?;
-        if cli.ssh_user.is_some() && destination.user.is_none() {
-            destination.user = cli.ssh_user.clone();
-        }
-        if cli.ssh_port.is_some() && destination.port.is_none() {
-            destination.port = cli.ssh_port;
-        }
         if nodes.iter().any(|n| n.label == destination.host) {
             return Err(usage(format!("--ssh-host {host} is given twice")));
         }
-        // Reads KCAP_SSH_PASSWORD, KCAP_SSH_KEY_PASSPHRASE and SSH_AUTH_SOCK.
-        let mut connect = ConnectOptions::new(destination.clone());
-        connect.jump_hosts = jump_hosts.clone();
-        connect.identity_files = cli.ssh_keys.clone();
-        connect.known_hosts_files = cli.known_hosts.clone();
-        connect.accept_new_host_key = cli.accept_new_host_key;
-        connect.ssh_config = ssh_config.clone();
+        let connect = connect_options(cli, destination.clone(), &jump_hosts, &ssh_config);
         nodes.push(NodeTarget {
             label: destination.host,
             connect,
         });
     }
     Ok(nodes)
+}
+
+/// SSH settings for one host from the SSH flags.
+fn connect_options(
+    cli: &Cli,
+    mut destination: Destination,
+    jump_hosts: &Option<Vec<Destination>>,
+    ssh_config: &Option<PathBuf>,
+) -> ConnectOptions {
+    if cli.ssh_user.is_some() && destination.user.is_none() {
+        destination.user = cli.ssh_user.clone();
+    }
+    if cli.ssh_port.is_some() && destination.port.is_none() {
+        destination.port = cli.ssh_port;
+    }
+    // Reads KCAP_SSH_PASSWORD, KCAP_SSH_KEY_PASSPHRASE and SSH_AUTH_SOCK.
+    let mut connect = ConnectOptions::new(destination);
+    connect.jump_hosts = jump_hosts.clone();
+    connect.identity_files = cli.ssh_keys.clone();
+    connect.known_hosts_files = cli.known_hosts.clone();
+    connect.accept_new_host_key = cli.accept_new_host_key;
+    connect.ssh_config = ssh_config.clone();
+    connect
+}
+
+fn resolve_kube(cli: &Cli) -> Result<KubeSettings, UsageError> {
+    use kcap_kube::target::{Kind, Target, validate_name};
+    let mut targets = Vec::new();
+    for t in &cli.targets {
+        targets.push(Target::parse(t).map_err(|e| usage(e.to_string()))?);
+    }
+    for p in &cli.pods {
+        validate_name(p, "--pod").map_err(|e| usage(e.to_string()))?;
+        targets.push(Target {
+            kind: Kind::Pod,
+            namespace: None,
+            name: p.clone(),
+        });
+    }
+    let check = |v: &Option<String>, what: &str| {
+        v.as_deref()
+            .map(|n| validate_name(n, what).map_err(|e| usage(e.to_string())))
+            .transpose()
+    };
+    check(&cli.namespace, "--namespace")?;
+    if let Some(c) = cli.container.as_deref() {
+        // Container names are DNS labels: no dots either.
+        validate_name(c, "--container").map_err(|e| usage(e.to_string()))?;
+    }
+    if let Some(sel) = &cli.selector
+        && (sel.is_empty() || sel.contains(['\n', '\0', '&', '?', '#']))
+    {
+        return Err(usage(format!("--selector {sel:?} is not a label selector")));
+    }
+    let via = Via::parse(&cli.via).ok_or_else(|| {
+        usage(format!(
+            "unknown --via {:?}: use auto, exec, ephemeral, node or ssh",
+            cli.via
+        ))
+    })?;
+    if cli.image.is_empty() || cli.image.contains(char::is_whitespace) {
+        return Err(usage(format!(
+            "--image {:?} is not an image reference",
+            cli.image
+        )));
+    }
+    let jump_hosts = match cli.jump_host.as_deref() {
+        None => None,
+        Some("none") => Some(Vec::new()),
+        Some(chain) => {
+            Some(Destination::parse_chain(chain).map_err(|e| usage(format!("--jump-host: {e}")))?)
+        }
+    };
+    let ssh_config = match cli.ssh_config.as_deref() {
+        Some(p) if p == Path::new("none") => Some(PathBuf::from("/dev/null")),
+        other => other.map(Path::to_path_buf),
+    };
+    let placeholder = Destination::parse("node").expect("a valid destination");
+    Ok(KubeSettings {
+        client: kcap_kube::client::ClientOptions {
+            kubeconfig: cli.kubeconfig.clone(),
+            context: cli.context.clone(),
+        },
+        namespace: cli.namespace.clone(),
+        all_namespaces: cli.all_namespaces,
+        selector: cli.selector.clone(),
+        container: cli.container.clone(),
+        targets,
+        via,
+        image: cli.image.clone(),
+        follow: cli.follow,
+        annotate: !cli.no_annotate,
+        ssh_template: connect_options(cli, placeholder, &jump_hosts, &ssh_config),
+        ssh_sudo: cli.sudo,
+        ssh_config,
+    })
 }
 
 #[cfg(test)]

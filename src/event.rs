@@ -5,15 +5,21 @@
 use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{Packet, StreamHeader};
 
+use crate::output::SourceInfo;
+
 /// Index of a source in the order the targets were given.
 pub type SourceId = usize;
 
 #[derive(Debug)]
 pub enum Event {
-    /// The remote stream's pcap header arrived: link type and snaplen are known.
+    /// A source joined during the capture (`--follow`); its id is the next one.
+    Added { source: SourceId, info: SourceInfo },
+    /// The remote stream's pcap header arrived: link type and snaplen are known,
+    /// and so is how the source is described (e.g. the capture method of a pod).
     Started {
         source: SourceId,
         header: StreamHeader,
+        info: SourceInfo,
     },
     /// Packets decoded from one chunk of the stream, in arrival order.
     Packets {

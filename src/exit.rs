@@ -17,6 +17,10 @@ pub enum Exit {
     OutputFailed = 10,
     NotACapture = 11,
     ConnectionLost = 12,
+    KubeNotFound = 13,
+    Forbidden = 14,
+    KubeUnreachable = 15,
+    NoMethod = 16,
 }
 
 impl Exit {

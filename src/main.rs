@@ -1,17 +1,19 @@
 //! kcap: capture packets on Kubernetes nodes and pods and hand them to Wireshark.
 //!
 //! The flow, one module each: [`cli`] (flags) -> [`config`] (validated) -> [`run`]
-//! (starts a [`node`] capture per target, the [`output`] writer and the [`stop`]
-//! conditions) -> [`report`] (summary, errors with hints, [`exit`] code).
+//! (resolves Kubernetes targets, starts a [`source`] capture per node or pod, the
+//! [`output`] writer and the [`stop`] conditions) -> [`report`] (summary, errors with
+//! hints, [`exit`] code). [`reaper`] deletes helper pods if kcap is killed.
 
 mod cli;
 mod config;
 mod event;
 mod exit;
-mod node;
 mod output;
+mod reaper;
 mod report;
 mod run;
+mod source;
 mod stop;
 mod time;
 
@@ -23,6 +25,10 @@ use crate::config::{Config, Verbosity};
 use crate::exit::Exit;
 
 fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(reaper::MODE) {
+        return reaper::main(&args[2..]);
+    }
     let cli = cli::Cli::parse();
     let config = match Config::from_cli(cli) {
         Ok(config) => config,

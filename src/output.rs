@@ -43,12 +43,14 @@ pub enum OutputError {
     },
 }
 
-/// What one source needs in the file: names for its interface.
+/// What one source needs in the file: names for its interface and the comment of
+/// each of its packets (pcapng only; `None` with --no-annotate).
 #[derive(Debug, Clone)]
 pub struct SourceInfo {
     pub label: String,
     pub interface_name: String,
     pub description: String,
+    pub comment: Option<String>,
 }
 
 /// Per-source counts of what reached the file.
@@ -226,7 +228,26 @@ impl Writer {
 
     fn take(&mut self, event: Event, merger: &mut Merger) -> Result<(), OutputError> {
         match event {
-            Event::Started { source, header } => {
+            Event::Added { source, info } => {
+                // Sources are numbered in the order they were added.
+                debug_assert_eq!(source, self.sources.len());
+                let id = merger.add_source();
+                debug_assert_eq!(id, source);
+                self.sources.push(info);
+                self.links.push(None);
+                self.written.push(Written::default());
+                self.first_ts.push(None);
+                self.last_ts.push(None);
+                if let Sink::Pcapng { interfaces, .. } = &mut self.sink {
+                    interfaces.push(None);
+                }
+            }
+            Event::Started {
+                source,
+                header,
+                info,
+            } => {
+                self.sources[source] = info;
                 self.start(source, header.link_type, header.snaplen)?
             }
             Event::Packets { source, packets } => {
@@ -297,7 +318,9 @@ impl Writer {
             } => w.write_packet(packet),
             Sink::Pcap { writer: None, .. } => return Ok(()),
             Sink::Pcapng { writer, interfaces } => match interfaces[source] {
-                Some(id) => writer.write_packet(id, packet, None),
+                Some(id) => {
+                    writer.write_packet(id, packet, self.sources[source].comment.as_deref())
+                }
                 None => return Ok(()),
             },
         };

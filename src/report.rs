@@ -5,9 +5,9 @@ use kcap_capture::outcome::Failure;
 
 use crate::config::{Config, Verbosity};
 use crate::exit::Exit;
-use crate::node::{NodeError, NodeReport};
 use crate::output::{self, OutputError};
 use crate::run::{Outcome, RunError};
+use crate::source::{SourceError, SourceReport, StreamError};
 use crate::stop::StopReason;
 
 /// Prints the summary and errors; returns the exit code. The first failing node
@@ -20,9 +20,13 @@ pub fn finish(config: &Config, outcome: Result<Outcome, RunError>) -> Exit {
             eprintln!("kcap: cannot install signal handlers: {e}");
             return Exit::Other;
         }
+        Err(RunError::Kube(e)) => return print_kube_error(None, &e),
     };
     let mut exit = Exit::Success;
-    for (node, written) in outcome.nodes.iter().zip(&outcome.writer.per_source) {
+    for (label, error) in &outcome.failed_targets {
+        exit = first(exit, print_kube_error(Some(label), error));
+    }
+    for (node, written) in outcome.sources.iter().zip(&outcome.writer.per_source) {
         if config.verbosity > Verbosity::Quiet {
             eprintln!(
                 "kcap: {}",
@@ -67,13 +71,16 @@ fn first(current: Exit, new: Exit) -> Exit {
     }
 }
 
-fn summary_line(node: &NodeReport, packets: u64, bytes: u64) -> String {
+fn summary_line(node: &SourceReport, packets: u64, bytes: u64) -> String {
     let mut line = format!(
         "{}: {packets} packets, {} in {:.1}s",
         node.label,
         human_bytes(bytes),
         node.elapsed.as_secs_f64()
     );
+    if let Some(method) = node.method {
+        line.push_str(&format!(" via {method}"));
+    }
     if let Some(tool) = &node.tool {
         line.push_str(&format!(" ({tool}"));
         if let Some(stats) = &node.statistics {
@@ -139,7 +146,41 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn print_node_error(config: &Config, node: &NodeReport, error: &NodeError) -> Exit {
+/// A Kubernetes error with its hint; `label` names the target when there is one.
+fn print_kube_error(label: Option<&str>, error: &kcap_kube::Error) -> Exit {
+    match label {
+        Some(l) => eprintln!("kcap: {l}: error: {}", chain(error)),
+        None => eprintln!("kcap: error: {}", chain(error)),
+    }
+    if let Some(hint) = error.hint() {
+        eprintln!("  hint: {hint}");
+    }
+    kube_exit(error)
+}
+
+fn kube_exit(error: &kcap_kube::Error) -> Exit {
+    use kcap_kube::Error as K;
+    match error {
+        K::Config(_) | K::Unreachable(_) => Exit::KubeUnreachable,
+        K::BadTarget(_) | K::FilterToken { .. } => Exit::Usage,
+        K::NamespaceNotFound { .. }
+        | K::NotFound { .. }
+        | K::NodeNotFound { .. }
+        | K::ContainerNotFound { .. }
+        | K::NoPods { .. }
+        | K::PodNotRunning { .. } => Exit::KubeNotFound,
+        K::Forbidden { .. } => Exit::Forbidden,
+        K::ToolMissing { .. } => Exit::ToolMissing,
+        K::PermissionDenied { .. } => Exit::PermissionDenied,
+        K::EphemeralUnsupported { .. }
+        | K::HelperNotStarted { .. }
+        | K::HelperRejected { .. }
+        | K::AllMethodsFailed { .. } => Exit::NoMethod,
+        K::Api { .. } | K::Runtime { .. } => Exit::Other,
+    }
+}
+
+fn print_node_error(config: &Config, node: &SourceReport, error: &SourceError) -> Exit {
     eprintln!("kcap: {}: error: {}", node.label, chain(error));
     let (exit, hint) = explain(config, error);
     if let Some(hint) = hint {
@@ -150,14 +191,18 @@ fn print_node_error(config: &Config, node: &NodeReport, error: &NodeError) -> Ex
     exit
 }
 
-fn explain(config: &Config, error: &NodeError) -> (Exit, Option<String>) {
+fn explain(config: &Config, error: &SourceError) -> (Exit, Option<String>) {
+    let error = match error {
+        SourceError::Ssh(ssh) => return explain_ssh(ssh),
+        SourceError::Kube(k) => return (kube_exit(k), k.hint()),
+        SourceError::Stream(s) => s,
+    };
     match error {
-        NodeError::Ssh(ssh) => explain_ssh(ssh),
-        NodeError::ConnectionLost(_) => (
+        StreamError::ConnectionLost(_) => (
             Exit::ConnectionLost,
             Some("the file holds every packet received before the link dropped".into()),
         ),
-        NodeError::NotACapture(_) => (
+        StreamError::NotACapture(_) => (
             Exit::NotACapture,
             Some(
                 "something on the node printed text on stdout before the capture (a login banner \
@@ -165,8 +210,8 @@ fn explain(config: &Config, error: &NodeError) -> (Exit, Option<String>) {
                     .into(),
             ),
         ),
-        NodeError::Exited(_) => (Exit::Other, None),
-        NodeError::Capture(failure) => match failure {
+        StreamError::Exited(_) => (Exit::Other, None),
+        StreamError::Capture(failure) => match failure {
             Failure::ToolMissing { .. } => (
                 Exit::ToolMissing,
                 Some(

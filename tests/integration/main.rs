@@ -9,6 +9,7 @@ mod auth;
 mod errors;
 mod filters;
 mod host_keys;
+mod kube;
 mod lifecycle;
 mod nodes;
 mod output;

@@ -1,0 +1,184 @@
+//! The loop every source shares: read the remote wrapper's stdout into the pcap
+//! decoder and send packet batches to the writer, keep its stderr tail, write the
+//! heartbeat every second, and on stop close stdin and drain until the tool has
+//! flushed (or [`DRAIN_TIMEOUT`] passed).
+
+use std::time::{Duration, Instant};
+
+use kcap_capture::command::{HEARTBEAT, HEARTBEAT_INTERVAL};
+use kcap_capture::outcome::{self, Failure, ToolStatistics};
+use kcap_pcap::StreamDecoder;
+use tokio::sync::mpsc;
+
+use crate::event::{Event, SourceId};
+use crate::output::SourceInfo;
+use crate::stop::Stop;
+
+/// After asking the remote side to stop, how long to wait for its last packets.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most stderr kept per source (the end is what matters: errors and statistics).
+const STDERR_KEEP: usize = 16 << 10;
+
+/// What a remote process says.
+#[derive(Debug)]
+pub enum Chunk {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    /// `None`: ended well; `Some(text)`: how it failed (exit code or signal).
+    Exit(Option<String>),
+}
+
+/// A running remote wrapper, over SSH or the Kubernetes API.
+pub trait Process {
+    /// The next chunk; `Ok(None)` at the end. `Err`: the transport was lost.
+    async fn next(&mut self) -> Result<Option<Chunk>, String>;
+    async fn write_stdin(&mut self, bytes: &[u8]);
+    async fn close_stdin(&mut self);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("{}", .0.message())]
+    Capture(Failure),
+    #[error("the remote command's output is not a pcap stream")]
+    NotACapture(#[source] kcap_pcap::Error),
+    #[error("the connection was lost during the capture: {0}")]
+    ConnectionLost(String),
+    #[error("the remote capture ended with {0}")]
+    Exited(String),
+}
+
+/// What the stream looked like when it ended.
+pub struct Ended {
+    pub tool: Option<String>,
+    pub statistics: Option<ToolStatistics>,
+    pub result: Result<(), StreamError>,
+}
+
+/// Runs `process` until it ends or `stop` fires. Sends `Event::Started` (with
+/// `info`) when the pcap header arrives; not `Ended` (the caller does, once,
+/// whatever happened, after possible retries with other methods).
+pub async fn drive<P: Process>(
+    process: &mut P,
+    source: SourceId,
+    info: &SourceInfo,
+    events: &mpsc::Sender<Event>,
+    stop: &Stop,
+) -> Ended {
+    let mut decoder = StreamDecoder::new();
+    let mut started = false;
+    let mut stderr = Vec::new();
+    let mut exit: Option<Option<String>> = None;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+    let mut stopping: Option<Instant> = None;
+    let result = loop {
+        let drain_deadline = stopping.map(|t| t + DRAIN_TIMEOUT);
+        tokio::select! {
+            output = process.next() => match output {
+                Ok(Some(Chunk::Stdout(bytes))) => {
+                    decoder.push(&bytes);
+                    if let Err(e) = forward(source, info, &mut decoder, &mut started, events).await {
+                        break Err(e);
+                    }
+                }
+                Ok(Some(Chunk::Stderr(bytes))) => keep_tail(&mut stderr, &bytes),
+                Ok(Some(Chunk::Exit(status))) => exit = Some(status),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(StreamError::ConnectionLost(e)),
+            },
+            _ = heartbeat.tick(), if stopping.is_none() => {
+                // A failed write means the stream is going away; `next()` will say why.
+                process.write_stdin(HEARTBEAT).await;
+            }
+            _ = stop.stopped(), if stopping.is_none() => {
+                stopping = Some(Instant::now());
+                // End of stdin: the remote wrapper stops the tool, which flushes, prints
+                // its statistics and exits; we read to the end of the stream.
+                process.close_stdin().await;
+            }
+            _ = sleep_until(drain_deadline), if drain_deadline.is_some() => {
+                tracing::warn!("kcap: {}: warning: the remote capture did not stop in time; closing the connection", info.label);
+                break Ok(());
+            }
+        }
+    };
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    tracing::debug!("{}: remote stderr:\n{stderr}", info.label);
+    let tool = outcome::tool_used(&stderr).map(str::to_string);
+    let statistics = ToolStatistics::parse(&stderr);
+    let result = result.and_then(|()| match exit {
+        _ if !started && stopping.is_none() => Err(failure(&stderr, exit.flatten())),
+        _ if !started => Ok(()),
+        Some(None) | None => Ok(()),
+        // Stopped on purpose: the tool was told to end.
+        Some(Some(_)) if stopping.is_some() => Ok(()),
+        Some(Some(status)) => Err(StreamError::Exited(format!(
+            "{status}: {}",
+            outcome::error_text(&stderr)
+        ))),
+    });
+    Ended {
+        tool,
+        statistics,
+        result,
+    }
+}
+
+/// Decodes what is buffered and hands complete packets to the writer.
+async fn forward(
+    source: SourceId,
+    info: &SourceInfo,
+    decoder: &mut StreamDecoder,
+    started: &mut bool,
+    events: &mpsc::Sender<Event>,
+) -> Result<(), StreamError> {
+    let mut packets = Vec::new();
+    loop {
+        match decoder.next_packet() {
+            Ok(Some(packet)) => packets.push(packet),
+            Ok(None) => break,
+            Err(e) => return Err(StreamError::NotACapture(e)),
+        }
+    }
+    if !*started && let Some(header) = decoder.header() {
+        *started = true;
+        let header = header.clone();
+        let info = info.clone();
+        let _ = events
+            .send(Event::Started {
+                source,
+                header,
+                info,
+            })
+            .await;
+    }
+    if !packets.is_empty() {
+        let _ = events.send(Event::Packets { source, packets }).await;
+    }
+    Ok(())
+}
+
+fn failure(stderr: &str, exit: Option<String>) -> StreamError {
+    let failure = outcome::classify(stderr);
+    match &failure {
+        Failure::Other { message } if message.is_empty() => StreamError::Exited(match exit {
+            Some(s) => format!("{s} before sending any data"),
+            None => "no exit status before sending any data".into(),
+        }),
+        _ => StreamError::Capture(failure),
+    }
+}
+
+fn keep_tail(buffer: &mut Vec<u8>, bytes: &[u8]) {
+    buffer.extend_from_slice(bytes);
+    if buffer.len() > STDERR_KEEP {
+        buffer.drain(..buffer.len() - STDERR_KEEP);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
