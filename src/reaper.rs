@@ -3,7 +3,8 @@
 //! its own process group (Ctrl-C in the terminal does not reach it) and ignoring
 //! SIGINT/SIGTERM, holding a pipe from kcap. kcap writes `+ NS NAME` when it
 //! creates a helper pod and `- NS NAME` once it deleted it. When the pipe closes,
-//! however kcap ended, the reaper deletes whatever is still listed, then exits.
+//! however kcap ended, the reaper deletes whatever is still listed (retrying for up
+//! to 15 minutes while the API is unreachable), then exits.
 //! Capture processes need no reaper: the wrapper stops them 5 s after the
 //! heartbeat stops.
 
@@ -17,6 +18,11 @@ use kcap_kube::methods::HelperPod;
 
 /// The hidden first argument selecting reaper mode.
 pub const MODE: &str = "__kcap-reaper";
+/// How long the reaper keeps trying to delete helper pods, each attempt bounded
+/// by [`ATTEMPT`], [`PAUSE`] apart.
+const PATIENCE: Duration = Duration::from_secs(15 * 60);
+const ATTEMPT: Duration = Duration::from_secs(10);
+const PAUSE: Duration = Duration::from_secs(2);
 
 /// kcap's end of the pipe. A disabled reaper (could not start, or no helper pods
 /// possible) just does nothing.
@@ -129,13 +135,22 @@ pub fn main(args: &[String]) -> std::process::ExitCode {
         let Ok(cluster) = kcap_kube::client::connect(&options).await else {
             return;
         };
-        for helper in &live {
-            // Retry a little: the API may be briefly unreachable (the reason kcap died?).
-            for _ in 0..10 {
-                if helper.delete(&cluster.client).await.is_ok() {
-                    break;
+        // The API may be unreachable for a while (the reason kcap ended?): keep
+        // trying, each attempt bounded, until every helper is gone or PATIENCE passed.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !live.is_empty() && tokio::time::Instant::now() < deadline {
+            let mut left = Vec::new();
+            for helper in live {
+                match tokio::time::timeout(ATTEMPT, helper.delete(&cluster.client)).await {
+                    Ok(Ok(())) => {}
+                    // Refused: asking again will not help.
+                    Ok(Err(kcap_kube::Error::Forbidden { .. })) => {}
+                    _ => left.push(helper),
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            live = left;
+            if !live.is_empty() {
+                tokio::time::sleep(PAUSE).await;
             }
         }
     });

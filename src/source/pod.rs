@@ -185,8 +185,17 @@ async fn run(
                 report.method = Some(*method);
                 return Ok(());
             }
-            Err(e) => {
-                let e = explain(job, e);
+            Err(Failed {
+                error,
+                started: true,
+            }) => {
+                // It captured, then failed (e.g. the API connection was lost): that
+                // is this method's result, not a reason to start another one.
+                report.method = Some(*method);
+                return Err(explain(job, *error));
+            }
+            Err(Failed { error, .. }) => {
+                let e = explain(job, *error);
                 tracing::debug!("kcap: {}: --via {method} failed: {e}", job.label());
                 attempts.push((*method, e.to_string()));
                 last = Some(e);
@@ -231,8 +240,29 @@ fn port_filter(ports: &[u16], rest: Option<String>) -> Option<String> {
     })
 }
 
-/// One method, start to end. `Err` only when the capture never started: then the
-/// next method may be tried.
+/// How an attempt failed: before its capture started (the next method may be
+/// tried) or after.
+struct Failed {
+    error: Box<SourceError>,
+    started: bool,
+}
+
+impl From<SourceError> for Failed {
+    fn from(error: SourceError) -> Failed {
+        Failed {
+            error: Box::new(error),
+            started: false,
+        }
+    }
+}
+
+impl From<KubeError> for Failed {
+    fn from(error: KubeError) -> Failed {
+        SourceError::from(error).into()
+    }
+}
+
+/// One method, start to end.
 #[allow(clippy::too_many_arguments)]
 async fn attempt(
     method: Method,
@@ -245,7 +275,7 @@ async fn attempt(
     events: &mpsc::Sender<Event>,
     stop: &Stop,
     report: &mut SourceReport,
-) -> Result<(), SourceError> {
+) -> Result<(), Failed> {
     let client = &ctx.client;
     match method {
         Method::Exec | Method::Ephemeral => {
@@ -334,22 +364,37 @@ async fn attempt(
                 ""
             };
             let line = format!("{sudo}{}", words.join(" "));
-            super::ssh::run(source, &target, info, &line, events, stop, report).await
+            // The only method tried for its target: whether it started does not matter.
+            Ok(super::ssh::run(source, &target, info, &line, events, stop, report).await?)
         }
     }
 }
 
-fn finish(ended: stream::Ended, report: &mut SourceReport) -> Result<(), SourceError> {
+fn finish(ended: stream::Ended, report: &mut SourceReport) -> Result<(), Failed> {
     report.tool = ended.tool;
     report.statistics = ended.statistics;
-    Ok(ended.result?)
+    ended.result.map_err(|e| Failed {
+        error: Box::new(e.into()),
+        started: ended.started,
+    })
 }
 
+/// How long kcap itself tries to delete a helper pod; after that (the API is
+/// unreachable?) the reaper keeps trying once kcap has ended.
+const HELPER_DELETE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn delete_helper(ctx: &KubeContext, helper: &HelperPod) {
-    match helper.delete(&ctx.client).await {
+    let result = tokio::time::timeout(HELPER_DELETE_TIMEOUT, helper.delete(&ctx.client))
+        .await
+        .unwrap_or_else(|_| {
+            Err(KubeError::Unreachable(format!(
+                "no answer within {HELPER_DELETE_TIMEOUT:?}"
+            )))
+        });
+    match result {
         Ok(()) => ctx.reaper.deleted(helper),
         Err(e) => tracing::warn!(
-            "kcap: warning: cannot delete helper pod {}/{}: {e} (the reaper will retry)",
+            "kcap: warning: cannot delete helper pod {}/{}: {e} (kcap's reaper keeps trying after kcap ends)",
             helper.namespace,
             helper.name
         ),

@@ -50,6 +50,9 @@ pub enum StreamError {
 
 /// What the stream looked like when it ended.
 pub struct Ended {
+    /// The pcap header arrived: the capture ran (a failure after that is not a
+    /// reason to try another method).
+    pub started: bool,
     pub tool: Option<String>,
     pub statistics: Option<ToolStatistics>,
     pub result: Result<(), StreamError>,
@@ -118,6 +121,7 @@ pub async fn drive<P: Process>(
         ))),
     });
     Ended {
+        started,
         tool,
         statistics,
         result,

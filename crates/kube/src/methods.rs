@@ -25,8 +25,16 @@ pub const DEFAULT_IMAGE: &str = "docker.io/nicolaka/netshoot:latest";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Waits for a first stdin line before starting the capture, so the pcap header is
-/// written after kcap attached (attaching to a running capture can miss it).
-const GATE: &str = "read -r go || exit 0; [ \"$go\" = go ] || exit 0; exec \"$@\"";
+/// written after kcap attached (attaching to a running capture can miss it). A
+/// watchdog ends the container if the line has not come within a minute (kcap was
+/// stopped or killed while the container started), so no debug container waits
+/// forever; it is stopped (with its `sleep`) once the line came.
+const GATE: &str = r#"(trap 'kill $s 2>/dev/null; exit 0' TERM; sleep 60 & s=$!; wait $s; kill $$) 2>/dev/null &
+w=$!
+read -r go || exit 0
+kill $w 2>/dev/null
+[ "$go" = go ] || exit 0
+exec "$@""#;
 /// The line that opens the gate.
 pub const GO: &[u8] = b"go\n";
 
@@ -106,6 +114,9 @@ pub async fn ephemeral(
         "command": argv,
         "targetContainerName": pod.container,
         "stdin": true,
+        // The container's stdin closes when kcap's attach closes it: the wrapper
+        // then stops the capture at once (else only when the heartbeat times out).
+        "stdinOnce": true,
         "tty": false,
         "terminationMessagePolicy": "File",
         "securityContext": {"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}, "runAsUser": 0, "runAsNonRoot": false},

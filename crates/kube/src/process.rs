@@ -1,7 +1,9 @@
 //! A capture process running in a pod (exec or attach), seen like an SSH remote
 //! process: stdout and stderr chunks, then the exit code, and a stdin for the
 //! heartbeat. stdout and stderr are read together, because kube-rs's message loop
-//! stalls when either pipe is full (tcpdump's banner goes to stderr).
+//! stalls when either pipe is full (tcpdump's banner goes to stderr). A stream that
+//! ends without an exit status because the connection failed is an error (the
+//! connection was lost), not a clean end.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, SimplexStream, WriteHalf}
 /// streams in large reads.
 pub const STDOUT_BUFFER: usize = 1 << 20;
 const READ_CHUNK: usize = 64 << 10;
+/// How long to wait for kube-rs's message loop to report how it ended.
+const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the process said next.
 #[derive(Debug)]
@@ -28,11 +32,19 @@ pub enum Chunk {
 type StatusFuture = Pin<Box<dyn Future<Output = Option<Status>> + Send>>;
 
 pub struct PodProcess {
-    _attached: AttachedProcess,
+    /// Kept so that dropping the process aborts kube-rs's message loop, and for the
+    /// loop's result when it ends without a status.
+    attached: Option<AttachedProcess>,
     stdout: Option<ReadHalf<SimplexStream>>,
     stderr: Option<ReadHalf<SimplexStream>>,
     stdin: Option<WriteHalf<SimplexStream>>,
+    /// Resolves when the message loop sent the status or ended without one.
     status: Option<StatusFuture>,
+    /// The status, once the loop ended (the pipes may still hold output).
+    ended: Option<Option<Status>>,
+    /// The loop failed: the connection to the API server is gone. Reported once
+    /// what the pipes still hold was read.
+    lost: Option<String>,
 }
 
 /// Attach parameters for a capture: stdin for the heartbeat, no TTY (a TTY would
@@ -54,22 +66,45 @@ impl PodProcess {
         let stdin = attached.stdin();
         let status = attached.take_status().map(|f| Box::pin(f) as StatusFuture);
         PodProcess {
-            _attached: attached,
+            attached: Some(attached),
             stdout,
             stderr,
             stdin,
             status,
+            ended: None,
+            lost: None,
         }
     }
 
     /// The next chunk; `Ok(None)` once everything, exit status included, was read.
+    /// `Err` when the connection to the API server failed (after the output that
+    /// arrived before).
+    ///
+    /// kube-rs's message loop shuts our pipes down when the stream ends, but when the
+    /// connection fails it just drops them, which a reader never sees (no EOF). Its
+    /// end shows in the status channel, though: closed without a status. On a clean
+    /// end the pipes were shut down before; on a failure the loop's result says why.
     pub async fn next(&mut self) -> std::io::Result<Option<Chunk>> {
         loop {
+            if let Some(lost) = self.lost.take() {
+                if let Some(chunk) = self.buffered() {
+                    self.lost = Some(lost);
+                    return Ok(Some(chunk));
+                }
+                self.stdout = None;
+                self.stderr = None;
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    lost,
+                ));
+            }
             if self.stdout.is_none() && self.stderr.is_none() {
-                return Ok(match self.status.take() {
-                    Some(status) => Some(Chunk::Exit(exit_code(status.await))),
-                    None => None,
-                });
+                let status = match (self.ended.take(), self.status.take()) {
+                    (Some(status), _) => status,
+                    (None, Some(future)) => future.await,
+                    (None, None) => return Ok(None),
+                };
+                return Ok(Some(Chunk::Exit(exit_code(status))));
             }
             let mut out = vec![0u8; READ_CHUNK];
             let mut err = vec![0u8; 4096];
@@ -82,7 +117,48 @@ impl PodProcess {
                     0 => self.stderr = None,
                     n => { err.truncate(n); return Ok(Some(Chunk::Stderr(err))); }
                 },
+                status = wait(&mut self.status) => {
+                    self.status = None;
+                    if status.is_none() && let Some(e) = self.loop_error().await {
+                        self.lost = Some(e);
+                        continue;
+                    }
+                    self.ended = Some(status);
+                },
             }
+        }
+    }
+
+    /// Output already in the pipes, without waiting.
+    fn buffered(&mut self) -> Option<Chunk> {
+        use futures::FutureExt;
+        let mut buf = vec![0u8; READ_CHUNK];
+        if let Some(Ok(n @ 1..)) = self
+            .stdout
+            .as_mut()
+            .and_then(|h| h.read(&mut buf).now_or_never())
+        {
+            buf.truncate(n);
+            return Some(Chunk::Stdout(buf));
+        }
+        if let Some(Ok(n @ 1..)) = self
+            .stderr
+            .as_mut()
+            .and_then(|h| h.read(&mut buf).now_or_never())
+        {
+            buf.truncate(n);
+            return Some(Chunk::Stderr(buf));
+        }
+        None
+    }
+
+    /// The message loop's error, once it ended without a status (it has then, or
+    /// is about to: the status sender goes with its stack frame).
+    async fn loop_error(&mut self) -> Option<String> {
+        let attached = self.attached.take()?;
+        match tokio::time::timeout(JOIN_TIMEOUT, attached.join()).await {
+            Ok(Err(e)) => Some(format!("the connection to the API server failed: {e}")),
+            _ => None,
         }
     }
 
@@ -101,6 +177,13 @@ impl PodProcess {
         if let Some(mut stdin) = self.stdin.take() {
             let _ = stdin.shutdown().await;
         }
+    }
+}
+
+async fn wait(status: &mut Option<StatusFuture>) -> Option<Status> {
+    match status {
+        Some(f) => f.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -72,9 +72,11 @@ pub fn spawn_serve(dir: &Path, args: &[String]) -> Result<()> {
 /// Brings `spec` up in `dir` (fixed names) and holds it until SIGTERM or
 /// SIGINT, then tears it down.
 pub fn serve(spec: Spec, dir: &Path) -> Result<()> {
-    // Blocked before any thread exists so every thread inherits the mask and
-    // sigwait below gets the signal (children get a clean mask from std).
-    let signals = block_signals();
+    // Handlers, not a blocked mask: every process the bed starts (sshds, pods,
+    // execs) inherits the signal mask, and a pod whose SIGTERM is blocked cannot be
+    // stopped politely (kcap's wrapper stops tcpdump with SIGTERM, `timeout` stops
+    // with it too). Handlers are reset on exec.
+    catch_signals();
     let bed = Testbed::up_in(spec, dir)?;
     if let Some(server) = bed.api_server() {
         // The kubeconfig exists; make sure the server answers over the lan.
@@ -91,30 +93,40 @@ pub fn serve(spec: Spec, dir: &Path) -> Result<()> {
     }
     fs::write(bed.dir().join(READY), format!("{}\n", std::process::id()))?;
     eprintln!("kcap-testbed serve: up in {}", bed.dir().display());
-    let sig = wait_for(&signals);
+    let sig = wait_for_signal();
     eprintln!("kcap-testbed serve: signal {sig}, tearing down");
     let _ = fs::remove_file(bed.dir().join(READY));
     bed.down()
 }
 
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain libc calls on a local, initialised sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
+/// The first SIGTERM/SIGINT/SIGHUP received (0: none yet).
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    let _ = SIGNAL.compare_exchange(
+        0,
+        sig,
+        std::sync::atomic::Ordering::SeqCst,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+fn catch_signals() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: installs a handler that only stores to an atomic.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
 }
 
-fn wait_for(set: &libc::sigset_t) -> i32 {
-    let mut sig = 0;
-    // SAFETY: `set` is initialised; sigwait writes the signal number.
-    unsafe { libc::sigwait(set, &mut sig) };
-    sig
+fn wait_for_signal() -> i32 {
+    loop {
+        let sig = SIGNAL.load(std::sync::atomic::Ordering::SeqCst);
+        if sig != 0 {
+            return sig;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Whether `pid` runs `kcap-testbed serve --dir DIR` for this `dir`.

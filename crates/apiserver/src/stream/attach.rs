@@ -184,7 +184,15 @@ impl AttachHub {
         let mut sub = self.output.subscribe();
         let mut exit = self.exit.clone();
         let stdin_tx = if want_stdin {
-            self.stdin.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            let mut held = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
+            // stdinOnce: this attacher gets the only sender, so the container's stdin
+            // closes when its stdin does (a v5 close frame) or when it goes away, as
+            // the kubelet does; a later attacher finds it closed.
+            if self.stdin_once {
+                held.take()
+            } else {
+                held.clone()
+            }
         } else {
             None
         };
@@ -219,11 +227,6 @@ impl AttachHub {
                 ))
                 .await;
         });
-        let stdin_once = self.stdin_once;
         websocket::run(ws, proto, out_rx, StdinSink { tx: stdin_tx }).await;
-        if stdin_once && want_stdin {
-            // stdinOnce: the container's stdin closes when the first attacher's does.
-            self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
-        }
     }
 }
