@@ -1,7 +1,9 @@
 //! kcap against the test-bed cluster (API server on `control-plane`, pods on
-//! node-a with a bridge CNI and node-b with a routed CNI): every method, workloads
-//! merged into one annotated pcapng, filter tokens, RBAC refusal, not-found
-//! listings and helper-pod cleanup, including after SIGKILL.
+//! node-a with a bridge CNI and node-b with a routed CNI): every method on both CNI
+//! styles, workloads merged into one annotated pcapng (counts checked against a
+//! tcpdump in each pod), hostNetwork pods, filter tokens, RBAC refusal, not-found
+//! listings and helper-pod cleanup after SIGKILL (the other exit paths are in
+//! `kube_lifecycle.rs`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,29 +12,29 @@ use kcap_testbed::Spec;
 
 use crate::util::{Bed, assert_exit, assert_ok, read_capture, run, stderr, tshark_fields};
 
-const IMAGE: &str = "kcap.test/capture:1";
-const LIMIT: Duration = Duration::from_secs(90);
+pub(crate) const IMAGE: &str = "kcap.test/capture:1";
+pub(crate) const LIMIT: Duration = Duration::from_secs(90);
 
-fn cluster() -> Bed {
+pub(crate) fn cluster() -> Bed {
     Bed::with(Spec::cluster(2))
 }
 
 impl Bed {
     /// kcap with the admin kubeconfig (namespace prod) and the test bed's image.
-    fn kcap_kube(&self) -> Command {
+    pub(crate) fn kcap_kube(&self) -> Command {
         let mut cmd = self.kcap();
         cmd.arg("--kubeconfig").arg(self.bed.kubeconfig());
         cmd.args(["--image", IMAGE]);
         cmd
     }
 
-    fn kubectl_out(&self, args: &[&str]) -> String {
+    pub(crate) fn kubectl_out(&self, args: &[&str]) -> String {
         let out = run(self.bed.kubectl().args(args), LIMIT);
         assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn pods_of(&self, app: &str) -> Vec<String> {
+    pub(crate) fn pods_of(&self, app: &str) -> Vec<String> {
         self.kubectl_out(&[
             "get",
             "pods",
@@ -48,8 +50,36 @@ impl Bed {
         .collect()
     }
 
+    /// Creates a pod in namespace prod from a JSON manifest (through kubectl, as
+    /// a user would) and waits until it runs; returns its IP.
+    pub(crate) fn create_pod(&self, manifest: &serde_json::Value) -> String {
+        let name = manifest["metadata"]["name"].as_str().expect("a name");
+        let file = self.path(&format!("{name}.json"));
+        std::fs::write(&file, manifest.to_string()).unwrap();
+        let file = file.to_string_lossy().into_owned();
+        // --validate=false: the test bed's API server publishes no OpenAPI schema.
+        self.kubectl_out(&["create", "--validate=false", "-f", &file]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self.kubectl_out(&[
+                "get",
+                "pod",
+                "-n",
+                "prod",
+                name,
+                "-o",
+                "jsonpath={.status.phase} {.status.podIP}",
+            ]);
+            if let Some(ip) = state.strip_prefix("Running ") {
+                return ip.trim().to_string();
+            }
+            assert!(Instant::now() < deadline, "pod {name} not running: {state}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Helper pods left anywhere, waiting up to `within` for them to go.
-    fn helpers_left(&self, within: Duration) -> String {
+    pub(crate) fn helpers_left(&self, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
             let left = self.kubectl_out(&[
@@ -251,7 +281,7 @@ fn rbac_refusal_and_not_found_are_explained() {
 }
 
 /// SIGKILL of kcap while a helper pod runs: the reaper deletes it and the capture
-/// process ends with the heartbeat.
+/// process (in the pod's namespace, entered from the node) ends with the heartbeat.
 #[test]
 fn sigkill_leaves_no_helper_pod_and_no_tcpdump() {
     let bed = cluster();
@@ -263,26 +293,18 @@ fn sigkill_leaves_no_helper_pod_and_no_tcpdump() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let node = bed.kubectl_out(&[
-        "get",
-        "pod",
-        "-n",
-        "prod",
-        "toolbox",
-        "-o",
-        "jsonpath={.spec.nodeName}",
-    ]);
-    assert!(
-        bed.wait_running(&node, "tcpdump", Duration::from_secs(30))
-            || !bed.helpers_left(Duration::ZERO).is_empty()
-    );
-    std::thread::sleep(Duration::from_secs(2));
+    let running = bed.wait_capture_in_pod("prod", "toolbox", Duration::from_secs(30));
+    if !running {
+        let _ = child.kill();
+    }
+    assert!(running, "the capture never started");
+    assert!(!bed.helpers_left(Duration::ZERO).is_empty());
+    std::thread::sleep(Duration::from_secs(1));
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(bed.helpers_left(Duration::from_secs(20)), "");
-    let left = bed.wait_gone(&node, "tcpdump", Duration::from_secs(10));
-    // The toolbox pod's own traffic tools do not run tcpdump; none may be left.
-    assert!(left.is_empty(), "tcpdump left on {node}: {left:?}");
+    let left = bed.wait_no_capture(Duration::from_secs(10));
+    assert!(left.is_empty(), "capture processes left: {left:?}");
 }
 
 /// auto: the distroless pod (no shell) and the non-root pod (tcpdump refused) are
@@ -354,4 +376,370 @@ fn follow_picks_up_a_new_pod() {
     );
     assert!(capture.count_on(&name) > 0, "{}", stderr(&out));
     assert_eq!(bed.helpers_left(Duration::from_secs(5)), "");
+}
+
+/// The probe the merge test sends: N DNS-like queries from UDP port SOURCE_PORT (below
+/// the ephemeral range, so no other flow of the bed uses it) to each address's
+/// port 5353, each answered by the pod (query and answer: 2 packets per query on
+/// the pod's eth0). Prints how many answers came back.
+const PROBE: &str = r#"
+import socket, struct, sys
+port, n, ips = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", port))
+s.settimeout(2)
+answers = 0
+for i in range(n):
+    for ip in ips:
+        q = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"\x05probe\x04kcap\x04test\x00" + struct.pack("!HH", 1, 1)
+        s.sendto(q, (ip, 5353))
+        try:
+            s.recvfrom(2048)
+            answers += 1
+        except socket.timeout:
+            pass
+print(answers)
+"#;
+const SOURCE_PORT: &str = "20123";
+const QUERIES: usize = 25;
+
+/// Runs [`PROBE`] in the toolbox pod's network namespace; returns the answers.
+fn probe(bed: &Bed, source_port: &str, queries: usize, ips: &[&str]) -> usize {
+    let out = Command::new("nsenter")
+        .arg(format!(
+            "--net=/run/netns/{}",
+            bed.pod_netns("prod", "toolbox")
+        ))
+        .args(["python3", "-c", PROBE, source_port, &queries.to_string()])
+        .args(ips)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A tcpdump inside one pod's network namespace, as a reference.
+struct Reference {
+    pod: String,
+    file: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+/// deploy/web (three pods on two nodes) into one pcapng: each pod's interface holds
+/// exactly the packets of a flow we make ourselves, as many as a separate tcpdump
+/// inside that pod saw over the same window, and timestamps never go back.
+#[test]
+fn deployment_counts_match_tcpdump_in_each_pod() {
+    let bed = cluster();
+    let rows = bed.kubectl_out(&[
+        "get",
+        "pods",
+        "-n",
+        "prod",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.spec.nodeName}{\"\\n\"}{end}",
+    ]);
+    let pods: Vec<(String, String, String)> = rows
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w[0].to_string(), w[1].to_string(), w[2].to_string())
+        })
+        .collect();
+    assert_eq!(pods.len(), 3, "{rows}");
+    let mut nodes: Vec<&str> = pods.iter().map(|p| p.2.as_str()).collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes, ["node-a", "node-b"], "{rows}");
+    let filter = format!("udp and port {SOURCE_PORT}");
+
+    // A tcpdump in each pod's namespace, entered from the host as a node would.
+    let mut references: Vec<Reference> = pods
+        .iter()
+        .map(|(pod, _, _)| {
+            let file = bed.path(&format!("ref-{pod}.pcap"));
+            let netns = bed.pod_netns("prod", pod);
+            let child = Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{netns}"))
+                .args(["tcpdump", "-n", "-U", "-i", "eth0", "-w"])
+                .arg(&file)
+                .arg(&filter)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            Reference {
+                pod: pod.clone(),
+                file,
+                child,
+            }
+        })
+        .collect();
+    let file = bed.path("web.pcapng");
+    let mut kcap = bed
+        .kcap_kube()
+        .args([
+            "-n",
+            "prod",
+            "deploy/web",
+            "--via",
+            "node",
+            "--iface",
+            "eth0",
+            "--filter",
+        ])
+        .arg(&filter)
+        .arg("-o")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The pods' servers answer (a fresh bed's may still be starting), with
+    // another source port: not part of the flow.
+    let ips: Vec<&str> = pods.iter().map(|p| p.1.as_str()).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probe(&bed, "20124", 1, &ips) < ips.len() {
+        assert!(Instant::now() < deadline, "the web pods do not answer");
+    }
+    // Two captures per pod: the reference and kcap's.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let netns: Vec<String> = pods.iter().map(|p| bed.pod_netns("prod", &p.0)).collect();
+    loop {
+        let running = bed.capture_processes();
+        if netns
+            .iter()
+            .all(|ns| running.iter().filter(|(_, n)| n == ns).count() >= 2)
+        {
+            break;
+        }
+        if Instant::now() > deadline || kcap.try_wait().unwrap().is_some() {
+            let _ = kcap.kill();
+            panic!("captures did not start: {running:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // tcpdump opens its capture right after it starts; give both a margin.
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The flow, from the toolbox pod.
+    let answers = probe(&bed, SOURCE_PORT, QUERIES, &ips);
+    assert_eq!(
+        answers,
+        QUERIES * pods.len(),
+        "some queries went unanswered"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+
+    // SAFETY: kill(2) of our own children.
+    unsafe { libc::kill(kcap.id() as i32, libc::SIGINT) };
+    for r in &references {
+        unsafe { libc::kill(r.child.id() as i32, libc::SIGINT) };
+    }
+    let out = kcap.wait_with_output().unwrap();
+    assert_ok(&out);
+    for r in &mut references {
+        r.child.wait().unwrap();
+    }
+
+    let capture = read_capture(&file);
+    assert!(capture.timestamps_non_decreasing());
+    let mut names = capture.interface_names();
+    names.sort();
+    let mut want: Vec<String> = pods.iter().map(|p| format!("prod/{}/eth0", p.0)).collect();
+    want.sort();
+    assert_eq!(names, want);
+    for r in &references {
+        let seen = read_capture(&r.file).records.len();
+        let name = format!("prod/{}/eth0", r.pod);
+        assert_eq!(seen, 2 * QUERIES, "{}: the reference tcpdump", r.pod);
+        assert_eq!(
+            capture.count_on(&name),
+            seen,
+            "{name}: kcap and the pod's own tcpdump differ\n{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(capture.records.len(), 2 * QUERIES * pods.len());
+}
+
+/// Every method on both CNI styles: a pod with tcpdump (so `exec` works too) on
+/// node-a (bridge CNI) and on node-b (routed CNI), each calling a web pod five times
+/// a second, captured through `exec`, `ephemeral`, `node` and `ssh` (to the node by
+/// its ssh_config alias). Each pod's interface holds its own traffic only: every
+/// packet has that pod's IP, so the capture ran in the pod's network namespace.
+#[test]
+fn every_method_on_both_cni_styles() {
+    let bed = cluster();
+    let web_ip = bed.kubectl_out(&[
+        "get",
+        "pods",
+        "-n",
+        "prod",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].status.podIP}",
+    ]);
+    let pods: Vec<(String, String)> = ["node-a", "node-b"]
+        .iter()
+        .map(|node| {
+            let name = format!("probe-{node}");
+            let ip = bed.create_pod(&serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "prod", "labels": {"app": "probe"}},
+                "spec": {"nodeName": node, "containers": [{
+                    "name": "tools", "image": "kcap.test/tcpdump:1",
+                    "env": [{"name": "TARGETS", "value": format!("{web_ip}:8080")},
+                            {"name": "INTERVAL", "value": "0.2"}],
+                }]},
+            }));
+            (name, ip)
+        })
+        .collect();
+    // All four at once (the duration counts from kcap's start: ephemeral
+    // containers take longest to come up).
+    let runs: Vec<(&str, std::path::PathBuf, std::process::Child)> = [
+        ("exec", "5s"),
+        ("ephemeral", "12s"),
+        ("node", "6s"),
+        ("ssh", "5s"),
+    ]
+    .into_iter()
+    .map(|(via, duration)| {
+        let file = bed.path(&format!("{via}.pcapng"));
+        let child = bed
+            .kcap_kube()
+            .args([
+                "-n", "prod", "--via", via, "--iface", "eth0", "-f", "ip", "-d",
+            ])
+            .arg(duration)
+            .args(pods.iter().map(|(name, _)| format!("pod/{name}")))
+            .arg("-o")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        (via, file, child)
+    })
+    .collect();
+    for (via, file, child) in runs {
+        let out = child.wait_with_output().unwrap();
+        assert_ok(&out);
+        let text = stderr(&out);
+        for (name, ip) in &pods {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(&format!("prod/{name}:"))
+                        && l.contains(&format!("via {via}"))),
+                "--via {via}: {name} not reported:\n{text}"
+            );
+            let interface = format!("prod/{name}/eth0");
+            let packets: Vec<Vec<String>> =
+                tshark_fields(&file, None, &["frame.interface_name", "ip.src", "ip.dst"])
+                    .into_iter()
+                    .filter(|f| f[0] == interface)
+                    .collect();
+            assert!(
+                !packets.is_empty(),
+                "--via {via}: no packets of {name}\n{text}"
+            );
+            let foreign: Vec<&Vec<String>> = packets
+                .iter()
+                .filter(|f| f[1] != *ip && f[2] != *ip)
+                .collect();
+            assert!(
+                foreign.is_empty(),
+                "--via {via}: packets without {name}'s IP {ip}: {foreign:?}"
+            );
+        }
+    }
+    assert_eq!(bed.helpers_left(Duration::from_secs(10)), "");
+}
+
+/// Calls `http://ADDRESS/` five times a second until killed (from the client
+/// namespace: the workstation).
+const CALLER: &str = r#"
+import sys, time, urllib.request
+while True:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=1).read()
+    except Exception:
+        pass
+    time.sleep(0.2)
+"#;
+
+/// A hostNetwork pod (created here, pinned to node-a, serving on ports of its own)
+/// is captured on its node, filtered to its container ports; kcap says so, and the
+/// packets are the calls to those ports on the node's address.
+#[test]
+fn host_network_pod_is_captured_on_its_node_by_its_ports() {
+    let bed = cluster();
+    let ip = bed.create_pod(&serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "hostnet", "namespace": "prod"},
+        "spec": {"nodeName": "node-a", "hostNetwork": true, "containers": [{
+            "name": "app", "image": "kcap.test/app:1",
+            // Ports no other traffic of the bed uses (web pods serve on 8080).
+            "env": [{"name": "HTTP_PORT", "value": "9090"}, {"name": "DNS_PORT", "value": "9053"}],
+            "ports": [{"containerPort": 9090, "protocol": "TCP"},
+                      {"containerPort": 9053, "protocol": "UDP"}],
+        }]},
+    }));
+    let node_ip = bed.kubectl_out(&[
+        "get",
+        "node",
+        "node-a",
+        "-o",
+        "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    assert_eq!(ip, node_ip, "a hostNetwork pod has its node's IP");
+    let mut caller = bed
+        .bed
+        .client_command("python3")
+        .args(["-c", CALLER, &format!("http://{node_ip}:9090/")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = bed.path("hostnet.pcapng");
+    let out = run(
+        bed.kcap_kube()
+            .args(["pod/hostnet", "-c", "20", "-o"])
+            .arg(&file),
+        LIMIT,
+    );
+    let _ = caller.kill();
+    let _ = caller.wait();
+    assert_ok(&out);
+    let text = stderr(&out);
+    assert!(
+        text.lines().any(|l| l.contains("hostNetwork")
+            && l.contains("node-a")
+            && l.contains("9090")
+            && l.contains("9053")),
+        "kcap does not say it captures the node by the pod's ports:\n{text}"
+    );
+    assert!(text.contains("via node"), "{text}");
+    let capture = read_capture(&file);
+    assert_eq!(capture.records.len(), 20);
+    assert_eq!(capture.interface_names(), ["prod/hostnet/any"]);
+    let description = capture.interfaces[0]
+        .description
+        .clone()
+        .unwrap_or_default();
+    assert!(description.contains("hostNetwork"), "{description}");
+    let packets = tshark_fields(&file, None, &["ip.src", "ip.dst", "tcp.port", "udp.port"]);
+    for p in &packets {
+        let ports = format!("{},{}", p[2], p[3]);
+        assert!(
+            ports.split(',').any(|x| x == "9090" || x == "9053"),
+            "a packet off the pod's ports: {p:?}"
+        );
+        assert!(p[0] == node_ip || p[1] == node_ip, "not the node's: {p:?}");
+    }
+    assert_eq!(bed.helpers_left(Duration::from_secs(10)), "");
 }

@@ -213,3 +213,89 @@ pub fn tshark_fields(file: &Path, filter: Option<&str>, fields: &[&str]) -> Vec<
 pub fn tshark_count(file: &Path, filter: Option<&str>) -> usize {
     tshark_fields(file, filter, &["frame.number"]).len()
 }
+
+/// The programs kcap's wrapper may capture with, by their `/proc/PID/comm`.
+const CAPTURE_COMMS: &[&str] = &["tcpdump", "tshark", "dumpcap"];
+
+/// `(st_dev, st_ino)` of a network namespace file (`/run/netns/NAME`,
+/// `/proc/PID/ns/net`): equal pairs are the same namespace.
+fn netns_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl Bed {
+    /// Capture processes (tcpdump, tshark, dumpcap) in any network namespace of
+    /// this bed, its hosts' and its pods', with the namespace's name. Found by
+    /// scanning /proc and comparing each process's `/proc/PID/ns/net` with the
+    /// namespaces (`/run/netns/NAME`), so a capture that entered a pod's namespace
+    /// from its node (`nsenter -n`, `--via node`/`ssh`) or runs in an ephemeral
+    /// container counts too: `Testbed::processes_named(host, ..)` sees only the
+    /// host's own namespace, never a pod's.
+    pub fn capture_processes(&self) -> Vec<(u32, String)> {
+        let mut namespaces: Vec<String> = self.bed.hosts().map(|h| h.netns.clone()).collect();
+        namespaces.extend(
+            self.bed
+                .runtime()
+                .pods()
+                .into_iter()
+                .filter_map(|p| p.netns),
+        );
+        let ids: Vec<((u64, u64), String)> = namespaces
+            .into_iter()
+            .filter_map(|ns| Some((netns_id(&Path::new("/run/netns").join(&ns))?, ns)))
+            .collect();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| CAPTURE_COMMS.contains(&c.trim_end()))
+            })
+            .filter_map(|pid| {
+                // Zombies have no namespace link: they never match.
+                let id = netns_id(Path::new(&format!("/proc/{pid}/ns/net")))?;
+                let (_, ns) = ids.iter().find(|(i, _)| *i == id)?;
+                Some((pid, ns.clone()))
+            })
+            .collect()
+    }
+
+    /// The network namespace (`ip netns` name) of a running pod of this bed.
+    pub fn pod_netns(&self, namespace: &str, pod: &str) -> String {
+        self.bed
+            .runtime()
+            .pod(namespace, pod)
+            .and_then(|p| p.netns)
+            .unwrap_or_else(|| panic!("pod {namespace}/{pod} has no network namespace"))
+    }
+
+    /// Waits (up to `within`) until a capture process runs in the pod's network
+    /// namespace.
+    pub fn wait_capture_in_pod(&self, namespace: &str, pod: &str, within: Duration) -> bool {
+        let netns = self.pod_netns(namespace, pod);
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.capture_processes().iter().any(|(_, ns)| *ns == netns) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Waits (up to `within`) until no capture process runs anywhere in the bed;
+    /// returns the survivors, if any.
+    pub fn wait_no_capture(&self, within: Duration) -> Vec<(u32, String)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = self.capture_processes();
+            if left.is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

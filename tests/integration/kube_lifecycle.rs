@@ -1,0 +1,221 @@
+//! Every way a Kubernetes capture ends, for the two methods that leave something
+//! behind if kcap is careless: `--via node` (a helper pod) and `--via ephemeral` (a
+//! debug container whose process captures). Normal end by `--count`, Ctrl-C,
+//! SIGTERM and the API connection lost (the control-plane's cable cut during the
+//! capture) must each leave no helper pod (asked through the API, after the cable
+//! is back) and no capture process in any namespace of the bed (its nodes' and its
+//! pods'; see [`Bed::capture_processes`]). SIGKILL is in `kube.rs`.
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::kube::{LIMIT, cluster};
+use crate::util::{Bed, assert_exit, assert_ok, read_capture, stderr};
+
+/// How long the capture may take to start (ephemeral containers and helper pods
+/// start in a few seconds; a loaded machine needs more).
+const START_WITHIN: Duration = Duration::from_secs(30);
+/// The wrapper stops the tool at once on a normal end, and at most 5 s (+3 s
+/// before SIGKILL) after the heartbeat stopped when kcap could not say goodbye.
+/// The capture file of the tests that stop kcap from outside.
+const FILE: &str = "capture.pcapng";
+const CAPTURE_GONE_WITHIN: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Node,
+    Ephemeral,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Node => "node",
+            Via::Ephemeral => "ephemeral",
+        }
+    }
+}
+
+/// kcap capturing pod/toolbox with `via`, plus `extra` arguments.
+fn start(bed: &Bed, via: Via, file: &str, extra: &[&str]) -> Child {
+    bed.kcap_kube()
+        .args(["pod/toolbox", "--via", via.name(), "-o"])
+        .arg(bed.path(file))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the capture runs in the toolbox pod's namespace and a packet of the
+/// pod's traffic reached the file (on a fresh bed that takes a few seconds).
+fn wait_capturing(bed: &Bed, child: &mut Child, file: &str) {
+    let running = bed.wait_capture_in_pod("prod", "toolbox", START_WITHIN);
+    if !running {
+        let _ = child.kill();
+    }
+    assert!(running, "the capture never started in prod/toolbox");
+    let got = wait_packets(&bed.path(file), START_WITHIN);
+    if !got {
+        let _ = child.kill();
+    }
+    assert!(got, "no packet reached {}", file);
+    assert!(child.try_wait().unwrap().is_none(), "kcap ended early");
+}
+
+/// Whether a packet reached `path` (a capture being written) within `within`.
+fn wait_packets(path: &std::path::Path, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        // A file being written may end mid-record: count what reads cleanly.
+        if let Ok(mut reader) = kcap_pcap::open(path)
+            && reader.next().is_some_and(|r| r.is_ok())
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) of our own child (`ip netns exec` execs kcap: same pid).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+fn wait(mut child: Child, within: Duration) -> Output {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kcap did not end within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Nothing left: no capture process anywhere in the bed, no helper pod, and every
+/// debug container of the toolbox pod terminated.
+fn assert_clean(bed: &Bed, what: &str) {
+    let left = bed.wait_no_capture(CAPTURE_GONE_WITHIN);
+    assert!(left.is_empty(), "{what}: capture processes left: {left:?}");
+    assert_eq!(
+        bed.helpers_left(Duration::from_secs(20)),
+        "",
+        "{what}: helper pods left"
+    );
+    let deadline = Instant::now() + CAPTURE_GONE_WITHIN;
+    loop {
+        let states = bed.kubectl_out(&[
+            "get",
+            "pod",
+            "-n",
+            "prod",
+            "toolbox",
+            "-o",
+            "jsonpath={range .status.ephemeralContainerStatuses[*]}{.name}: {.state}{\"\\n\"}{end}",
+        ]);
+        if !states.contains("running") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: debug container still running:\n{states}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn count_ends(via: Via) {
+    let bed = cluster();
+    let out = wait(start(&bed, via, "c.pcapng", &["-c", "10"]), LIMIT);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains(&format!("via {}", via.name())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(read_capture(&bed.path("c.pcapng")).records.len(), 10);
+    assert_clean(&bed, "--count");
+}
+
+fn signal_ends(via: Via, sig: i32) {
+    let bed = cluster();
+    let mut child = start(&bed, via, FILE, &[]);
+    wait_capturing(&bed, &mut child, FILE);
+    signal(&child, sig);
+    // Stopped on purpose, the pod's capture ends at once (no heartbeat timeout).
+    let out = wait(child, Duration::from_secs(4));
+    assert_ok(&out);
+    let capture = read_capture(&bed.path(FILE));
+    assert!(!capture.records.is_empty(), "no packets:\n{}", stderr(&out));
+    assert_clean(&bed, &format!("signal {sig}"));
+}
+
+/// The control-plane's cable is cut during the capture: kcap notices within its
+/// link timeout, ends with "connection lost" (12) and the file keeps what arrived;
+/// the pod's capture stops with the heartbeat. Once the cable is back, the helper
+/// pod is gone (kcap or its reaper deleted it).
+fn api_lost(via: Via) {
+    let bed = cluster();
+    let mut child = start(&bed, via, FILE, &[]);
+    wait_capturing(&bed, &mut child, FILE);
+    bed.bed.cut_link("control-plane").unwrap();
+    let cut = Instant::now();
+    let out = wait(child, Duration::from_secs(40));
+    let took = cut.elapsed();
+    // No API needed for this one: checked before the cable is back.
+    let left = bed.wait_no_capture(CAPTURE_GONE_WITHIN);
+    bed.bed.restore_link("control-plane").unwrap();
+    assert_exit(&out, 12, &["connection", "lost"]);
+    assert!(
+        took < Duration::from_secs(30),
+        "kcap took {took:?} to notice"
+    );
+    assert!(left.is_empty(), "capture processes left: {left:?}");
+    let capture = read_capture(&bed.path(FILE));
+    assert!(!capture.records.is_empty(), "no packets:\n{}", stderr(&out));
+    assert_clean(&bed, "API lost");
+}
+
+#[test]
+fn node_count_ends_and_cleans_up() {
+    count_ends(Via::Node);
+}
+
+#[test]
+fn node_ctrl_c_cleans_up() {
+    signal_ends(Via::Node, libc::SIGINT);
+}
+
+#[test]
+fn node_sigterm_cleans_up() {
+    signal_ends(Via::Node, libc::SIGTERM);
+}
+
+#[test]
+fn node_api_lost_cleans_up() {
+    api_lost(Via::Node);
+}
+
+#[test]
+fn ephemeral_count_ends_and_cleans_up() {
+    count_ends(Via::Ephemeral);
+}
+
+#[test]
+fn ephemeral_ctrl_c_cleans_up() {
+    signal_ends(Via::Ephemeral, libc::SIGINT);
+}
+
+#[test]
+fn ephemeral_sigterm_cleans_up() {
+    signal_ends(Via::Ephemeral, libc::SIGTERM);
+}
+
+#[test]
+fn ephemeral_api_lost_cleans_up() {
+    api_lost(Via::Ephemeral);
+}
