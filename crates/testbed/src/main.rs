@@ -18,7 +18,7 @@ const PREFIX: &str = "kcap-tb";
     name = "kcap-testbed",
     about = "Build a local Kubernetes-like cluster and SSH test network (network namespaces) for kcap",
     long_about = "Build a local test network for kcap: hosts are network namespaces named \
-kcap-tb-<host> (client namespace kcap-tb-client) running a real sshd; by default the nodes \
+kcap-tb-<host> (client namespace kcap-tb-client; --prefix changes kcap-tb) running a real sshd; by default the nodes \
 run pods (bridge and routed CNI styles) and a Kubernetes API server on the control-plane host \
 (https://198.51.100.5:6443) serves them to the real kubectl. Needs root. Files (keys, \
 ssh_config, kubeconfig, state.json, serve.log) go to --dir, default /tmp/kcap-testbed."
@@ -44,6 +44,19 @@ struct BedArgs {
     /// No traffic generators on the hosts (pods still talk to each other).
     #[arg(long)]
     no_traffic: bool,
+    #[command(flatten)]
+    prefix: PrefixArg,
+    /// Replicas of Deployment prod/web per node (default: 3 in all).
+    #[arg(long, value_name = "K")]
+    pods_per_node: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct PrefixArg {
+    /// Namespace names are PREFIX-<host> (PREFIX-client, PREFIX-node-a, ...): another
+    /// prefix lets a second bed run beside one made with the default.
+    #[arg(long, default_value = PREFIX, value_parser = parse_prefix)]
+    prefix: String,
 }
 
 #[derive(Subcommand)]
@@ -71,8 +84,13 @@ enum Cmd {
         bed: BedArgs,
     },
     /// Stop the serve process, kill every process of the bed, delete its
-    /// namespaces (all kcap-tb-*) and files.
-    Down(DirArg),
+    /// namespaces (all PREFIX-*, default kcap-tb-*) and files.
+    Down {
+        #[command(flatten)]
+        dir: DirArg,
+        #[command(flatten)]
+        prefix: PrefixArg,
+    },
     /// List hosts, namespaces, addresses, sshds and pods with their IPs.
     Status(DirArg),
 }
@@ -82,6 +100,25 @@ struct DirArg {
     /// Directory for keys, ssh_config, kubeconfig and state.json.
     #[arg(long, default_value = DEFAULT_DIR)]
     dir: PathBuf,
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 20
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    // `kcap-<digits>-` names belong to test beds, whose owners' deaths are collected.
+    let test_bed_like = s
+        .strip_prefix("kcap-")
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()));
+    if ok && !test_bed_like {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: lowercase letters, digits and '-', at most 20, not kcap-<digits>"
+        ))
+    }
 }
 
 fn parse_cni(s: &str) -> Result<Cni, String> {
@@ -125,7 +162,10 @@ fn cluster_spec(bed: &BedArgs) -> anyhow::Result<Spec> {
     if bed.no_traffic {
         spec = spec.without_traffic();
     }
-    with_tools(spec.with_name_prefix(PREFIX), &bed.tools)
+    if let Some(k) = bed.pods_per_node {
+        spec = spec.with_pods_per_node(k);
+    }
+    with_tools(spec.with_name_prefix(&bed.prefix.prefix), &bed.tools)
 }
 
 /// The arguments `up` hands to `serve`.
@@ -148,6 +188,10 @@ fn serve_args(bed: &BedArgs) -> Vec<String> {
     if bed.no_traffic {
         args.push("--no-traffic".into());
     }
+    args.extend(["--prefix".to_string(), bed.prefix.prefix.clone()]);
+    if let Some(k) = bed.pods_per_node {
+        args.extend(["--pods-per-node".to_string(), k.to_string()]);
+    }
     args
 }
 
@@ -166,11 +210,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             daemon::spawn_serve(&dir.dir, &serve_args(&bed))?;
             let dir = dir.dir.canonicalize()?;
             print!("{}", Testbed::status_dir(&dir)?);
-            print_try(&dir, true);
+            print_try(&dir, &bed.prefix.prefix, true);
             Ok(())
         }
         Cmd::Serve { dir, bed } => daemon::serve(cluster_spec(&bed)?, &dir.dir),
-        Cmd::Down(dir) => daemon::down(&dir.dir, PREFIX),
+        Cmd::Down { dir, prefix } => daemon::down(&dir.dir, &prefix.prefix),
         Cmd::Status(dir) => {
             print!("{}", Testbed::status_dir(&dir.dir)?);
             Ok(())
@@ -188,17 +232,17 @@ fn up_ssh_only(dir: &Path, bed: &BedArgs, minimal: bool) -> anyhow::Result<()> {
     if bed.no_traffic {
         spec = spec.without_traffic();
     }
-    let spec = with_tools(spec.with_name_prefix(PREFIX), &bed.tools)?;
+    let spec = with_tools(spec.with_name_prefix(&bed.prefix.prefix), &bed.tools)?;
     let tb = Testbed::up_in(spec, dir)?;
     print!("{}", Testbed::status_dir(tb.dir())?);
     let dir = tb.dir().to_path_buf();
     tb.persist();
-    print_try(&dir, false);
+    print_try(&dir, &bed.prefix.prefix, false);
     Ok(())
 }
 
-fn print_try(dir: &Path, cluster: bool) {
-    let ns = format!("{PREFIX}-client");
+fn print_try(dir: &Path, prefix: &str, cluster: bool) {
+    let ns = format!("{prefix}-client");
     let cfg = dir.join("ssh_config");
     println!("\nssh config: {}", cfg.display());
     if cluster {
@@ -217,5 +261,13 @@ fn print_try(dir: &Path, cluster: bool) {
         "  ip netns exec {ns} kcap --ssh-config {} --ssh-host node-a -c 20 -o /tmp/try.pcapng",
         cfg.display()
     );
-    println!("Tear down with: kcap-testbed down --dir {}", dir.display());
+    let prefix_arg = if prefix == PREFIX {
+        String::new()
+    } else {
+        format!(" --prefix {prefix}")
+    };
+    println!(
+        "Tear down with: kcap-testbed down --dir {}{prefix_arg}",
+        dir.display()
+    );
 }
