@@ -743,3 +743,65 @@ fn host_network_pod_is_captured_on_its_node_by_its_ports() {
     }
     assert_eq!(bed.helpers_left(Duration::from_secs(10)), "");
 }
+
+/// `node/NAME` through the API: a helper pod on that node captures the node's own
+/// interface (here its LAN link, where the test bed's clients call it on port 80),
+/// and is gone afterwards.
+#[test]
+fn node_target_through_the_api() {
+    let bed = cluster();
+    let file = bed.path("node.pcapng");
+    let out = run(
+        bed.kcap_kube()
+            .args([
+                "node/node-a",
+                "--iface",
+                "eth0",
+                "--port",
+                "80",
+                "-c",
+                "10",
+                "-o",
+            ])
+            .arg(&file),
+        LIMIT,
+    );
+    assert_ok(&out);
+    let capture = read_capture(&file);
+    assert_eq!(capture.records.len(), 10);
+    let rows = tshark_fields(&file, None, &["ip.addr", "tcp.port"]);
+    assert!(
+        rows.iter()
+            .all(|r| r[0].contains("198.51.100.10") && r[1].contains("80")),
+        "{rows:?}"
+    );
+    assert!(bed.helpers_left(Duration::from_secs(10)).is_empty());
+}
+
+/// `--via exec` into a container without tcpdump says so and names the methods that
+/// would work, instead of a bare shell error.
+#[test]
+fn exec_without_tcpdump_suggests_other_methods() {
+    let bed = cluster();
+    let web = bed.pods_of("web").remove(0);
+    let out = run(
+        bed.kcap_kube()
+            .args([
+                "-n",
+                "prod",
+                &format!("pod/{web}"),
+                "--via",
+                "exec",
+                "-c",
+                "1",
+                "-o",
+            ])
+            .arg(bed.path("x.pcapng")),
+        LIMIT,
+    );
+    assert_exit(
+        &out,
+        7,
+        &["no capture tool (tcpdump)", "--via ephemeral", "--via node"],
+    );
+}
