@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 /// A pod to start, as the API server has accepted it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodLaunch {
     pub namespace: String,
     pub name: String,
@@ -19,7 +19,7 @@ pub struct PodLaunch {
 }
 
 /// One container of a pod, or an ephemeral container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerLaunch {
     pub name: String,
     /// An image name such as `kcap.test/app:1` (see the runtime's catalogue).
@@ -36,6 +36,49 @@ pub struct ContainerLaunch {
     pub add_capabilities: Vec<String>,
     pub stdin: bool,
     pub tty: bool,
+}
+
+impl PodLaunch {
+    /// A pod without containers yet (for runtimes driven directly, e.g. in tests);
+    /// its uid is made up from namespace and name.
+    pub fn new(namespace: &str, name: &str, node: &str) -> PodLaunch {
+        PodLaunch {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: format!("uid-{namespace}-{name}"),
+            node: node.into(),
+            ..PodLaunch::default()
+        }
+    }
+
+    pub fn container(mut self, c: ContainerLaunch) -> PodLaunch {
+        self.containers.push(c);
+        self
+    }
+}
+
+impl ContainerLaunch {
+    /// A container running `image`'s default process.
+    pub fn new(name: &str, image: &str) -> ContainerLaunch {
+        ContainerLaunch {
+            name: name.into(),
+            image: image.into(),
+            ..ContainerLaunch::default()
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> ContainerLaunch {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn command<S: Into<String>>(
+        mut self,
+        argv: impl IntoIterator<Item = S>,
+    ) -> ContainerLaunch {
+        self.command = argv.into_iter().map(Into::into).collect();
+        self
+    }
 }
 
 /// Where a pod ended up.

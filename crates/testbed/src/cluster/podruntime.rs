@@ -1,27 +1,12 @@
-//! [`ClusterRuntime`] as the API server's `PodRuntime`: converts its launch
-//! requests and our answers and errors, one to one.
+//! [`ClusterRuntime`] as the API server's `PodRuntime`: the launch requests are
+//! shared types; our answers and errors are converted one to one.
 
 use kcap_apiserver::runtime::{
     ContainerLaunch, ContainerStarted, PodLaunch, PodRuntime, PodStarted, RuntimeError,
 };
 
 use super::runtime::ClusterRuntime;
-use super::types::{ClusterError, ContainerInfo, ContainerRequest, PodRequest};
-
-fn container_request(c: &ContainerLaunch) -> ContainerRequest {
-    ContainerRequest {
-        name: c.name.clone(),
-        image: c.image.clone(),
-        command: c.command.clone(),
-        args: c.args.clone(),
-        env: c.env.clone(),
-        privileged: c.privileged,
-        run_as_user: c.run_as_user,
-        add_capabilities: c.add_capabilities.clone(),
-        stdin: c.stdin,
-        tty: c.tty,
-    }
-}
+use super::types::{ClusterError, ContainerInfo};
 
 fn started(c: ContainerInfo) -> ContainerStarted {
     ContainerStarted {
@@ -48,16 +33,7 @@ impl From<ClusterError> for RuntimeError {
 
 impl PodRuntime for ClusterRuntime {
     fn start_pod(&self, pod: &PodLaunch) -> Result<PodStarted, RuntimeError> {
-        let req = PodRequest {
-            namespace: pod.namespace.clone(),
-            name: pod.name.clone(),
-            uid: pod.uid.clone(),
-            node: pod.node.clone(),
-            host_network: pod.host_network,
-            host_pid: pod.host_pid,
-            containers: pod.containers.iter().map(container_request).collect(),
-        };
-        let info = ClusterRuntime::start_pod(self, &req)?;
+        let info = ClusterRuntime::start_pod(self, pod)?;
         Ok(PodStarted {
             pod_ip: info.pod_ip,
             host_ip: info.host_ip,
@@ -90,13 +66,8 @@ impl PodRuntime for ClusterRuntime {
         container: &ContainerLaunch,
         target: Option<&str>,
     ) -> Result<(ContainerStarted, tokio::process::Child), RuntimeError> {
-        let (info, child) = ClusterRuntime::start_ephemeral(
-            self,
-            namespace,
-            pod,
-            &container_request(container),
-            target,
-        )?;
+        let (info, child) =
+            ClusterRuntime::start_ephemeral(self, namespace, pod, container, target)?;
         Ok((started(info), child))
     }
 }
