@@ -18,6 +18,7 @@ import argparse
 import http.client
 import http.server
 import socket
+import socketserver
 import struct
 import threading
 import time
@@ -38,6 +39,16 @@ def http_handler(name):
             pass
 
     return Handler
+
+
+class HTTPServer(http.server.ThreadingHTTPServer):
+    def server_bind(self):
+        # The stock server_bind looks up its own name (socket.getfqdn), a reverse
+        # DNS query: in a test-bed namespace no DNS server answers, so it would hang
+        # for the resolver's timeouts (~10 s) before serving or calling anyone.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = "localhost"
+        self.server_port = self.server_address[1]
 
 
 def serve_dns(sock):
@@ -123,7 +134,7 @@ def main():
     threads = []
     if args.serve:
         # Bind before anything else so a port clash fails loudly and early.
-        httpd = http.server.ThreadingHTTPServer(("0.0.0.0", http_port), http_handler(args.name))
+        httpd = HTTPServer(("0.0.0.0", http_port), http_handler(args.name))
         httpd.daemon_threads = True
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         udp.bind(("0.0.0.0", dns_port))
