@@ -13,7 +13,7 @@
    ratios (target: kcap/kubectl <= 1, no slower).
 2. 32 pods at once: deploy/web scaled to 32 replicas over the two nodes, captured
    with kcap -n prod deploy/web --via node (or --via ephemeral) for --duration into one
-   pcapng (the duration counts from kcap's start, so it includes starting 32 captures); prints
+   pcapng (the duration counts from the moment all are capturing); prints
    kcap's wall time, CPU time (user+sys) and peak RSS from wait4, and the packets.
 
 Needs root and a release build (done here; CARGO_TARGET_DIR is honoured). The bed is

@@ -173,6 +173,17 @@ pub struct Cli {
     #[arg(long, short = 's', value_name = "BYTES", help_heading = "Capture")]
     pub snaplen: Option<u32>,
 
+    /// Kernel capture buffer on the remote side, in KiB (tcpdump's -B). Raise it, or
+    /// lower --snaplen, if the summary reports packets dropped by kernel.
+    #[arg(
+        long,
+        short = 'B',
+        value_name = "KiB",
+        default_value_t = kcap_capture::command::DEFAULT_BUFFER_KIB,
+        help_heading = "Capture"
+    )]
+    pub buffer_size: u32,
+
     /// Capture tool on the node: auto (tcpdump, else tshark, else dumpcap), tcpdump,
     /// tshark or dumpcap.
     #[arg(
@@ -183,7 +194,8 @@ pub struct Cli {
     )]
     pub remote_tool: String,
 
-    /// Stop after this long: `30s`, `5m`, `1h30m`, or plain seconds.
+    /// Capture this long: `30s`, `5m`, `1h30m`, or plain seconds. Counts from the
+    /// moment every target is capturing, so slow starters get the whole time.
     #[arg(long, short = 'd', value_name = "DURATION", help_heading = "Stop")]
     pub duration: Option<String>,
 

@@ -2,6 +2,7 @@
 //! pcapng to a file or stdout. Runs on its own thread; bounded memory (the merger's
 //! budget plus the channel) however long the capture runs.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -118,6 +119,9 @@ struct Writer {
     ended: Vec<(SourceId, Option<ToolStatistics>)>,
     first_ts: Vec<Option<u64>>,
     last_ts: Vec<Option<u64>>,
+    /// Initial sources that have neither started capturing nor ended: when none is
+    /// left, `--duration` starts counting (see [`crate::stop`]).
+    starting: HashSet<SourceId>,
 }
 
 /// Runs until every sender is gone. `count` stops the capture after that many packets.
@@ -160,6 +164,7 @@ pub fn run(
             ended: Vec::new(),
             first_ts: vec![None; n],
             last_ts: vec![None; n],
+            starting: (0..n).collect(),
         },
         Err(error) => {
             stop.stop(StopReason::OutputFailed);
@@ -170,6 +175,9 @@ pub fn run(
             };
         }
     };
+    if n == 0 {
+        stop.all_capturing();
+    }
     let result = writer.pump(&mut merger, &mut events, &stop);
     let result = result.and_then(|()| writer.finish());
     if result.is_err() {
@@ -206,11 +214,11 @@ impl Writer {
         stop: &Stop,
     ) -> Result<(), OutputError> {
         while let Some(event) = events.blocking_recv() {
-            self.take(event, merger)?;
+            self.take(event, merger, stop)?;
             // Take whatever else is already queued before writing, so the merger sees
             // all sources' packets; then write what may go out now.
             while let Ok(event) = events.try_recv() {
-                self.take(event, merger)?;
+                self.take(event, merger, stop)?;
             }
             let now = Instant::now();
             while let Some((source, packet)) = merger.pop(now) {
@@ -226,7 +234,13 @@ impl Writer {
         Ok(())
     }
 
-    fn take(&mut self, event: Event, merger: &mut Merger) -> Result<(), OutputError> {
+    fn take(&mut self, event: Event, merger: &mut Merger, stop: &Stop) -> Result<(), OutputError> {
+        if let Event::Started { source, .. } | Event::Ended { source, .. } = event
+            && self.starting.remove(&source)
+            && self.starting.is_empty()
+        {
+            stop.all_capturing();
+        }
         match event {
             Event::Added { source, info } => {
                 // Sources are numbered in the order they were added.

@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
     if let Some(duration) = config.duration {
         let stop = stop.clone();
         tokio::spawn(async move {
+            stop.until_all_capturing().await;
             tokio::time::sleep(duration).await;
             stop.stop(StopReason::Duration);
         });

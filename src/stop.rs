@@ -1,5 +1,10 @@
 //! When to stop: the first of Ctrl-C/SIGTERM, `--duration`, `--count`, or every source
 //! ending by itself. Everyone watches one value; the first reason set wins.
+//!
+//! `--duration` counts from the moment every target named at the start is capturing
+//! (or has failed), not from kcap's start: a slow starter (an ephemeral container, a
+//! helper pod, a far SSH hop) still gets the whole duration, as `timeout 10 tcpdump`
+//! would on each host. Pods joining later (`--follow`) do not move the clock.
 
 use tokio::sync::watch;
 
@@ -16,13 +21,28 @@ pub enum StopReason {
 #[derive(Debug, Clone)]
 pub struct Stop {
     tx: watch::Sender<Option<StopReason>>,
+    /// Every initial source has started capturing or ended.
+    all_capturing: watch::Sender<bool>,
 }
 
 impl Stop {
     pub fn new() -> Stop {
         Stop {
             tx: watch::channel(None).0,
+            all_capturing: watch::channel(false).0,
         }
+    }
+
+    /// Called by the writer once every initial source has sent its pcap header or
+    /// ended.
+    pub fn all_capturing(&self) {
+        self.all_capturing.send_replace(true);
+    }
+
+    /// Resolves once [`Stop::all_capturing`] was called.
+    pub async fn until_all_capturing(&self) {
+        let mut rx = self.all_capturing.subscribe();
+        let _ = rx.wait_for(|all| *all).await;
     }
 
     /// Records `reason` unless another reason came first.

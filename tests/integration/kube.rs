@@ -599,33 +599,29 @@ fn every_method_on_both_cni_styles() {
             (name, ip)
         })
         .collect();
-    // All four at once (the duration counts from kcap's start: ephemeral
-    // containers take longest to come up).
-    let runs: Vec<(&str, std::path::PathBuf, std::process::Child)> = [
-        ("exec", "5s"),
-        ("ephemeral", "12s"),
-        ("node", "6s"),
-        ("ssh", "5s"),
-    ]
-    .into_iter()
-    .map(|(via, duration)| {
-        let file = bed.path(&format!("{via}.pcapng"));
-        let child = bed
-            .kcap_kube()
-            .args([
-                "-n", "prod", "--via", via, "--iface", "eth0", "-f", "ip", "-d",
-            ])
-            .arg(duration)
-            .args(pods.iter().map(|(name, _)| format!("pod/{name}")))
-            .arg("-o")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        (via, file, child)
-    })
-    .collect();
+    // All four at once, five seconds each: the duration counts from the moment
+    // both pods are capturing, so even the slowest method (an ephemeral container
+    // per pod) sees seconds of both pods' traffic.
+    let runs: Vec<(&str, std::path::PathBuf, std::process::Child)> =
+        ["exec", "ephemeral", "node", "ssh"]
+            .into_iter()
+            .map(|via| {
+                let file = bed.path(&format!("{via}.pcapng"));
+                let child = bed
+                    .kcap_kube()
+                    .args([
+                        "-n", "prod", "--via", via, "--iface", "eth0", "-f", "ip", "-d", "5s",
+                    ])
+                    .args(pods.iter().map(|(name, _)| format!("pod/{name}")))
+                    .arg("-o")
+                    .arg(&file)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (via, file, child)
+            })
+            .collect();
     for (via, file, child) in runs {
         let out = child.wait_with_output().unwrap();
         assert_ok(&out);
@@ -638,11 +634,19 @@ fn every_method_on_both_cni_styles() {
                 "--via {via}: {name} not reported:\n{text}"
             );
             let interface = format!("prod/{name}/eth0");
-            let packets: Vec<Vec<String>> =
-                tshark_fields(&file, None, &["frame.interface_name", "ip.src", "ip.dst"])
-                    .into_iter()
-                    .filter(|f| f[0] == interface)
-                    .collect();
+            let packets: Vec<Vec<String>> = tshark_fields(
+                &file,
+                None,
+                &[
+                    "frame.interface_name",
+                    "ip.src",
+                    "ip.dst",
+                    "frame.time_epoch",
+                ],
+            )
+            .into_iter()
+            .filter(|f| f[0] == interface)
+            .collect();
             assert!(
                 !packets.is_empty(),
                 "--via {via}: no packets of {name}\n{text}"
@@ -654,6 +658,12 @@ fn every_method_on_both_cni_styles() {
             assert!(
                 foreign.is_empty(),
                 "--via {via}: packets without {name}'s IP {ip}: {foreign:?}"
+            );
+            let times: Vec<f64> = packets.iter().map(|f| f[3].parse().unwrap()).collect();
+            let span = times.last().unwrap() - times.first().unwrap();
+            assert!(
+                span > 3.5,
+                "--via {via}: {name}'s packets span only {span:.1}s of 5s\n{text}"
             );
         }
     }
