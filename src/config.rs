@@ -152,6 +152,10 @@ impl Config {
             })?,
             interface: cli.iface.clone(),
             snaplen,
+            buffer_kib: match cli.buffer_size {
+                0 => return Err(usage("--buffer-size must be at least 1 (KiB)")),
+                n => n,
+            },
             count: cli.count,
             filter: filter.to_bpf(),
             sudo: cli.sudo,

@@ -41,6 +41,19 @@ pub fn finish(config: &Config, outcome: Result<Outcome, RunError>) -> Exit {
             exit = first(exit, print_node_error(config, node, error));
         }
     }
+    let dropped: u64 = outcome
+        .sources
+        .iter()
+        .filter_map(|s| s.statistics.as_ref()?.dropped_by_kernel)
+        .sum();
+    if dropped > 0 && config.verbosity > Verbosity::Quiet {
+        eprintln!(
+            "  hint: the capture buffer overflowed ({dropped} packets dropped by kernel): \
+             raise -B/--buffer-size (now {} KiB) or lower -s/--snaplen; \
+             a narrower --filter also helps",
+            config.command.buffer_kib
+        );
+    }
     if let Some(error) = &outcome.writer.error {
         exit = first(exit, print_output_error(error));
     } else if config.verbosity > Verbosity::Quiet

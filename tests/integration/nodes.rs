@@ -202,3 +202,45 @@ fn quiet_node_does_not_hold_back_a_busy_one() {
         "a packet waited {worst:?}"
     );
 }
+
+/// `-B` reaches the remote tcpdump: with a 1 KiB buffer a ping flood overflows it,
+/// the summary says how many packets the kernel dropped and what to do, the
+/// statistics block records the drops, and what was captured is in the file.
+#[test]
+fn buffer_overflow_is_reported_with_a_hint() {
+    let bed = Bed::minimal();
+    let file = bed.path("flood.pcapng");
+    let kcap = bed
+        .kcap()
+        .args(["--ssh-host", "node-a", "-i", "lo", "-f", "icmp", "-B", "1"])
+        .args(["--duration", "3s", "-o"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(bed.wait_running("node-a", "tcpdump", Duration::from_secs(20)));
+    let flood = std::process::Command::new("ip")
+        .args(["netns", "exec", &bed.bed.host("node-a").netns])
+        .args(["ping", "-q", "-f", "-c", "3000", "-s", "1000", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(flood.success());
+    let out = kcap.wait_with_output().unwrap();
+    assert_ok(&out);
+    let text = stderr(&out);
+    let dropped: u64 = text
+        .lines()
+        .find_map(|line| line.strip_suffix(" dropped by kernel)")?.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no drop count in the summary:\n{text}"));
+    assert!(dropped > 0, "{text}");
+    assert!(
+        text.contains("raise -B/--buffer-size (now 1 KiB)"),
+        "no hint:\n{text}"
+    );
+    let capture = read_capture(&file);
+    assert!(!capture.records.is_empty(), "{text}");
+    assert_eq!(tshark_count(&file, Some("icmp")), capture.records.len());
+    assert_eq!(capture.statistics[0].statistics.dropped, Some(dropped));
+}

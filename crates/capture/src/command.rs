@@ -20,6 +20,15 @@ pub const MARKER_MISSING_TOOL: &str = "kcap-remote: missing-tool: ";
 /// The largest snaplen tcpdump accepts, and what `-s 0` means to it.
 pub const FULL_SNAPLEN: u32 = 262_144;
 
+/// Default kernel capture buffer, in KiB (the tool's `-B`). kcap asks for immediate
+/// delivery (the live view and the merge need packets at once); in that mode libpcap
+/// keeps one packet per slot sized for the largest packet, so its own 2 MiB default
+/// holds ~18 packets on a veth and ~1 on `any` at full snaplen: a burst arriving
+/// while the tool waits for the network is dropped. 16 MiB holds ~240 and ~40
+/// (`bench/capture-buffer.py`, BENCHMARKS.md); it is kernel memory on the node for
+/// the length of the capture, hence not more by default.
+pub const DEFAULT_BUFFER_KIB: u32 = 16 << 10;
+
 /// `--remote-tool`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tool {
@@ -54,6 +63,8 @@ pub struct CaptureCommand {
     pub tool: Tool,
     pub interface: String,
     pub snaplen: u32,
+    /// Kernel capture buffer in KiB (tcpdump's `-B`; tshark and dumpcap get MiB).
+    pub buffer_kib: u32,
     /// Stop after this many packets (the remote tool's `-c`).
     pub count: Option<u64>,
     /// The complete BPF expression (see [`crate::filter::FilterSpec::to_bpf`]).
@@ -119,6 +130,7 @@ impl CaptureCommand {
             self.tool.name().into(),
             self.interface.clone(),
             self.snaplen.to_string(),
+            self.buffer_kib.to_string(),
             self.count.unwrap_or(0).to_string(),
             filter.into(),
         ])
@@ -134,6 +146,7 @@ mod tests {
             tool: Tool::Auto,
             interface: "any".into(),
             snaplen: FULL_SNAPLEN,
+            buffer_kib: DEFAULT_BUFFER_KIB,
             count: Some(3),
             filter: Some(filter.into()),
             sudo: false,
@@ -172,7 +185,16 @@ mod tests {
         assert_eq!(&argv[..2], ["sh", "-c"]);
         assert_eq!(
             argv[3..].to_vec(),
-            ["kcap", "", "auto", "any", "262144", "3", "port 80; id"]
+            [
+                "kcap",
+                "",
+                "auto",
+                "any",
+                "262144",
+                "16384",
+                "3",
+                "port 80; id"
+            ]
         );
         assert!(command("a\nb").to_argv("").is_err());
     }
@@ -206,22 +228,34 @@ mod tests {
         let marker = dir.join("pwned");
         let hostile = format!("port 80; touch {}", marker.display());
         let line = command(&hostile).to_shell().unwrap();
-        let out = std::process::Command::new("sh")
+        let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(&line)
             .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
             .env("SSH_CONNECTION", "198.51.100.1 40000 198.51.100.10 22")
-            .stdin(std::process::Stdio::null())
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Hold stdin open (as kcap's heartbeat does) until the fake tool has printed
+        // and the wrapper ended: at end of stdin the wrapper would stop the tool,
+        // maybe before it printed anything.
+        let heartbeat = child.stdin.take().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        drop(heartbeat);
+        child.wait().unwrap();
         assert!(!marker.exists(), "hostile filter ran a command");
         assert!(stderr.contains("kcap-remote: tool: tcpdump"), "{stderr}");
         let expected_filter = format!(
             "<not (tcp and ((src host 198.51.100.1 and src port 40000 and dst host 198.51.100.10 and dst port 22) or (src host 198.51.100.10 and src port 22 and dst host 198.51.100.1 and dst port 40000))) and ({hostile})>"
         );
         assert!(stderr.contains(&expected_filter), "{stderr}");
-        assert!(stderr.contains("<-i><any><-w><-><-c><3>"), "{stderr}");
+        assert!(
+            stderr.contains("<-i><any><-B><16384><-w><-><-c><3>"),
+            "{stderr}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

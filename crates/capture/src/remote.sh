@@ -1,9 +1,11 @@
 # kcap's remote capture wrapper (POSIX sh). Run as:
-#   sh -c SCRIPT kcap "$SSH_CONNECTION" TOOL IFACE SNAPLEN COUNT FILTER
+#   sh -c SCRIPT kcap "$SSH_CONNECTION" TOOL IFACE SNAPLEN BUFFER_KIB COUNT FILTER
 # Every argument arrives as one quoted word; nothing here is pasted into code.
 # stdout carries the pcap stream and nothing else; messages go to stderr.
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin
-conn=$1 tool=$2 iface=$3 snap=$4 count=$5 filter=$6
+conn=$1 tool=$2 iface=$3 snap=$4 buffer=$5 count=$6 filter=$7
+case $buffer in ''|*[!0-9]*) buffer=16384 ;; esac
+buffer_mib=$(( (buffer + 1023) / 1024 ))
 
 # Never capture our own SSH session: it would feed on itself. sshd tells us its
 # 4-tuple in SSH_CONNECTION ("client-ip client-port server-ip server-port").
@@ -39,9 +41,9 @@ fi
 echo "kcap-remote: tool: $tool" >&2
 
 case $tool in
-  tcpdump) set -- tcpdump -U -n --immediate-mode -s "$snap" -i "$iface" -w - ;;
-  tshark) set -- tshark -l -n -q -s "$snap" -i "$iface" -F pcap -w - ;;
-  dumpcap) set -- dumpcap -q -P -s "$snap" -i "$iface" -w - ;;
+  tcpdump) set -- tcpdump -U -n --immediate-mode -s "$snap" -i "$iface" -B "$buffer" -w - ;;
+  tshark) set -- tshark -l -n -q -s "$snap" -i "$iface" -B "$buffer_mib" -F pcap -w - ;;
+  dumpcap) set -- dumpcap -q -P -s "$snap" -i "$iface" -B "$buffer_mib" -w - ;;
 esac
 if [ "$count" != 0 ]; then set -- "$@" -c "$count"; fi
 if [ -n "$filter" ]; then
