@@ -212,6 +212,11 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", help_heading = "Output")]
     pub format: Option<String>,
 
+    /// LINUX_SLL: write `-i any` captures with v1 cooked headers (LINUX_SLL) instead
+    /// of v2 (LINUX_SLL2), for Wireshark older than 3.0 and other old readers.
+    #[arg(long, short = 'y', value_name = "LINKTYPE", help_heading = "Output")]
+    pub linktype: Option<String>,
+
     /// More detail on stderr (-v, -vv).
     #[arg(long, short = 'v', action = ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,

@@ -36,6 +36,8 @@ pub enum OutputDestination {
 pub struct Output {
     pub destination: OutputDestination,
     pub format: Format,
+    /// Rewrite LINUX_SLL2 packets as LINUX_SLL (`--linktype LINUX_SLL`).
+    pub cooked_v1: bool,
 }
 
 /// One node to capture on.
@@ -167,7 +169,18 @@ impl Config {
             return Err(usage("--count must be at least 1"));
         }
         let duration = cli.duration.as_deref().map(parse_duration).transpose()?;
-        let output = resolve_output(cli.output.as_deref(), cli.format.as_deref())?;
+        let mut output = resolve_output(cli.output.as_deref(), cli.format.as_deref())?;
+        output.cooked_v1 = match cli.linktype.as_deref() {
+            None => false,
+            Some(t) if t.eq_ignore_ascii_case("LINUX_SLL") => true,
+            Some(other) => {
+                return Err(usage(format!(
+                    "--linktype {other:?}: kcap can only rewrite LINUX_SLL2 as LINUX_SLL (for \
+                     Wireshark before 3.0); other link types are the interface's own, pick \
+                     them with --iface"
+                )));
+            }
+        };
         let nodes = resolve_nodes(&cli)?;
         let has_tokens = cli
             .filter
@@ -261,6 +274,7 @@ fn resolve_output(path: Option<&Path>, format: Option<&str>) -> Result<Output, U
     Ok(Output {
         destination,
         format,
+        cooked_v1: false,
     })
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{
     InterfaceDescription, InterfaceStatistics, LinkType, Merger, Packet, PcapWriter, PcapngWriter,
+    sll,
 };
 use tokio::sync::mpsc;
 
@@ -119,6 +120,10 @@ struct Writer {
     ended: Vec<(SourceId, Option<ToolStatistics>)>,
     first_ts: Vec<Option<u64>>,
     last_ts: Vec<Option<u64>>,
+    /// Rewrite LINUX_SLL2 streams as LINUX_SLL (`--linktype LINUX_SLL`).
+    cooked_v1: bool,
+    /// Per source: its stream is being rewritten from LINUX_SLL2.
+    rewrite: Vec<bool>,
     /// Initial sources that have neither started capturing nor ended: when none is
     /// left, `--duration` starts counting (see [`crate::stop`]).
     starting: HashSet<SourceId>,
@@ -164,6 +169,8 @@ pub fn run(
             ended: Vec::new(),
             first_ts: vec![None; n],
             last_ts: vec![None; n],
+            cooked_v1: output.cooked_v1,
+            rewrite: vec![false; n],
             starting: (0..n).collect(),
         },
         Err(error) => {
@@ -252,6 +259,7 @@ impl Writer {
                 self.written.push(Written::default());
                 self.first_ts.push(None);
                 self.last_ts.push(None);
+                self.rewrite.push(false);
                 if let Sink::Pcapng { interfaces, .. } = &mut self.sink {
                     interfaces.push(None);
                 }
@@ -262,12 +270,20 @@ impl Writer {
                 info,
             } => {
                 self.sources[source] = info;
-                self.start(source, header.link_type, header.snaplen)?
+                let mut link = header.link_type;
+                if self.cooked_v1 && link == LinkType::LINUX_SLL2 {
+                    self.rewrite[source] = true;
+                    link = LinkType::LINUX_SLL;
+                }
+                self.start(source, link, header.snaplen)?
             }
             Event::Packets { source, packets } => {
                 if self.written[source].refused.is_none() {
                     let now = Instant::now();
-                    for packet in packets {
+                    for mut packet in packets {
+                        if self.rewrite[source] {
+                            sll::sll2_to_sll(&mut packet);
+                        }
                         merger.push(source, packet, now);
                     }
                 }

@@ -57,6 +57,54 @@ fn two_nodes_into_one_pcap() {
     assert!(tshark_count(&file, Some("ip.addr == 198.51.100.11")) > 0);
 }
 
+/// `--linktype LINUX_SLL` rewrites `-i any`'s v2 cooked headers as v1 (for old
+/// Wireshark): both nodes land in one pcap as LINUX_SLL, and tshark decodes every
+/// packet's cooked header, with no v2-only field, down to the IP addresses.
+#[test]
+fn linktype_linux_sll_rewrites_cooked_v2_headers() {
+    let bed = Bed::minimal();
+    let file = bed.path("old.pcap");
+    let out = run(
+        bed.kcap()
+            .args(["--ssh-host", "node-a", "--ssh-host", "node-b"])
+            .args(["--linktype", "LINUX_SLL", "-d", "3s", "-o"])
+            .arg(&file),
+        Duration::from_secs(60),
+    );
+    assert_ok(&out);
+    let capture = read_capture(&file);
+    assert_eq!(
+        capture.interfaces[0].link_type,
+        kcap_pcap::LinkType::LINUX_SLL
+    );
+    let total = capture.records.len();
+    assert!(total > 10, "only {total} packets");
+    assert_eq!(tshark_count(&file, Some("sll")), total);
+    assert_eq!(tshark_count(&file, Some("sll.ifindex")), 0);
+    assert_eq!(
+        tshark_count(&file, Some("sll.etype == 0x0800")),
+        tshark_count(&file, Some("ip"))
+    );
+    assert!(tshark_count(&file, Some("ip.addr == 198.51.100.10")) > 0);
+    assert!(tshark_count(&file, Some("ip.addr == 198.51.100.11")) > 0);
+
+    let refused = run(
+        bed.kcap()
+            .args([
+                "--ssh-host",
+                "node-a",
+                "--linktype",
+                "EN10MB",
+                "-c",
+                "1",
+                "-o",
+            ])
+            .arg(bed.path("x.pcap")),
+        Duration::from_secs(60),
+    );
+    assert_exit(&refused, 2, &["--linktype", "LINUX_SLL"]);
+}
+
 #[test]
 fn stdout_streams_into_tshark() {
     let bed = Bed::minimal();

@@ -12,6 +12,7 @@ mod packet;
 mod pcap_writer;
 mod pcapng_writer;
 mod reader;
+pub mod sll;
 
 pub use decoder::{StreamDecoder, StreamHeader};
 pub use error::Error;
