@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use kcap_capture::command::{HEARTBEAT, HEARTBEAT_INTERVAL};
+use kcap_capture::command::{HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST};
 use kcap_capture::outcome::{self, Failure, ToolStatistics};
 use kcap_pcap::StreamDecoder;
 use tokio::sync::mpsc;
@@ -109,7 +109,14 @@ pub async fn drive<P: Process>(
     tracing::debug!("{}: remote stderr:\n{stderr}", info.label);
     let tool = outcome::tool_used(&stderr).map(str::to_string);
     let statistics = ToolStatistics::parse(&stderr);
+    let heartbeat_lost = stopping.is_none() && stderr.contains(MARKER_HEARTBEAT_LOST);
     let result = result.and_then(|()| match exit {
+        // The link stalled long enough for the remote side to give up, then came
+        // back: what was sent in between is lost, say so.
+        _ if heartbeat_lost => Err(StreamError::ConnectionLost(
+            "kcap's heartbeat did not reach the remote side for 5 s, so it stopped the capture"
+                .into(),
+        )),
         _ if !started && stopping.is_none() => Err(failure(&stderr, exit.flatten())),
         _ if !started => Ok(()),
         Some(None) | None => Ok(()),

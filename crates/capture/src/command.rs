@@ -16,6 +16,8 @@ pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// Marker lines the wrapper writes on stderr.
 pub const MARKER_TOOL: &str = "kcap-remote: tool: ";
 pub const MARKER_MISSING_TOOL: &str = "kcap-remote: missing-tool: ";
+/// The wrapper stopped the tool because kcap's heartbeat went silent for 5 s.
+pub const MARKER_HEARTBEAT_LOST: &str = "kcap-remote: heartbeat-lost";
 
 /// The largest snaplen tcpdump accepts, and what `-s 0` means to it.
 pub const FULL_SNAPLEN: u32 = 262_144;
@@ -257,5 +259,68 @@ mod tests {
             "{stderr}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Runs the wrapper with a fake tcpdump that just waits, feeding one heartbeat;
+    /// then either closes stdin (kcap's stop) or goes silent (a stalled link).
+    /// Returns the wrapper's stderr and how long it took to end.
+    fn heartbeat_run(close_stdin: bool) -> (String, std::time::Duration) {
+        use std::io::{Read, Write};
+        let dir =
+            std::env::temp_dir().join(format!("kcap-hb-test-{}-{close_stdin}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("tcpdump");
+        std::fs::write(&fake, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command("").to_shell().unwrap())
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(HEARTBEAT).unwrap();
+        let kept = if close_stdin {
+            drop(stdin);
+            None
+        } else {
+            Some(stdin)
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let took = started.elapsed();
+        drop(kept);
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        (stderr, took)
+    }
+
+    #[test]
+    fn closed_stdin_stops_the_tool_at_once() {
+        let (stderr, took) = heartbeat_run(true);
+        assert!(!stderr.contains(MARKER_HEARTBEAT_LOST), "{stderr}");
+        assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    }
+
+    /// A silent heartbeat stops the tool after 5 s and says so; the session's
+    /// stderr closes then too (nothing in the wrapper keeps a copy open).
+    #[test]
+    fn silent_heartbeat_stops_the_tool_and_says_so() {
+        let (stderr, took) = heartbeat_run(false);
+        assert!(stderr.contains(MARKER_HEARTBEAT_LOST), "{stderr}");
+        assert!(took < std::time::Duration::from_secs(8), "{took:?}");
     }
 }

@@ -53,21 +53,30 @@ fi
 # The tool runs in the background with its own stdin closed; our stdin is kcap's
 # heartbeat ("k" + newline every second). When it stops (kcap ended, was killed, or
 # the link died) the watcher stops the tool, so no capture outlives kcap.
-exec 3<&0
-"$@" </dev/null &
+# If the heartbeat went silent (rather than stdin closing: kcap's way to say stop),
+# say so on stderr: if the stream still reaches kcap, the gap is not hidden.
+exec 3<&0 4>&2
+"$@" </dev/null 3<&- 4>&- &
 pid=$!
 (
   if have timeout; then
-    while [ "$(timeout 5 head -n 1 <&3 2>/dev/null)" = k ]; do :; done
+    lost=
+    while :; do
+      if ! line=$(timeout 5 head -n 1 <&3 2>/dev/null 4>&-); then lost=1; break; fi
+      [ "$line" = k ] || break
+    done
+    [ -n "$lost" ] && echo "kcap-remote: heartbeat-lost" >&4
   else
-    cat <&3 >/dev/null
+    cat <&3 >/dev/null 4>&-
   fi
+  # Hold no copy of stderr: the session ends when its last holder closes it.
+  exec 4>&-
   kill -TERM "$pid" 2>/dev/null
   sleep 3
   kill -KILL "$pid" 2>/dev/null
 ) >/dev/null 2>&1 &
 watcher=$!
-exec 3<&-
+exec 3<&- 4>&-
 wait "$pid"
 status=$?
 kill "$watcher" 2>/dev/null
