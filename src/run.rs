@@ -2,7 +2,7 @@
 //! start every source's capture and the writer, follow selectors for new pods,
 //! apply the stop conditions, and collect what happened.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use crate::event::{CHANNEL_BATCHES, Event, SourceId};
 use crate::output::{self, OutputError, SourceInfo, WriterReport};
 use crate::reaper::Reaper;
 use crate::source::pod::{self, KubeContext, KubeJob};
-use crate::source::{SourceReport, ssh};
+use crate::source::{SourceError, SourceReport, StreamError, ssh};
 use crate::stop::{Stop, StopReason, watch_signals};
 
 /// Everything [`crate::report`] needs to print the summary and pick the exit code.
@@ -118,12 +118,17 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
     }
     let mut next_id = config.nodes.len();
     let mut captured: HashSet<String> = HashSet::new();
+    // Source id -> (namespace, name) of the pods being captured.
+    let mut pods: HashMap<SourceId, (String, String)> = HashMap::new();
     let (changes_tx, mut changes) = mpsc::channel::<Change>(64);
     let mut failed_targets = Vec::new();
     if let Some(plan) = plan {
         failed_targets = plan.failed;
         for job in plan.jobs {
             captured.insert(job.label());
+            if let KubeJob::Pod(t) = &job {
+                pods.insert(next_id, (t.namespace.clone(), t.name.clone()));
+            }
             let fut = pod::capture(next_id, job, plan.ctx.clone(), events.clone(), stop.clone());
             let id = next_id;
             tasks.spawn(async move { (id, fut.await) });
@@ -139,7 +144,6 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
                 ));
             }
             let ctx = plan.ctx.clone();
-            drop(changes_tx);
             let mut reports = Vec::new();
             let mut seen_stop = false;
             loop {
@@ -147,17 +151,38 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
                     break;
                 }
                 tokio::select! {
-                    Some(done) = tasks.join_next() => reports.push(done.expect("capture task panicked")),
+                    Some(done) = tasks.join_next() => {
+                        let (id, report) = done.expect("capture task panicked");
+                        if stop.reason().is_none() && lost_connection(&report) {
+                            // The pod may well still run: when the watch sees it again
+                            // (kube-rs re-lists once the API answers), capture it anew.
+                            tracing::info!(
+                                "kcap: {}: capture lost with the connection; capturing it again once the API answers",
+                                report.label
+                            );
+                            captured.remove(&report.label);
+                            if let Some((namespace, name)) = pods.get(&id) {
+                                tokio::spawn(follow::when_back(
+                                    ctx.client.clone(),
+                                    namespace.clone(),
+                                    name.clone(),
+                                    changes_tx.clone(),
+                                ));
+                            }
+                        }
+                        reports.push((id, report));
+                    }
                     Some(change) = changes.recv(), if stop.reason().is_none() => match change {
                         Change::Running(p) => {
                             let Ok(target) = PodTarget::from_pod(&p, ctx.settings.container.as_deref()) else { continue };
                             if !captured.insert(target.label()) {
                                 continue;
                             }
-                            tracing::info!("kcap: {}: new pod, capturing it", target.label());
+                            tracing::info!("kcap: {}: capturing it", target.label());
+                            let id = next_id;
+                            pods.insert(id, (target.namespace.clone(), target.name.clone()));
                             let job = KubeJob::Pod(target);
                             let info = job.info(&iface, None, ctx.settings.annotate);
-                            let id = next_id;
                             next_id += 1;
                             let _ = events.send(Event::Added { source: id, info }).await;
                             let fut = pod::capture(id, job, ctx.clone(), events.clone(), stop.clone());
@@ -198,6 +223,15 @@ pub async fn run(config: Config) -> Result<Outcome, RunError> {
         started,
     )
     .await
+}
+
+/// A capture that ended because the way to it broke, not because of the pod.
+fn lost_connection(report: &SourceReport) -> bool {
+    matches!(
+        &report.error,
+        Some(SourceError::Stream(StreamError::ConnectionLost(_)))
+            | Some(SourceError::Kube(kcap_kube::Error::Unreachable(_)))
+    )
 }
 
 async fn finish(

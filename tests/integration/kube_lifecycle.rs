@@ -219,3 +219,71 @@ fn ephemeral_sigterm_cleans_up() {
 fn ephemeral_api_lost_cleans_up() {
     api_lost(Via::Ephemeral);
 }
+
+/// With `--follow`, a capture lost with the API connection starts again once the
+/// API answers: kcap stays up, the pod gets a second interface, and its packets
+/// are from after the cable was back. Nothing is left once kcap ends.
+#[test]
+fn follow_captures_again_after_the_api_comes_back() {
+    let bed = cluster();
+    let mut child = bed
+        .kcap_kube()
+        .args([
+            "-n",
+            "prod",
+            "-l",
+            "app=toolbox",
+            "--follow",
+            "--via",
+            "node",
+        ])
+        .arg("-o")
+        .arg(bed.path(FILE))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_capturing(&bed, &mut child, FILE);
+    bed.bed.cut_link("control-plane").unwrap();
+    // The pod's capture stops with the heartbeat once kcap lost the connection.
+    let left = bed.wait_no_capture(Duration::from_secs(30));
+    bed.bed.restore_link("control-plane").unwrap();
+    let back = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    if !left.is_empty() {
+        let _ = child.kill();
+        panic!("the capture did not stop with the connection: {left:?}");
+    }
+    if !bed.wait_capture_in_pod("prod", "toolbox", Duration::from_secs(60)) {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("prod/toolbox was not captured again:\n{}", stderr(&out));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "kcap ended");
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, libc::SIGINT);
+    let out = wait(child, Duration::from_secs(10));
+    // The gap is reported: the first capture of the pod lost its connection.
+    assert_exit(&out, 12, &["capturing it again", "connection"]);
+    let capture = read_capture(&bed.path(FILE));
+    assert_eq!(
+        capture.interface_names(),
+        ["prod/toolbox/any", "prod/toolbox/any"],
+        "{}",
+        stderr(&out)
+    );
+    let after: Vec<u64> = capture
+        .records
+        .iter()
+        .filter(|r| r.interface_id == 1)
+        .map(|r| r.packet.ts_nanos)
+        .collect();
+    assert!(!after.is_empty(), "no packets after the API came back");
+    assert!(
+        after.iter().all(|&t| t > back),
+        "packets of the second capture predate the reconnection"
+    );
+    assert_clean(&bed, "--follow after API lost");
+}

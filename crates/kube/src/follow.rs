@@ -1,6 +1,7 @@
 //! `--follow`: watch a label selector and report pods that start running (to
 //! capture them) and pods that go away (to note it). kube-rs's watcher re-lists
-//! after a dropped watch, so a short API outage does not lose pods.
+//! after a dropped watch, so a short API outage does not lose pods; a pod whose
+//! capture was lost with the connection is looked up again by [`when_back`].
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -57,3 +58,41 @@ pub async fn watch(
         }
     }
 }
+
+/// After a pod's capture was lost with the API connection: asks for the pod every
+/// [`RETRY`] until the API answers, and sends [`Change::Running`] if it still runs.
+/// (The watcher's re-list may come before the lost capture has ended, when the
+/// pod still counts as captured; this closes that gap.) Ends when `changes` closes.
+pub async fn when_back(
+    client: kube::Client,
+    namespace: String,
+    name: String,
+    changes: mpsc::Sender<Change>,
+) {
+    let api: Api<Pod> = Api::namespaced(client, &namespace);
+    loop {
+        if changes.is_closed() {
+            return;
+        }
+        match api.get_opt(&name).await {
+            Ok(Some(pod)) => {
+                let running = pod.status.as_ref().and_then(|s| s.phase.as_deref())
+                    == Some("Running")
+                    && pod.metadata.deletion_timestamp.is_none();
+                if running {
+                    let _ = changes.send(Change::Running(Box::new(pod))).await;
+                }
+                return;
+            }
+            // Gone, or not running: the watcher reports what happens to it next.
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!("kcap: {namespace}/{name}: API not back yet: {e}");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}
+
+/// How often [`when_back`] asks.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
