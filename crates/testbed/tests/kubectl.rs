@@ -454,7 +454,20 @@ fn watch_sees_a_replaced_pod_and_scale_adds_one() {
         );
         out.split_whitespace().map(String::from).collect()
     };
-    let old_ips = ips(&bed);
+    // The replacement is Pending when the watch shows it: wait for its IP, or it
+    // would count as the scale's new pod.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let old_ips = loop {
+        let now = ips(&bed);
+        if now.len() == 3 {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replacement has no IP: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
     assert!(ok(&bed, &["scale", "deploy/web", "--replicas=4"]).contains("scaled"));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
