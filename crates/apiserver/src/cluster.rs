@@ -1,6 +1,7 @@
 //! The cluster's behaviour around the store: creating objects with their defaults,
-//! scheduling and launching pods through the [`PodRuntime`], graceful deletion, and
-//! ephemeral containers. Controllers and HTTP handlers both go through here.
+//! scheduling and launching pods through the [`PodRuntime`], graceful deletion,
+//! ephemeral containers, and Pod Security admission of both. Controllers and HTTP
+//! handlers both go through here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -9,14 +10,15 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use crate::NodeInfo;
 use crate::discovery::Resource;
 use crate::objects::{self, pod, service, workload};
+use crate::pod_security::Policy;
 use crate::runtime::PodRuntime;
 use crate::status::ApiError;
 use crate::store::Store;
 use crate::stream::attach::AttachHub;
 use crate::util;
+use crate::{Features, NodeInfo};
 
 type HubKey = (String, String, String);
 
@@ -24,6 +26,7 @@ pub struct Cluster {
     pub store: Store,
     pub runtime: Arc<dyn PodRuntime>,
     pub nodes: Vec<NodeInfo>,
+    pub features: Features,
     /// Round-robin position for pods that name no node.
     next_node: AtomicUsize,
     next_cluster_ip: AtomicU32,
@@ -35,11 +38,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(runtime: Arc<dyn PodRuntime>, nodes: Vec<NodeInfo>) -> Self {
+    pub fn new(runtime: Arc<dyn PodRuntime>, nodes: Vec<NodeInfo>, features: Features) -> Self {
         Cluster {
             store: Store::new(),
             runtime,
             nodes,
+            features,
             next_node: AtomicUsize::new(0),
             next_cluster_ip: AtomicU32::new(10),
             changed: Notify::new(),
@@ -53,6 +57,12 @@ impl Cluster {
             Some(_) => Ok(()),
             None => Err(ApiError::not_found("namespaces", ns)),
         }
+    }
+
+    /// The Pod Security policy a namespace enforces, read at each request as the
+    /// admission plugin does (so `kubectl label ns` takes effect at once).
+    fn pod_security(&self, ns: &str) -> Policy {
+        Policy::of_namespace(self.store.get("namespaces", "", ns).as_ref())
     }
 
     /// Creates any object (POST), with the defaults and side effects of its kind.
@@ -122,6 +132,8 @@ impl Cluster {
     pub fn create_pod(self: &Arc<Self>, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
         self.namespace_exists(ns)?;
         pod::apply_defaults(&mut obj);
+        // Controllers' pods too: a refused template leaves its workload short of pods.
+        self.pod_security(ns).admit(&obj)?;
         if let Some(node) = self.schedule(&obj) {
             obj["spec"]["nodeName"] = json!(node);
         }
@@ -307,7 +319,8 @@ impl Cluster {
     }
 
     /// `PATCH pods/NAME/ephemeralcontainers`: adds the new containers to the spec and
-    /// starts each through the runtime.
+    /// starts each through the runtime. Pod Security admission judges the pod with
+    /// them, as it judges any update that adds an ephemeral container.
     pub fn patch_ephemeral(
         self: &Arc<Self>,
         ns: &str,
@@ -316,6 +329,8 @@ impl Cluster {
         body: &[u8],
     ) -> Result<Value, ApiError> {
         let mut added: Vec<Value> = Vec::new();
+        // Read before the update: the store is locked while the closure runs.
+        let policy = self.pod_security(ns);
         let updated = self.store.update("pods", ns, name, "pods", |p| {
             if !pod::is_running(p) {
                 return Err(ApiError::bad_request(format!(
@@ -344,6 +359,9 @@ impl Cluster {
                 added.push(c.clone());
             }
             p["spec"]["ephemeralContainers"] = json!(list);
+            if !added.is_empty() {
+                policy.admit(p)?;
+            }
             for c in &added {
                 let waiting = json!({"waiting": {"reason": "ContainerCreating"}});
                 pod::set_ephemeral_status(p, c["name"].as_str().unwrap_or(""), c["image"].as_str().unwrap_or(""), waiting, json!({}));

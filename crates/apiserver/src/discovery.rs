@@ -175,8 +175,9 @@ pub fn api_group_apps() -> Value {
     })
 }
 
-/// The APIResourceList of one group version, with the subresources kubectl looks for.
-pub fn resource_list(group: &str) -> Value {
+/// The APIResourceList of one group version, with the subresources kubectl looks for
+/// (`pods/ephemeralcontainers` only where the cluster has them).
+pub fn resource_list(group: &str, features: &crate::Features) -> Value {
     let mut resources = Vec::new();
     for r in RESOURCES.iter().filter(|r| r.group == group) {
         let mut entry = json!({
@@ -214,6 +215,9 @@ pub fn resource_list(group: &str) -> Value {
                 &["get", "patch", "update"][..],
             ),
         ] {
+            if sub == "ephemeralcontainers" && !features.ephemeral_containers {
+                continue;
+            }
             resources.push(json!({
                 "name": format!("pods/{sub}"), "singularName": "", "namespaced": true,
                 "kind": kind, "verbs": verbs,

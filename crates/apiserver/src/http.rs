@@ -198,9 +198,9 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
         "/version" => Some(discovery::version()),
         "/api" => Some(discovery::api_versions(&server.url_host)),
         "/apis" => Some(discovery::api_groups()),
-        "/api/v1" => Some(discovery::resource_list("")),
+        "/api/v1" => Some(discovery::resource_list("", &server.cluster.features)),
         "/apis/apps" => Some(discovery::api_group_apps()),
-        "/apis/apps/v1" => Some(discovery::resource_list("apps")),
+        "/apis/apps/v1" => Some(discovery::resource_list("apps", &server.cluster.features)),
         _ => None,
     };
     if let Some(doc) = discovery_doc {
@@ -237,6 +237,14 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
         },
     ) {
         return error_response(&e);
+    }
+    // An old cluster has no such subresource: its router answers before any handler
+    // (after authorization, which judges the request path alone).
+    if target.sub.as_deref() == Some("ephemeralcontainers")
+        && target.res.plural == "pods"
+        && !server.cluster.features.ephemeral_containers
+    {
+        return error_response(&ApiError::path_not_found());
     }
     match route(&server, req, target, query, verb).await {
         Ok(r) => r,

@@ -1,6 +1,7 @@
 //! A Kubernetes API server for kcap's test bed: enough of the real wire protocol
-//! (discovery, objects, watch, exec/attach over WebSocket, ephemeral containers) that
-//! the real kubectl and kube-rs accept it. Pods are run by a [`runtime::PodRuntime`].
+//! (discovery, objects, watch, exec/attach over WebSocket, ephemeral containers, Pod
+//! Security admission) that the real kubectl and kube-rs accept it. Pods are run by a
+//! [`runtime::PodRuntime`].
 //!
 //! Start one with [`ApiServer::start`], hand [`ApiServer::kubeconfig`] to clients, and
 //! [`ApiServer::shutdown`] it when done.
@@ -15,6 +16,7 @@ mod http;
 mod kubeconfig;
 mod objects;
 mod patch;
+mod pod_security;
 mod selector;
 mod status;
 mod store;
@@ -44,7 +46,28 @@ pub struct ClusterSpec {
     /// Deployments, DaemonSets, StatefulSets, ReplicaSets, Services and Pods as JSON
     /// manifests (`kind` and `metadata.namespace` are read; namespace defaults to
     /// `default`). Applied at start; controllers then create pods through the runtime.
+    /// A `Namespace` listed before the objects in it gives it labels, e.g.
+    /// `pod-security.kubernetes.io/enforce: baseline` (Pod Security admission).
     pub objects: Vec<Value>,
+    pub features: Features,
+}
+
+/// What the emulated cluster supports, where clusters differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// The `pods/ephemeralcontainers` subresource (kubectl debug). Without it the
+    /// server answers as a 1.22-era cluster with the EphemeralContainers feature gate
+    /// off: the subresource is not in discovery and its path is 404 Not Found.
+    pub ephemeral_containers: bool,
+}
+
+impl Default for Features {
+    /// A current cluster.
+    fn default() -> Self {
+        Features {
+            ephemeral_containers: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +124,7 @@ impl ApiServer {
             .enable_all()
             .thread_name("kcap-apiserver")
             .build()?;
-        let cluster = Arc::new(Cluster::new(runtime, spec.nodes.clone()));
+        let cluster = Arc::new(Cluster::new(runtime, spec.nodes.clone(), spec.features));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let server = Arc::new(http::Server {

@@ -45,6 +45,33 @@ impl ApiError {
         }
     }
 
+    /// `pods "x" is forbidden: WHY`: an admission plugin's refusal of one object.
+    pub fn forbidden_object(resource: &str, name: &str, why: impl std::fmt::Display) -> Self {
+        let (group, kind) = split_group(resource);
+        ApiError {
+            details: Some(json!({"name": name, "group": group, "kind": kind})),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{resource} \"{name}\" is forbidden: {why}"),
+            )
+        }
+    }
+
+    /// What the API server answers for a path it does not serve (e.g. the
+    /// `pods/ephemeralcontainers` subresource of an old cluster): empty details, so
+    /// clients can tell it from a missing object.
+    pub fn path_not_found() -> Self {
+        ApiError {
+            details: Some(json!({})),
+            ..Self::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }

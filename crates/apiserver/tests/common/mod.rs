@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use kcap_apiserver::runtime::{
     ContainerLaunch, ContainerStarted, PodLaunch, PodRuntime, PodStarted, RuntimeError,
 };
-use kcap_apiserver::{ApiServer, ClusterSpec, NodeInfo, ServerOptions};
+use kcap_apiserver::{ApiServer, ClusterSpec, Features, NodeInfo, ServerOptions};
 use serde_json::{Value, json};
 
 fn hex(n: u64) -> String {
@@ -240,6 +240,10 @@ impl Bed {
     }
 
     pub fn with_objects(objects: Vec<Value>) -> Bed {
+        Self::with_features(objects, Features::default())
+    }
+
+    pub fn with_features(objects: Vec<Value>, features: Features) -> Bed {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let nodes = ["node-a", "node-b"]
             .iter()
@@ -255,6 +259,7 @@ impl Bed {
             nodes,
             namespaces: vec!["prod".into()],
             objects,
+            features,
         };
         let server = ApiServer::start(
             spec,
