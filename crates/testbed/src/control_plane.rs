@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use kcap_apiserver::{ApiServer, ClusterSpec, NodeInfo, ServerOptions};
+use kcap_apiserver::{ApiServer, ClusterSpec, Features, NodeInfo, ServerOptions};
 
 use crate::cluster::ClusterRuntime;
 use crate::netns;
@@ -82,6 +82,9 @@ pub(crate) fn start(
         nodes,
         namespaces: scenario::NAMESPACES.iter().map(|s| s.to_string()).collect(),
         objects: scenario::objects(scenario, &files.targets),
+        features: Features {
+            ephemeral_containers: scenario.ephemeral_containers,
+        },
     };
     let options = ServerOptions {
         listener,

@@ -60,7 +60,7 @@ pub use cluster::{
 };
 pub use spec::{
     API_PORT, CONTROL_PLANE, CONTROL_PLANE_ADDRESS, Cni, HostSpec, NetworkSpec, PodNetworkSpec,
-    Role, Scenario, Spec, ToolOverride,
+    Role, SECURE_NAMESPACE, Scenario, Spec, ToolOverride,
 };
 pub use testbed::Testbed;
 pub use topology::{Host, Link, Network};

@@ -49,6 +49,13 @@ struct BedArgs {
     /// Replicas of Deployment prod/web per node (default: 3 in all).
     #[arg(long, value_name = "K")]
     pods_per_node: Option<usize>,
+    /// Add namespace `secure`, where Pod Security admission enforces `baseline` (so
+    /// kcap's debug containers and helper pods are refused), with pod `app` (no tcpdump).
+    #[arg(long)]
+    pod_security: bool,
+    /// The API server has no ephemeral containers (404, as an old cluster).
+    #[arg(long)]
+    no_ephemeral_containers: bool,
 }
 
 #[derive(Args, Clone)]
@@ -165,6 +172,12 @@ fn cluster_spec(bed: &BedArgs) -> anyhow::Result<Spec> {
     if let Some(k) = bed.pods_per_node {
         spec = spec.with_pods_per_node(k);
     }
+    if bed.pod_security {
+        spec = spec.with_pod_security();
+    }
+    if bed.no_ephemeral_containers {
+        spec = spec.without_ephemeral_containers();
+    }
     with_tools(spec.with_name_prefix(&bed.prefix.prefix), &bed.tools)
 }
 
@@ -191,6 +204,12 @@ fn serve_args(bed: &BedArgs) -> Vec<String> {
     args.extend(["--prefix".to_string(), bed.prefix.prefix.clone()]);
     if let Some(k) = bed.pods_per_node {
         args.extend(["--pods-per-node".to_string(), k.to_string()]);
+    }
+    if bed.pod_security {
+        args.push("--pod-security".into());
+    }
+    if bed.no_ephemeral_containers {
+        args.push("--no-ephemeral-containers".into());
     }
     args
 }

@@ -6,26 +6,46 @@
 //! so callers do not dial Service IPs. Instead the test bed writes the IPs of
 //! the Service endpoints (`web` and `db` pods) to a targets file whenever they
 //! change (see `control_plane`), and the caller pods (`client`, `toolbox`,
-//! `distroless`, `nonroot`) read it before every round (`TARGETS_FILE`): each
-//! round is an HTTP GET to port 8080 and a DNS-like UDP query to port 5353 of
-//! every endpoint.
+//! `distroless`, `nonroot`; `secure/app` when present) read it before every
+//! round (`TARGETS_FILE`): each round is an HTTP GET to port 8080 and a DNS-like
+//! UDP query to port 5353 of every endpoint.
+//!
+//! Optional: a namespace under Pod Security admission, and an API server without
+//! ephemeral containers (see [`Scenario`]).
 
 use std::path::Path;
 
 use serde_json::{Value, json};
 
-/// Sizes of the default scenario (namespaces `prod` and `default`).
+/// Sizes and options of the scenario (namespaces `prod` and `default`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scenario {
     /// Replicas of Deployment `prod/web`.
     pub web_replicas: usize,
+    /// Adds namespace [`SECURE_NAMESPACE`], where Pod Security admission enforces
+    /// `baseline`, with pod `app` (image `kcap.test/app:1`: a shell, no tcpdump): exec
+    /// finds no tcpdump, and the debug container (NET_RAW/NET_ADMIN) and helper pod
+    /// (privileged, hostNetwork) that would capture instead are refused. Off by
+    /// default, so the default cluster's pods stay what tests count on.
+    pub pod_security: bool,
+    /// Whether the API server serves `pods/ephemeralcontainers`; false emulates an
+    /// old cluster where it is 404 Not Found (kubectl debug: "ephemeral containers
+    /// are disabled for this cluster").
+    pub ephemeral_containers: bool,
 }
 
 impl Default for Scenario {
     fn default() -> Self {
-        Scenario { web_replicas: 3 }
+        Scenario {
+            web_replicas: 3,
+            pod_security: false,
+            ephemeral_containers: true,
+        }
     }
 }
+
+/// The namespace of [`Scenario::pod_security`].
+pub const SECURE_NAMESPACE: &str = "secure";
 
 /// Namespaces besides `default` and `kube-system`.
 pub(crate) const NAMESPACES: &[&str] = &["prod"];
@@ -71,8 +91,12 @@ fn service(name: &str) -> Value {
 }
 
 fn pod(name: &str, c: Value) -> Value {
+    pod_in(NAMESPACE, name, c)
+}
+
+fn pod_in(namespace: &str, name: &str, c: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
         "spec": {"containers": [c]}})
 }
 
@@ -88,7 +112,7 @@ pub(crate) fn objects(scenario: &Scenario, targets_file: &Path) -> Vec<Value> {
         )
     };
     let app = |image: &str| container("app", image, &[]);
-    vec![
+    let mut objects = vec![
         workload(
             "Deployment",
             "web",
@@ -118,5 +142,17 @@ pub(crate) fn objects(scenario: &Scenario, targets_file: &Path) -> Vec<Value> {
         pod("distroless", c("app", "kcap.test/distroless:1", "0.5")),
         pod("nonroot", c("app", "kcap.test/nonroot:1", "0.5")),
         pod("toolbox", c("tools", "kcap.test/tcpdump:1", "0.5")),
-    ]
+    ];
+    if scenario.pod_security {
+        // The namespace first: the API server creates objects in order.
+        objects.push(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": SECURE_NAMESPACE,
+                "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}}));
+        objects.push(pod_in(
+            SECURE_NAMESPACE,
+            "app",
+            c("app", "kcap.test/app:1", "0.5"),
+        ));
+    }
+    objects
 }

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-pub use crate::scenario::Scenario;
+pub use crate::scenario::{SECURE_NAMESPACE, Scenario};
 
 /// Name of the host the API server runs on in [`Spec::cluster`].
 pub const CONTROL_PLANE: &str = "control-plane";
@@ -239,6 +239,23 @@ impl Spec {
         let nodes = self.hosts.iter().filter(|h| h.pods.is_some()).count();
         if let Some(s) = &mut self.api_server {
             s.web_replicas = k * nodes.max(1);
+        }
+        self
+    }
+
+    /// Adds the Pod Security scenario: namespace `secure` enforcing `baseline`, with
+    /// pod `app` (see [`Scenario::pod_security`]).
+    pub fn with_pod_security(mut self) -> Self {
+        if let Some(s) = &mut self.api_server {
+            s.pod_security = true;
+        }
+        self
+    }
+
+    /// An API server without `pods/ephemeralcontainers` (404, as an old cluster).
+    pub fn without_ephemeral_containers(mut self) -> Self {
+        if let Some(s) = &mut self.api_server {
+            s.ephemeral_containers = false;
         }
         self
     }
