@@ -186,6 +186,7 @@ fn kube_exit(error: &kcap_kube::Error) -> Exit {
         K::ToolMissing { .. } => Exit::ToolMissing,
         K::PermissionDenied { .. } => Exit::PermissionDenied,
         K::EphemeralUnsupported { .. }
+        | K::EphemeralRejected { .. }
         | K::HelperNotStarted { .. }
         | K::HelperRejected { .. }
         | K::AllMethodsFailed { .. } => Exit::NoMethod,

@@ -10,6 +10,7 @@ mod errors;
 mod filters;
 mod host_keys;
 mod kube;
+mod kube_errors;
 mod kube_lifecycle;
 mod lifecycle;
 mod nodes;

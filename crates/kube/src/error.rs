@@ -30,7 +30,7 @@ impl std::fmt::Display for Method {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("cannot load the Kubernetes configuration: {0}")]
     Config(String),
@@ -99,14 +99,20 @@ pub enum Error {
     },
     #[error("pod {pod}: ephemeral containers are not available: {message}")]
     EphemeralUnsupported { pod: String, message: String },
+    #[error("pod {pod}: the debug container was refused by admission: {message}")]
+    EphemeralRejected { pod: String, message: String },
     #[error("helper pod {helper} on node {node} did not start: {message}")]
     HelperNotStarted {
         helper: String,
         node: String,
         message: String,
     },
-    #[error("helper pod on node {node} was rejected: {message}")]
-    HelperRejected { node: String, message: String },
+    #[error("helper pod in namespace {namespace} on node {node} was rejected: {message}")]
+    HelperRejected {
+        namespace: String,
+        node: String,
+        message: String,
+    },
     #[error(
         "pod {pod}: the container runtime gave no process for container {container_id}: {message}"
     )]
@@ -158,7 +164,26 @@ impl Error {
             Error::ToolMissing { .. } => "capture from outside the container: --via ephemeral (a debug container with tcpdump) or --via node (a helper pod on the node)".into(),
             Error::PermissionDenied { .. } => "the container runs as non-root: use --via ephemeral (adds NET_RAW/NET_ADMIN) or --via node".into(),
             Error::EphemeralUnsupported { .. } => "use --via node (helper pod) or --via ssh (SSH to the node)".into(),
+            Error::EphemeralRejected { message, .. } if is_pod_security(message) => format!(
+                "the namespace's Pod Security level (label {ENFORCE_LABEL}) refuses the debug container's \
+                 NET_RAW/NET_ADMIN, and kcap's privileged helper pod too (--via node creates it in this namespace): \
+                 use --via ssh (SSH to the pod's node), or have the namespace labelled {ENFORCE_LABEL}=privileged"
+            ),
+            Error::EphemeralRejected { .. } => "an admission policy refused the debug container (NET_RAW/NET_ADMIN): try --via node or --via ssh".into(),
+            Error::HelperRejected { namespace, message, .. } if is_pod_security(message) => format!(
+                "namespace {namespace}'s Pod Security level (label {ENFORCE_LABEL}) refuses kcap's privileged \
+                 hostNetwork/hostPID helper pod, which kcap creates in the target pod's namespace (for node/NAME: \
+                 the -n namespace): use --via ssh (SSH to the node), or have the namespace labelled {ENFORCE_LABEL}=privileged"
+            ),
             Error::HelperNotStarted { .. } | Error::HelperRejected { .. } => "privileged helper pods may be refused by Pod Security admission or quotas: try --via ephemeral or --via ssh".into(),
+            Error::AllMethodsFailed { attempts, .. } => {
+                let ssh = "--via auto does not try ssh: --via ssh captures from the pod's node over SSH (crictl and nsenter there)";
+                if attempts.iter().any(|(_, why)| is_pod_security(why)) {
+                    format!("the namespace's Pod Security level (label {ENFORCE_LABEL}) refuses kcap's debug container and helper pod; {ssh}")
+                } else {
+                    ssh.into()
+                }
+            }
             Error::PodNotRunning { .. } => "wait until the pod runs (kubectl get pod -w), or capture another replica".into(),
             Error::NoPods { .. } => "check the selector and namespace (-n, -A) with kubectl get pods -l ...".into(),
             _ => return None,
@@ -195,4 +220,29 @@ impl Error {
     pub fn is_not_found(error: &kube::Error) -> bool {
         matches!(error, kube::Error::Api(s) if s.code == 404)
     }
+
+    /// The message of a 403 from an admission controller (Pod Security admission, a
+    /// policy webhook), which is not RBAC's: RBAC refuses the caller whatever the
+    /// object, admission refuses this object.
+    pub fn admission_refusal(error: &kube::Error) -> Option<&str> {
+        match error {
+            kube::Error::Api(s)
+                if s.code == 403
+                    && (is_pod_security(&s.message)
+                        || s.message.contains("admission webhook")
+                        || s.message.contains("denied the request")) =>
+            {
+                Some(&s.message)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The namespace label that sets the Pod Security level admission enforces.
+const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
+/// Pod Security admission words every refusal `... violates PodSecurity "LEVEL:VERSION": ...`.
+fn is_pod_security(message: &str) -> bool {
+    message.contains("violates PodSecurity")
 }

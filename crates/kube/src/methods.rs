@@ -123,15 +123,7 @@ pub async fn ephemeral(
     }]}});
     api.patch_ephemeral_containers(&pod.name, &PatchParams::default(), &Patch::Strategic(patch))
         .await
-        .map_err(|e| match e {
-            kube::Error::Api(s) if s.code == 404 || s.code == 405 || s.code == 415 => {
-                Error::EphemeralUnsupported {
-                    pod: pod.label(),
-                    message: s.message,
-                }
-            }
-            e => Error::from_kube(e, "patch", "pods/ephemeralcontainers", &pod.namespace),
-        })?;
+        .map_err(|e| ephemeral_patch_error(e, pod))?;
     wait_ephemeral_running(&api, pod, &name).await?;
     let attached = api
         .attach(&pod.name, &params(&name))
@@ -143,6 +135,38 @@ pub async fn ephemeral(
         message: e.to_string(),
     })?;
     Ok(process)
+}
+
+/// What a refused `PATCH pods/NAME/ephemeralcontainers` means.
+fn ephemeral_patch_error(e: kube::Error, pod: &PodTarget) -> Error {
+    if let Some(message) = Error::admission_refusal(&e) {
+        return Error::EphemeralRejected {
+            pod: pod.label(),
+            message: message.into(),
+        };
+    }
+    match e {
+        // A server without the subresource (before 1.23, or the feature gate off)
+        // answers 404 with empty details; a 404 naming the pod means it is gone
+        // (kubectl debug tells them apart the same way).
+        kube::Error::Api(s)
+            if s.code == 404 && s.details.as_ref().is_none_or(|d| d.name.is_empty()) =>
+        {
+            Error::EphemeralUnsupported {
+                pod: pod.label(),
+                message: format!(
+                    "the API server has no pods/ephemeralcontainers subresource \
+                     (Kubernetes before 1.23, or its EphemeralContainers feature gate is off): {}",
+                    s.message
+                ),
+            }
+        }
+        kube::Error::Api(s) if s.code == 405 || s.code == 415 => Error::EphemeralUnsupported {
+            pod: pod.label(),
+            message: s.message,
+        },
+        e => Error::from_kube(e, "patch", "pods/ephemeralcontainers", &pod.namespace),
+    }
 }
 
 async fn wait_ephemeral_running(api: &Api<Pod>, pod: &PodTarget, name: &str) -> Result<(), Error> {
@@ -265,23 +289,19 @@ pub async fn create_helper(
     .expect("static manifest");
     api.create(&PostParams::default(), &manifest)
         .await
-        .map_err(|e| match e {
-            kube::Error::Api(s)
-                if s.code == 403
-                    && (s.message.contains("PodSecurity")
-                        || s.message.contains("admission")
-                        || s.message.contains("violates")) =>
-            {
-                Error::HelperRejected {
-                    node: node.into(),
-                    message: s.message,
-                }
-            }
-            kube::Error::Api(s) if s.code == 422 || s.code == 400 => Error::HelperRejected {
+        .map_err(|e| {
+            let rejected = |message: &str| Error::HelperRejected {
+                namespace: namespace.into(),
                 node: node.into(),
-                message: s.message,
-            },
-            e => Error::from_kube(e, "create", "pods", namespace),
+                message: message.into(),
+            };
+            if let Some(message) = Error::admission_refusal(&e) {
+                return rejected(message);
+            }
+            match e {
+                kube::Error::Api(s) if s.code == 422 || s.code == 400 => rejected(&s.message),
+                e => Error::from_kube(e, "create", "pods", namespace),
+            }
         })?;
     let helper = HelperPod {
         namespace: namespace.into(),
@@ -371,4 +391,63 @@ fn random_suffix() -> String {
             c
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(status: serde_json::Value) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(status).unwrap()))
+    }
+
+    fn pod() -> PodTarget {
+        PodTarget {
+            namespace: "secure".into(),
+            name: "app".into(),
+            node: Some("node-a".into()),
+            container: "app".into(),
+            containers: vec!["app".into()],
+            container_id: None,
+            ip: None,
+            host_network: false,
+            phase: "Running".into(),
+            ports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ephemeral_refusals_are_told_apart() {
+        let old_cluster = api_error(
+            json!({"status": "Failure", "code": 404, "reason": "NotFound",
+            "message": "the server could not find the requested resource", "details": {}}),
+        );
+        assert!(matches!(
+            ephemeral_patch_error(old_cluster, &pod()),
+            Error::EphemeralUnsupported { message, .. } if message.contains("before 1.23")
+        ));
+        let gone = api_error(
+            json!({"status": "Failure", "code": 404, "reason": "NotFound",
+            "message": "pods \"app\" not found", "details": {"name": "app", "kind": "pods"}}),
+        );
+        assert!(matches!(
+            ephemeral_patch_error(gone, &pod()),
+            Error::Api { .. }
+        ));
+        let psa = api_error(
+            json!({"status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "pods \"app\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (...)"}),
+        );
+        let e = ephemeral_patch_error(psa, &pod());
+        assert!(matches!(e, Error::EphemeralRejected { .. }), "{e:?}");
+        assert!(e.hint().unwrap().contains("--via ssh"));
+        let rbac = api_error(
+            json!({"status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "pods \"app\" is forbidden: User \"u\" cannot patch resource \"pods/ephemeralcontainers\" in API group \"\" in the namespace \"secure\""}),
+        );
+        assert!(matches!(
+            ephemeral_patch_error(rbac, &pod()),
+            Error::Forbidden { .. }
+        ));
+    }
 }
