@@ -349,6 +349,7 @@ async fn plan(config: &mut Config, settings: KubeSettings) -> Result<Plan, kcap_
         settings,
         command: config.command.clone(),
         reaper,
+        helpers: Default::default(),
     });
     Ok(Plan {
         ctx,

@@ -3,6 +3,7 @@
 //! [`stream::drive`] is the one loop that decodes its pcap stream, keeps the
 //! heartbeat going, stops it and says how it ended.
 
+pub mod helpers;
 pub mod pod;
 pub mod ssh;
 pub mod stream;

@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use kcap_capture::command::CaptureCommand;
 use kcap_capture::outcome::Failure;
-use kcap_kube::methods::{self, HelperPod};
+use kcap_kube::methods;
 use kcap_kube::pod::PodTarget;
 use kcap_kube::process::{self as kprocess, PodProcess};
 use kcap_kube::{Error as KubeError, Method};
 use tokio::sync::mpsc;
 
+use super::helpers::HelperPool;
 use super::stream::{self, Chunk, Process, StreamError};
 use super::{SourceError, SourceReport};
 use crate::config::{KubeSettings, NodeTarget, Via};
@@ -51,6 +52,8 @@ pub struct KubeContext {
     pub settings: KubeSettings,
     pub command: CaptureCommand,
     pub reaper: Reaper,
+    /// `--via node` helper pods, one per node.
+    pub helpers: HelperPool,
 }
 
 /// One thing to capture through the API.
@@ -299,35 +302,16 @@ async fn attempt(
                     name, namespace, ..
                 } => (name.clone(), namespace.clone()),
             };
-            // Filled in as soon as the API accepted the pod, so a helper that never
-            // started (or whose start was interrupted) is still deleted.
-            let created: std::sync::Mutex<Option<HelperPod>> = std::sync::Mutex::new(None);
-            let record = |h: &HelperPod| {
-                ctx.reaper.created(h);
-                *created.lock().expect("not poisoned") = Some(h.clone());
-            };
-            let helper = tokio::select! {
-                h = methods::create_helper(client, &namespace, &node, &ctx.settings.image, record) => Some(h),
-                _ = stop.stopped() => None,
-            };
-            let helper = match helper {
-                Some(Ok(h)) => h,
-                other => {
-                    let leftover = created.lock().expect("not poisoned").take();
-                    if let Some(h) = leftover {
-                        delete_helper(ctx, &h).await;
-                    }
-                    return match other {
-                        Some(Err(e)) => Err(e.into()),
-                        _ => Ok(()),
-                    };
-                }
-            };
-            report.session = Some(format!(
-                "via node (helper pod {}/{} on {node})",
-                helper.namespace, helper.name
-            ));
+            let lease = ctx.helpers.lease(&namespace, &node);
             let result = async {
+                let helper = tokio::select! {
+                    h = lease.ready(ctx) => h?,
+                    _ = stop.stopped() => return Ok(()),
+                };
+                report.session = Some(format!(
+                    "via node (helper pod {}/{} on {node})",
+                    helper.namespace, helper.name
+                ));
                 let mut process =
                     methods::exec_in_helper(client, &helper, container_id, command).await?;
                 finish(
@@ -336,7 +320,7 @@ async fn attempt(
                 )
             }
             .await;
-            delete_helper(ctx, &helper).await;
+            ctx.helpers.release(ctx, lease).await;
             result
         }
         Method::Ssh => {
@@ -377,28 +361,6 @@ fn finish(ended: stream::Ended, report: &mut SourceReport) -> Result<(), Failed>
         error: Box::new(e.into()),
         started: ended.started,
     })
-}
-
-/// How long kcap itself tries to delete a helper pod; after that (the API is
-/// unreachable?) the reaper keeps trying once kcap has ended.
-const HELPER_DELETE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-async fn delete_helper(ctx: &KubeContext, helper: &HelperPod) {
-    let result = tokio::time::timeout(HELPER_DELETE_TIMEOUT, helper.delete(&ctx.client))
-        .await
-        .unwrap_or_else(|_| {
-            Err(KubeError::Unreachable(format!(
-                "no answer within {HELPER_DELETE_TIMEOUT:?}"
-            )))
-        });
-    match result {
-        Ok(()) => ctx.reaper.deleted(helper),
-        Err(e) => tracing::warn!(
-            "kcap: warning: cannot delete helper pod {}/{}: {e} (kcap's reaper keeps trying after kcap ends)",
-            helper.namespace,
-            helper.name
-        ),
-    }
 }
 
 /// The node over SSH: an ssh_config alias named like the node, else its InternalIP.

@@ -425,9 +425,10 @@ struct Reference {
     child: std::process::Child,
 }
 
-/// deploy/web (three pods on two nodes) into one pcapng: each pod's interface holds
-/// exactly the packets of a flow we make ourselves, as many as a separate tcpdump
-/// inside that pod saw over the same window, and timestamps never go back.
+/// deploy/web (three pods on two nodes, through one helper pod per node) into one
+/// pcapng: each pod's interface holds exactly the packets of a flow we make
+/// ourselves, as many as a separate tcpdump inside that pod saw over the same
+/// window, and timestamps never go back.
 #[test]
 fn deployment_counts_match_tcpdump_in_each_pod() {
     let bed = cluster();
@@ -523,6 +524,20 @@ fn deployment_counts_match_tcpdump_in_each_pod() {
     }
     // tcpdump opens its capture right after it starts; give both a margin.
     std::thread::sleep(Duration::from_secs(1));
+    // One helper pod per node, shared by that node's captures.
+    let helpers = bed.kubectl_out(&[
+        "get",
+        "pods",
+        "-n",
+        "prod",
+        "-l",
+        "kcap/helper",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}",
+    ]);
+    let mut helper_nodes: Vec<&str> = helpers.lines().collect();
+    helper_nodes.sort();
+    assert_eq!(helper_nodes, ["node-a", "node-b"], "helper pods: {helpers}");
 
     // The flow, from the toolbox pod.
     let answers = probe(&bed, SOURCE_PORT, QUERIES, &ips);
