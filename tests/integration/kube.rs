@@ -501,9 +501,28 @@ fn deployment_counts_match_tcpdump_in_each_pod() {
     // The pods' servers answer (a fresh bed's may still be starting), with
     // another source port: not part of the flow.
     let ips: Vec<&str> = pods.iter().map(|p| p.1.as_str()).collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while probe(&bed, "20124", 1, &ips) < ips.len() {
-        assert!(Instant::now() < deadline, "the web pods do not answer");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let silent: Vec<&str> = ips
+            .iter()
+            .copied()
+            .filter(|ip| probe(&bed, "20124", 1, &[ip]) == 0)
+            .collect();
+        if silent.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = kcap.kill();
+            let routes = Command::new("ip")
+                .args(["netns", "exec", &bed.pod_netns("prod", "toolbox")])
+                .args(["sh", "-c", "ip route; ip neigh; ss -uanp"])
+                .output()
+                .unwrap();
+            panic!(
+                "web pods {silent:?} do not answer\n{rows}\n{}",
+                String::from_utf8_lossy(&routes.stdout)
+            );
+        }
     }
     // Two captures per pod: the reference and kcap's.
     let deadline = Instant::now() + Duration::from_secs(30);

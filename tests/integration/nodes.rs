@@ -239,8 +239,8 @@ fn buffer_overflow_is_reported_with_a_hint() {
         text.contains("raise -B/--buffer-size (now 1 KiB)"),
         "no hint:\n{text}"
     );
+    // What got through (maybe nothing, on a busy machine) is the flood's.
     let capture = read_capture(&file);
-    assert!(!capture.records.is_empty(), "{text}");
     assert_eq!(tshark_count(&file, Some("icmp")), capture.records.len());
     assert_eq!(capture.statistics[0].statistics.dropped, Some(dropped));
 }
