@@ -4,7 +4,6 @@
 # stdout carries the pcap stream and nothing else; messages go to stderr.
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin
 conn=$1 tool=$2 iface=$3 snap=$4 buffer=$5 count=$6 filter=$7
-case $buffer in ''|*[!0-9]*) buffer=16384 ;; esac
 buffer_mib=$(( (buffer + 1023) / 1024 ))
 
 # Never capture our own SSH session: it would feed on itself. sshd tells us its
