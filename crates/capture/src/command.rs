@@ -95,14 +95,25 @@ impl CaptureCommand {
     /// session to exclude, which is `"$SSH_CONNECTION"`: the only thing the remote
     /// shell expands.
     pub fn to_shell(&self) -> Result<String, Error> {
-        let words = self
-            .to_argv("")?
+        self.to_shell_after(&[])
+    }
+
+    /// [`Self::to_shell`] with `prefix` run first and the wrapper as its arguments
+    /// (e.g. a program that enters a pod's network namespace, then runs the rest).
+    /// Every prefix word is quoted too; `sudo -n` goes before the prefix.
+    pub fn to_shell_after(&self, prefix: &[String]) -> Result<String, Error> {
+        let words = prefix
             .iter()
-            .enumerate()
-            .map(|(i, word)| match i {
-                ARGV_SSH_CONNECTION => Ok("\"$SSH_CONNECTION\"".to_string()),
-                _ => quote(word, "--filter"),
-            })
+            .map(|word| quote(word, "argument"))
+            .chain(
+                self.to_argv("")?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, word)| match i {
+                        ARGV_SSH_CONNECTION => Ok("\"$SSH_CONNECTION\"".to_string()),
+                        _ => quote(word, "--filter"),
+                    }),
+            )
             .collect::<Result<Vec<_>, _>>()?;
         let sudo = if self.sudo { "sudo -n " } else { "" };
         Ok(format!("{sudo}{}", words.join(" ")))
@@ -199,6 +210,28 @@ mod tests {
             ]
         );
         assert!(command("a\nb").to_argv("").is_err());
+    }
+
+    /// A prefix (the netns entry of `--via ssh`) is quoted word by word, before the
+    /// wrapper, with `sudo -n` in front of everything.
+    #[test]
+    fn shell_line_after_a_prefix() {
+        let mut c = command("port 80");
+        c.sudo = true;
+        let line = c
+            .to_shell_after(&["nsenter-ish".into(), "it's".into()])
+            .unwrap();
+        assert!(
+            line.starts_with("sudo -n 'nsenter-ish' 'it'\\''s' 'sh' '-c' "),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(
+                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80'"
+            ),
+            "{line}"
+        );
+        assert_eq!(c.to_shell_after(&[]).unwrap(), c.to_shell().unwrap());
     }
 
     #[test]

@@ -38,6 +38,9 @@ fn is_chatter(line: &str) -> bool {
     line.starts_with(MARKER_TOOL)
         || line.contains("listening on ")
         || line.starts_with("Capturing on ")
+        // tcpdump's note on -i any ("tcpdump: data link type LINUX_SLL2"), printed
+        // before a filter error: not part of the error.
+        || line.contains(": data link type ")
         || line.is_empty()
 }
 
@@ -198,6 +201,18 @@ mod tests {
         assert_eq!(
             classify("tcpdump: listening on any\ntcpdump: boom\n").message(),
             "tcpdump: boom"
+        );
+    }
+
+    /// tcpdump's `-i any` note comes before its filter error; only the error is the message.
+    #[test]
+    fn the_data_link_note_is_not_part_of_the_error() {
+        let stderr = "kcap-remote: tool: tcpdump\ntcpdump: data link type LINUX_SLL2\ntcpdump: can't parse filter expression: syntax error\n";
+        assert_eq!(
+            classify(stderr),
+            Failure::BadFilter {
+                message: "tcpdump: can't parse filter expression: syntax error".into()
+            }
         );
     }
 

@@ -52,15 +52,21 @@ exec nsenter -t "$pid" -n -- "$@""#;
 /// The command that captures inside a container's network namespace from its node
 /// (or in the node's own namespace when `container_id` is empty).
 pub fn netns_argv(container_id: &str, capture: Vec<String>) -> Vec<String> {
-    let mut argv = vec![
+    let mut argv = netns_prefix(container_id);
+    argv.extend(capture);
+    argv
+}
+
+/// The words that enter `container_id`'s network namespace before the capture's own
+/// (for a shell line over SSH: see `CaptureCommand::to_shell_after`).
+pub fn netns_prefix(container_id: &str) -> Vec<String> {
+    vec![
         "sh".into(),
         "-c".into(),
         NETNS.into(),
         "kcap-netns".into(),
         container_id.into(),
-    ];
-    argv.extend(capture);
-    argv
+    ]
 }
 
 pub async fn exec(
