@@ -4,6 +4,7 @@
 //! tokens ([`filter_tokens`]), the capture methods ([`methods`]) producing a
 //! [`process::PodProcess`], and watching a selector for new pods ([`follow`]).
 
+pub mod access;
 pub mod client;
 pub mod error;
 pub mod filter_tokens;
