@@ -217,6 +217,20 @@ pub struct Cli {
     #[arg(long, short = 'y', value_name = "LINKTYPE", help_heading = "Output")]
     pub linktype: Option<String>,
 
+    /// Resolve every target, check permissions and admission, print the plan (the
+    /// method each pod would use and why, the remote command line, the final filter)
+    /// and exit, starting nothing: no capture, no helper pod, no debug container, no
+    /// exec. `--dry-run=json` prints the same plan as JSON for scripts.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        help_heading = "Output"
+    )]
+    pub dry_run: Option<String>,
+
     /// More detail on stderr (-v, -vv).
     #[arg(long, short = 'v', action = ArgAction::Count, help_heading = "Output")]
     pub verbose: u8,
@@ -234,6 +248,7 @@ Examples:
   kcap -A svc/payments --via node
   kcap -n prod pod/orders-6c9f --filter 'pod/payments-0 and tcp[tcpflags] & tcp-rst != 0'
   kcap node/worker-2 --iface eth0 --duration 30s
+  kcap -n prod deploy/orders --port 8080 --dry-run          # what kcap would do, touching nothing
   kcap --ssh-user root --ssh-host 198.51.100.10 --port 443 --protocol tcp --output https.pcap
   kcap --ssh-host node-a --ssh-host node-b --port 53 --protocol udp --duration 60s
   kcap --ssh-host 198.51.100.10 --jump-host ops@bastion:2222 --filter 'host 10.0.0.5' -o - | wireshark -k -i -

@@ -40,6 +40,29 @@ pub struct Output {
     pub cooked_v1: bool,
 }
 
+impl Output {
+    /// `stdout` or the file's path, for messages.
+    pub fn target_name(&self) -> String {
+        match &self.destination {
+            OutputDestination::Stdout => "stdout".into(),
+            OutputDestination::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// The path of a file output; `None` for stdout.
+    pub fn file_path(&self) -> Option<&Path> {
+        match &self.destination {
+            OutputDestination::File(p) => Some(p),
+            OutputDestination::Stdout => None,
+        }
+    }
+
+    /// A live stream (stdout to Wireshark): every packet goes out at once.
+    pub fn is_live(&self) -> bool {
+        self.destination == OutputDestination::Stdout
+    }
+}
+
 /// One node to capture on.
 #[derive(Debug, Clone)]
 pub struct NodeTarget {
@@ -83,10 +106,26 @@ pub struct KubeSettings {
     pub image: String,
     pub follow: bool,
     pub annotate: bool,
-    /// SSH settings for `--via ssh` (the host is the pod's node).
+    /// SSH settings for `--via ssh` (the host is filled in with the pod's node).
     pub ssh_template: ConnectOptions,
-    pub ssh_sudo: bool,
-    pub ssh_config: Option<PathBuf>,
+}
+
+/// The capture tool's settings, the same on every target. The filter is not here:
+/// it is final only once its pod tokens are resolved (see [`crate::plan`]).
+#[derive(Debug, Clone)]
+pub struct CaptureSettings {
+    pub tool: Tool,
+    pub interface: String,
+    pub snaplen: u32,
+    pub buffer_kib: u32,
+    pub sudo: bool,
+}
+
+/// `--dry-run[=FORMAT]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone)]
@@ -95,13 +134,15 @@ pub struct Config {
     /// Pods, workloads and nodes through the Kubernetes API; also set when only
     /// `--filter` holds pod tokens (they need the API).
     pub kube: Option<KubeSettings>,
-    /// To rebuild the filter once its pod tokens are resolved.
+    /// `--port`, `--protocol` and `--filter` as given (pod tokens unresolved).
     pub filter: FilterSpec,
-    pub command: CaptureCommand,
+    pub capture: CaptureSettings,
     pub duration: Option<Duration>,
+    /// `-c`: packets written, all targets together (each remote tool stops there too).
     pub count: Option<u64>,
     pub output: Output,
     pub verbosity: Verbosity,
+    pub dry_run: Option<DryRun>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -145,7 +186,7 @@ impl Config {
             }
             Some(n) => n,
         };
-        let command = CaptureCommand {
+        let capture = CaptureSettings {
             tool: Tool::parse(&cli.remote_tool).ok_or_else(|| {
                 usage(format!(
                     "unknown --remote-tool {:?}: use auto, tcpdump, tshark or dumpcap",
@@ -158,13 +199,8 @@ impl Config {
                 0 => return Err(usage("--buffer-size must be at least 1 (KiB)")),
                 n => n,
             },
-            count: cli.count,
-            filter: filter.to_bpf(),
             sudo: cli.sudo,
         };
-        // Check the remote command line now: a hostile --iface or a NUL in --filter is a
-        // usage error before anything connects.
-        command.to_shell().map_err(|e| usage(e.to_string()))?;
         if cli.count == Some(0) {
             return Err(usage("--count must be at least 1"));
         }
@@ -181,7 +217,8 @@ impl Config {
                 )));
             }
         };
-        let nodes = resolve_nodes(&cli)?;
+        let ssh = SshFlags::from_cli(&cli)?;
+        let nodes = resolve_nodes(&cli, &ssh)?;
         let has_tokens = cli
             .filter
             .as_deref()
@@ -190,7 +227,7 @@ impl Config {
             .map_err(|e| usage(format!("--filter: {e}")))?
             .is_some_and(|t| !t.is_empty());
         let kube = (kube_targets || has_tokens)
-            .then(|| resolve_kube(&cli))
+            .then(|| resolve_kube(&cli, &ssh))
             .transpose()?;
         let verbosity = match (cli.quiet, cli.verbose) {
             (true, _) => Verbosity::Quiet,
@@ -198,16 +235,48 @@ impl Config {
             (false, 1) => Verbosity::Verbose,
             (false, _) => Verbosity::Debug,
         };
-        Ok(Config {
+        let dry_run = match cli.dry_run.as_deref() {
+            None => None,
+            Some("" | "text") => Some(DryRun::Text),
+            Some("json") => Some(DryRun::Json),
+            Some(other) => {
+                return Err(usage(format!(
+                    "unknown --dry-run={other:?}: use --dry-run (text) or --dry-run=json"
+                )));
+            }
+        };
+        let config = Config {
             nodes,
             kube,
             filter,
-            command,
+            capture,
             duration,
             count: cli.count,
             output,
             verbosity,
-        })
+            dry_run,
+        };
+        // Check the remote command line now: a hostile --iface or a NUL in --filter is a
+        // usage error before anything connects.
+        config
+            .capture_command(config.filter.to_bpf())
+            .to_shell()
+            .map_err(|e| usage(e.to_string()))?;
+        Ok(config)
+    }
+
+    /// The remote capture command for `filter` (the final BPF expression).
+    pub fn capture_command(&self, filter: Option<String>) -> CaptureCommand {
+        let c = &self.capture;
+        CaptureCommand {
+            tool: c.tool,
+            interface: c.interface.clone(),
+            snaplen: c.snaplen,
+            buffer_kib: c.buffer_kib,
+            count: self.count,
+            filter,
+            sudo: c.sudo,
+        }
     }
 }
 
@@ -278,18 +347,53 @@ fn resolve_output(path: Option<&Path>, format: Option<&str>) -> Result<Output, U
     })
 }
 
-fn resolve_nodes(cli: &Cli) -> Result<Vec<NodeTarget>, UsageError> {
-    let jump_hosts = match cli.jump_host.as_deref() {
-        None => None,
-        Some("none") => Some(Vec::new()),
-        Some(chain) => {
-            Some(Destination::parse_chain(chain).map_err(|e| usage(format!("--jump-host: {e}")))?)
+/// The SSH flags that apply to every SSH connection (nodes and `--via ssh`), parsed once.
+struct SshFlags {
+    /// `--jump-host`: `None` leaves ssh_config's ProxyJump in force; `Some(empty)` is `none`.
+    jump_hosts: Option<Vec<Destination>>,
+    /// `-F`: `none` reads no file.
+    ssh_config: Option<PathBuf>,
+}
+
+impl SshFlags {
+    fn from_cli(cli: &Cli) -> Result<SshFlags, UsageError> {
+        let jump_hosts = match cli.jump_host.as_deref() {
+            None => None,
+            Some("none") => Some(Vec::new()),
+            Some(chain) => Some(
+                Destination::parse_chain(chain).map_err(|e| usage(format!("--jump-host: {e}")))?,
+            ),
+        };
+        let ssh_config = match cli.ssh_config.as_deref() {
+            Some(p) if p == Path::new("none") => Some(PathBuf::from("/dev/null")),
+            other => other.map(Path::to_path_buf),
+        };
+        Ok(SshFlags {
+            jump_hosts,
+            ssh_config,
+        })
+    }
+
+    /// SSH settings for one host from the SSH flags.
+    fn connect_options(&self, cli: &Cli, mut destination: Destination) -> ConnectOptions {
+        if cli.ssh_user.is_some() && destination.user.is_none() {
+            destination.user = cli.ssh_user.clone();
         }
-    };
-    let ssh_config = match cli.ssh_config.as_deref() {
-        Some(p) if p == Path::new("none") => Some(PathBuf::from("/dev/null")),
-        other => other.map(Path::to_path_buf),
-    };
+        if cli.ssh_port.is_some() && destination.port.is_none() {
+            destination.port = cli.ssh_port;
+        }
+        // Reads KCAP_SSH_PASSWORD, KCAP_SSH_KEY_PASSPHRASE and SSH_AUTH_SOCK.
+        let mut connect = ConnectOptions::new(destination);
+        connect.jump_hosts = self.jump_hosts.clone();
+        connect.identity_files = cli.ssh_keys.clone();
+        connect.known_hosts_files = cli.known_hosts.clone();
+        connect.accept_new_host_key = cli.accept_new_host_key;
+        connect.ssh_config = self.ssh_config.clone();
+        connect
+    }
+}
+
+fn resolve_nodes(cli: &Cli, ssh: &SshFlags) -> Result<Vec<NodeTarget>, UsageError> {
     let mut nodes: Vec<NodeTarget> = Vec::new();
     for host in &cli.ssh_hosts {
         let destination =
@@ -297,39 +401,15 @@ fn resolve_nodes(cli: &Cli) -> Result<Vec<NodeTarget>, UsageError> {
         if nodes.iter().any(|n| n.label == destination.host) {
             return Err(usage(format!("--ssh-host {host} is given twice")));
         }
-        let connect = connect_options(cli, destination.clone(), &jump_hosts, &ssh_config);
         nodes.push(NodeTarget {
-            label: destination.host,
-            connect,
+            label: destination.host.clone(),
+            connect: ssh.connect_options(cli, destination),
         });
     }
     Ok(nodes)
 }
 
-/// SSH settings for one host from the SSH flags.
-fn connect_options(
-    cli: &Cli,
-    mut destination: Destination,
-    jump_hosts: &Option<Vec<Destination>>,
-    ssh_config: &Option<PathBuf>,
-) -> ConnectOptions {
-    if cli.ssh_user.is_some() && destination.user.is_none() {
-        destination.user = cli.ssh_user.clone();
-    }
-    if cli.ssh_port.is_some() && destination.port.is_none() {
-        destination.port = cli.ssh_port;
-    }
-    // Reads KCAP_SSH_PASSWORD, KCAP_SSH_KEY_PASSPHRASE and SSH_AUTH_SOCK.
-    let mut connect = ConnectOptions::new(destination);
-    connect.jump_hosts = jump_hosts.clone();
-    connect.identity_files = cli.ssh_keys.clone();
-    connect.known_hosts_files = cli.known_hosts.clone();
-    connect.accept_new_host_key = cli.accept_new_host_key;
-    connect.ssh_config = ssh_config.clone();
-    connect
-}
-
-fn resolve_kube(cli: &Cli) -> Result<KubeSettings, UsageError> {
+fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
     use kcap_kube::target::{Kind, Target, validate_name};
     let mut targets = Vec::new();
     for t in &cli.targets {
@@ -343,12 +423,9 @@ fn resolve_kube(cli: &Cli) -> Result<KubeSettings, UsageError> {
             name: p.clone(),
         });
     }
-    let check = |v: &Option<String>, what: &str| {
-        v.as_deref()
-            .map(|n| validate_name(n, what).map_err(|e| usage(e.to_string())))
-            .transpose()
-    };
-    check(&cli.namespace, "--namespace")?;
+    if let Some(ns) = cli.namespace.as_deref() {
+        validate_name(ns, "--namespace").map_err(|e| usage(e.to_string()))?;
+    }
     if let Some(c) = cli.container.as_deref() {
         // Container names are DNS labels: no dots either.
         validate_name(c, "--container").map_err(|e| usage(e.to_string()))?;
@@ -370,17 +447,6 @@ fn resolve_kube(cli: &Cli) -> Result<KubeSettings, UsageError> {
             cli.image
         )));
     }
-    let jump_hosts = match cli.jump_host.as_deref() {
-        None => None,
-        Some("none") => Some(Vec::new()),
-        Some(chain) => {
-            Some(Destination::parse_chain(chain).map_err(|e| usage(format!("--jump-host: {e}")))?)
-        }
-    };
-    let ssh_config = match cli.ssh_config.as_deref() {
-        Some(p) if p == Path::new("none") => Some(PathBuf::from("/dev/null")),
-        other => other.map(Path::to_path_buf),
-    };
     let placeholder = Destination::parse("node").expect("a valid destination");
     Ok(KubeSettings {
         client: kcap_kube::client::ClientOptions {
@@ -396,9 +462,7 @@ fn resolve_kube(cli: &Cli) -> Result<KubeSettings, UsageError> {
         image: cli.image.clone(),
         follow: cli.follow,
         annotate: !cli.no_annotate,
-        ssh_template: connect_options(cli, placeholder, &jump_hosts, &ssh_config),
-        ssh_sudo: cli.sudo,
-        ssh_config,
+        ssh_template: ssh.connect_options(cli, placeholder),
     })
 }
 

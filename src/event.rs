@@ -1,14 +1,23 @@
-//! What capture sources tell the writer: the packet stream of every node, in batches,
+//! What capture sources tell the pipeline: each source's packet stream, in batches,
 //! on one bounded channel (the bound is what keeps memory flat when the disk or the
-//! reader of stdout is slower than the network).
+//! reader of stdout is slower than the network), and how each source is described.
 
 use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{Packet, StreamHeader};
 
-use crate::output::SourceInfo;
-
-/// Index of a source in the order the targets were given.
+/// Index of a source: the targets in the order given, then pods that joined later.
 pub type SourceId = usize;
+
+/// How one source appears in the output: the name of its interface, a description,
+/// and the comment of each of its packets (pcapng only; `None` with --no-annotate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// `node-a`, `prod/web-0`: the name in messages and the summary.
+    pub label: String,
+    pub interface_name: String,
+    pub description: String,
+    pub comment: Option<String>,
+}
 
 #[derive(Debug)]
 pub enum Event {
@@ -32,7 +41,7 @@ pub enum Event {
         source: SourceId,
         statistics: Option<ToolStatistics>,
     },
-    /// Time passes: lets the writer release packets held for a quiet source and flush.
+    /// Time passes: lets the pipeline release packets held for a quiet source and flush.
     Tick,
 }
 

@@ -1,18 +1,24 @@
 //! kcap: capture packets on Kubernetes nodes and pods and hand them to Wireshark.
 //!
-//! The flow, one module each: [`cli`] (flags) -> [`config`] (validated) -> [`run`]
-//! (resolves Kubernetes targets, starts a [`source`] capture per node or pod, the
-//! [`output`] writer and the [`stop`] conditions) -> [`report`] (summary, errors with
-//! hints, [`exit`] code). [`reaper`] deletes helper pods if kcap is killed.
+//! The flow, one module each: [`cli`] (flags) -> [`config`] (validated, final) ->
+//! [`plan`] (targets resolved, filters expanded, methods chosen; [`dry_run`] prints
+//! it) -> [`run`] (one [`source`] capture per planned source, [`follow`] for pods
+//! that appear later, [`stop`] conditions) -> [`pipeline`] (merge, then every
+//! [`sink`]) -> [`report`] (summary; errors with hints and the [`exit`] code).
+//! [`reaper`] deletes helper pods if kcap is killed.
 
 mod cli;
 mod config;
+mod dry_run;
 mod event;
 mod exit;
-mod output;
+mod follow;
+mod pipeline;
+mod plan;
 mod reaper;
 mod report;
 mod run;
+mod sink;
 mod source;
 mod stop;
 mod time;
@@ -23,6 +29,7 @@ use clap::Parser;
 
 use crate::config::{Config, Verbosity};
 use crate::exit::Exit;
+use crate::stop::Stop;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -41,7 +48,7 @@ fn main() -> std::process::ExitCode {
     // One thread for every connection: the work per packet is small, and on a busy
     // 2-core node (sshd, the capture tool, kcap) fewer threads measured faster
     // (bench/ssh-throughput.py: ratio 0.76 -> 0.89) and smaller (29 -> 23 MiB).
-    // The writer has its own thread (see run.rs).
+    // The pipeline has its own thread (see run.rs).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -52,11 +59,39 @@ fn main() -> std::process::ExitCode {
             return Exit::Other.into();
         }
     };
-    let outcome = runtime.block_on(run::run(config.clone()));
+    let exit = runtime.block_on(kcap(&config));
     // Do not wait for lingering tasks (a half-open connection): everything that
     // matters has finished or been told to.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    report::finish(&config, outcome).into()
+    exit.into()
+}
+
+/// Plan, then print the plan (`--dry-run`) or capture it and report.
+async fn kcap(config: &Config) -> Exit {
+    if let Some(format) = config.dry_run {
+        return match plan::build(config).await {
+            Ok(plan) => dry_run::run(&plan, format).await,
+            Err(e) => report::error(None, &e),
+        };
+    }
+    let stop = Stop::default();
+    if let Err(e) = stop::watch_signals(stop.clone()) {
+        eprintln!("kcap: cannot install signal handlers: {e}");
+        return Exit::Other;
+    }
+    // Open the output first: a bad path fails before anything connects.
+    let output = match sink::file::open(&config.output) {
+        Ok(output) => output,
+        Err(e) => return report::error(None, &e),
+    };
+    let plan = match plan::build(config).await {
+        Ok(plan) => plan,
+        Err(e) => return report::error(None, &e),
+    };
+    match run::capture(config, &plan, output, stop).await {
+        Ok(outcome) => report::summary(config, &plan, &outcome),
+        Err(e) => report::error(None, &e),
+    }
 }
 
 fn init_logging(verbosity: Verbosity) {

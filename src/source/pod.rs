@@ -1,26 +1,20 @@
-//! Capturing a Kubernetes pod (or node) through the API: pick the method
-//! (`--via`, or auto: exec, else ephemeral, else node), start it, hand the stream
-//! to [`super::stream::drive`], and remove what kcap created (helper pods) on the
-//! way out. Which method captured is reported.
+//! Capturing a Kubernetes pod (or node) through the API: try the planned methods
+//! in order (`--via`, or auto: exec, else ephemeral, else node), start one, hand
+//! the stream to [`super::stream::drive`], and give back what kcap created
+//! (helper pods) on the way out. Which method captured is reported.
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use kcap_capture::command::CaptureCommand;
 use kcap_capture::outcome::Failure;
 use kcap_kube::methods;
-use kcap_kube::pod::PodTarget;
 use kcap_kube::process::{self as kprocess, PodProcess};
 use kcap_kube::{Error as KubeError, Method};
 use tokio::sync::mpsc;
 
-use super::helpers::HelperPool;
-use super::stream::{self, Chunk, Process, StreamError};
+use super::helper_pool::HelperPool;
+use super::stream::{self, Chunk, Feed, Process, StreamError};
 use super::{SourceError, SourceReport};
-use crate::config::{KubeSettings, NodeTarget, Via};
+use crate::config::{KubeSettings, NodeTarget};
 use crate::event::{Event, SourceId};
-use crate::output::SourceInfo;
-use crate::reaper::Reaper;
+use crate::plan::{self, PlannedSource, Target};
 use crate::stop::Stop;
 
 impl Process for PodProcess {
@@ -50,160 +44,87 @@ impl Process for PodProcess {
 pub struct KubeContext {
     pub client: kube::Client,
     pub settings: KubeSettings,
-    pub command: CaptureCommand,
-    pub reaper: Reaper,
     /// `--via node` helper pods, one per node.
     pub helpers: HelperPool,
 }
 
-/// One thing to capture through the API.
-#[derive(Debug, Clone)]
-pub enum KubeJob {
-    Pod(PodTarget),
-    Node {
-        name: String,
-        internal_ip: Option<String>,
-        namespace: String,
-    },
-}
-
-impl KubeJob {
-    pub fn label(&self) -> String {
-        match self {
-            KubeJob::Pod(p) => p.label(),
-            KubeJob::Node { name, .. } => format!("node/{name}"),
-        }
-    }
-
-    /// The file's names for this source (the method is filled in once known).
-    pub fn info(&self, iface: &str, method: Option<Method>, annotate: bool) -> SourceInfo {
-        let via = method.map(|m| m.name()).unwrap_or("?");
-        match self {
-            KubeJob::Pod(p) => {
-                let node = p.node.as_deref().unwrap_or("?");
-                SourceInfo {
-                    label: p.label(),
-                    interface_name: format!("{}/{}/{iface}", p.namespace, p.name),
-                    description: format!(
-                        "pod {} on node {node}, container {}, pod IP {}, via {via}{}",
-                        p.label(),
-                        p.container,
-                        p.ip.as_deref().unwrap_or("?"),
-                        if p.host_network {
-                            " (hostNetwork: the node's traffic on the pod's ports)"
-                        } else {
-                            ""
-                        }
-                    ),
-                    comment: annotate.then(|| {
-                        format!(
-                            "PodName: {}\nPodNamespace: {}\nContainerName: {}\nNodeName: {node}",
-                            p.name, p.namespace, p.container
-                        )
-                    }),
-                }
-            }
-            KubeJob::Node { name, .. } => SourceInfo {
-                label: format!("node/{name}"),
-                interface_name: format!("node/{name}/{iface}"),
-                description: format!("node {name}, via {via}"),
-                comment: annotate.then(|| format!("NodeName: {name}")),
-            },
-        }
-    }
-}
-
+/// Tries the source's methods in order until one captures. A method that fails
+/// before capturing lets the next one try; one that captured and then failed
+/// (e.g. the API connection was lost) is the result.
 pub async fn capture(
     source: SourceId,
-    job: KubeJob,
-    ctx: Arc<KubeContext>,
-    events: mpsc::Sender<Event>,
-    stop: Stop,
-) -> SourceReport {
-    let started = Instant::now();
-    let mut report = SourceReport::new(job.label());
-    report.error = run(source, &job, &ctx, &events, &stop, &mut report)
-        .await
-        .err();
-    report.elapsed = started.elapsed();
-    let statistics = report.statistics;
-    let _ = events.send(Event::Ended { source, statistics }).await;
-    report
-}
-
-async fn run(
-    source: SourceId,
-    job: &KubeJob,
+    planned: &PlannedSource,
     ctx: &KubeContext,
     events: &mpsc::Sender<Event>,
     stop: &Stop,
     report: &mut SourceReport,
 ) -> Result<(), SourceError> {
-    let mut command = ctx.command.clone();
-    let (methods, container_id): (Vec<Method>, String) = match job {
-        KubeJob::Pod(pod) => {
-            pod.check_running()?;
-            if pod.host_network {
-                // Same network as the node: capture there, on the pod's ports.
-                tracing::info!(
-                    "kcap: {}: hostNetwork pod: capturing node {} filtered to its ports {:?}",
-                    pod.label(),
-                    pod.node.as_deref().unwrap_or("?"),
-                    pod.ports
-                );
-                command.filter = port_filter(&pod.ports, command.filter.take());
-                (node_methods(ctx.settings.via), String::new())
-            } else {
-                let methods = match ctx.settings.via {
-                    Via::Auto => methods::AUTO_ORDER.to_vec(),
-                    Via::Only(m) => vec![m],
-                };
-                (methods, pod.container_id.clone().unwrap_or_default())
-            }
-        }
-        KubeJob::Node { .. } => (node_methods(ctx.settings.via), String::new()),
-    };
+    let methods = planned.target.methods();
+    if let Target::Pod { pod, .. } = &planned.target
+        && pod.host_network
+    {
+        // Same network as the node: captured there, on the pod's ports.
+        tracing::info!(
+            "kcap: {}: hostNetwork pod: capturing node {} filtered to its ports {:?}",
+            pod.label(),
+            pod.node.as_deref().unwrap_or("?"),
+            pod.ports
+        );
+    }
     let mut attempts: Vec<(Method, String)> = Vec::new();
     let mut last: Option<SourceError> = None;
-    for method in &methods {
+    for &method in methods {
         if stop.reason().is_some() {
             return Ok(());
         }
-        let info = job.info(&command.interface, Some(*method), ctx.settings.annotate);
-        let outcome = attempt(
-            *method,
+        let info = plan::describe(
+            &planned.target,
+            &planned.command.interface,
+            Some(method),
+            ctx.settings.annotate,
+        );
+        let feed = Feed {
             source,
-            job,
-            &container_id,
-            &command,
-            ctx,
-            &info,
+            info: &info,
+            command: &planned.command,
             events,
             stop,
-            report,
-        )
-        .await;
-        match outcome {
+        };
+        let error = match attempt(method, &planned.target, ctx, &feed, report).await {
             Ok(()) => {
-                report.method = Some(*method);
+                report.method = Some(method);
                 return Ok(());
             }
-            Err(Failed {
+            Err(failed) => failed,
+        };
+        let error_text;
+        let error = match error {
+            Failed {
                 error,
                 started: true,
-            }) => {
-                // It captured, then failed (e.g. the API connection was lost): that
-                // is this method's result, not a reason to start another one.
-                report.method = Some(*method);
-                return Err(explain(job, *error));
+            } => {
+                report.method = Some(method);
+                return Err(explain(
+                    &planned.target,
+                    method,
+                    *error,
+                    &ctx.settings.image,
+                ));
             }
-            Err(Failed { error, .. }) => {
-                let e = explain(job, *error);
-                tracing::debug!("kcap: {}: --via {method} failed: {e}", job.label());
-                attempts.push((*method, e.to_string()));
-                last = Some(e);
+            // The user's filter or interface is wrong whatever the method: say so once.
+            Failed { error, .. } if is_rejection(&error) => return Err(*error),
+            Failed { error, .. } => {
+                let e = explain(&planned.target, method, *error, &ctx.settings.image);
+                error_text = crate::exit::chain(&e);
+                e
             }
-        }
+        };
+        tracing::debug!(
+            "kcap: {}: --via {method} failed: {error_text}",
+            planned.label()
+        );
+        attempts.push((method, error_text));
+        last = Some(error);
     }
     match (last, attempts.len()) {
         (Some(e), 1) => Err(e),
@@ -213,34 +134,22 @@ async fn run(
             Err(e)
         }
         _ => Err(KubeError::AllMethodsFailed {
-            pod: job.label(),
+            pod: planned.label().to_string(),
             attempts,
         }
         .into()),
     }
 }
 
-fn node_methods(via: Via) -> Vec<Method> {
-    match via {
-        Via::Only(Method::Ssh) => vec![Method::Ssh],
-        _ => vec![Method::Node],
-    }
-}
-
-/// `(port a or port b) and (rest)`.
-fn port_filter(ports: &[u16], rest: Option<String>) -> Option<String> {
-    if ports.is_empty() {
-        return rest;
-    }
-    let set = ports
-        .iter()
-        .map(|p| format!("port {p}"))
-        .collect::<Vec<_>>()
-        .join(" or ");
-    Some(match rest {
-        Some(r) => format!("({set}) and ({r})"),
-        None => format!("({set})"),
-    })
+/// The capture tool refused the filter or the interface it was given.
+fn is_rejection(error: &SourceError) -> bool {
+    matches!(
+        error,
+        SourceError::Stream(StreamError::Capture {
+            failure: Failure::BadFilter { .. } | Failure::BadInterface { .. },
+            ..
+        })
+    )
 }
 
 /// How an attempt failed: before its capture started (the next method may be
@@ -250,113 +159,101 @@ struct Failed {
     started: bool,
 }
 
-impl From<SourceError> for Failed {
-    fn from(error: SourceError) -> Failed {
+impl<E: Into<SourceError>> From<E> for Failed {
+    fn from(error: E) -> Failed {
         Failed {
-            error: Box::new(error),
+            error: Box::new(error.into()),
             started: false,
         }
     }
 }
 
-impl From<KubeError> for Failed {
-    fn from(error: KubeError) -> Failed {
-        SourceError::from(error).into()
-    }
-}
-
 /// One method, start to end.
-#[allow(clippy::too_many_arguments)]
 async fn attempt(
     method: Method,
-    source: SourceId,
-    job: &KubeJob,
-    container_id: &str,
-    command: &CaptureCommand,
+    target: &Target,
     ctx: &KubeContext,
-    info: &SourceInfo,
-    events: &mpsc::Sender<Event>,
-    stop: &Stop,
+    feed: &Feed<'_>,
     report: &mut SourceReport,
 ) -> Result<(), Failed> {
     let client = &ctx.client;
+    let command = feed.command;
+    let (node, container_id) = where_from(target);
     match method {
         Method::Exec | Method::Ephemeral => {
-            let KubeJob::Pod(pod) = job else {
-                unreachable!("node jobs use node methods")
+            let Target::Pod { pod, .. } = target else {
+                unreachable!("node targets use node methods")
+            };
+            let start = async {
+                match method {
+                    Method::Exec => methods::exec(client, pod, command).await,
+                    _ => methods::ephemeral(client, pod, command, &ctx.settings.image).await,
+                }
             };
             let mut process = tokio::select! {
-                p = async { if method == Method::Exec { methods::exec(client, pod, command).await } else { methods::ephemeral(client, pod, command, &ctx.settings.image).await } } => p?,
-                _ = stop.stopped() => return Ok(()),
+                p = start => p?,
+                _ = feed.stop.stopped() => return Ok(()),
             };
             report.session = Some(format!("via {method}"));
-            finish(
-                stream::drive(&mut process, source, info, events, stop).await,
-                report,
-            )
+            finish(stream::drive(&mut process, feed).await, report)
         }
         Method::Node => {
-            let (node, namespace) = match job {
-                KubeJob::Pod(p) => (p.node.clone().unwrap_or_default(), p.namespace.clone()),
-                KubeJob::Node {
-                    name, namespace, ..
-                } => (name.clone(), namespace.clone()),
+            let namespace = match target {
+                Target::Pod { pod, .. } => &pod.namespace,
+                Target::Node { namespace, .. } => namespace,
+                Target::Ssh(_) => unreachable!("SSH nodes have no methods"),
             };
-            let lease = ctx.helpers.lease(&namespace, &node);
+            let lease = ctx.helpers.lease(namespace, &node);
             let result = async {
                 let helper = tokio::select! {
-                    h = lease.ready(ctx) => h?,
-                    _ = stop.stopped() => return Ok(()),
+                    h = ctx.helpers.ready(&lease) => h?,
+                    _ = feed.stop.stopped() => return Ok(()),
                 };
                 report.session = Some(format!(
                     "via node (helper pod {}/{} on {node})",
                     helper.namespace, helper.name
                 ));
                 let mut process =
-                    methods::exec_in_helper(client, &helper, container_id, command).await?;
-                finish(
-                    stream::drive(&mut process, source, info, events, stop).await,
-                    report,
-                )
+                    methods::exec_in_helper(client, &helper, &container_id, command).await?;
+                finish(stream::drive(&mut process, feed).await, report)
             }
             .await;
-            ctx.helpers.release(ctx, lease).await;
+            ctx.helpers.release(lease).await;
             result
         }
         Method::Ssh => {
-            let (node, ip) = match job {
-                KubeJob::Pod(p) => (p.node.clone().unwrap_or_default(), None),
-                KubeJob::Node {
-                    name, internal_ip, ..
-                } => (name.clone(), internal_ip.clone()),
+            let ip = match target {
+                Target::Node { internal_ip, .. } => internal_ip.clone(),
+                _ => None,
             };
-            let target = ssh_target(ctx, &node, ip).await?;
-            let capture = command
-                .to_argv("")
-                .map_err(|e| KubeError::BadTarget(e.to_string()))?;
-            let argv = methods::netns_argv(container_id, capture);
-            let mut words = Vec::new();
-            for a in &argv {
-                words.push(
-                    kcap_capture::quote::quote(a, "argument")
-                        .map_err(|e| KubeError::BadTarget(e.to_string()))?,
-                );
-            }
-            let sudo = if ctx.settings.ssh_sudo {
-                "sudo -n "
-            } else {
-                ""
-            };
-            let line = format!("{sudo}{}", words.join(" "));
+            let node_target = ssh_target(ctx, &node, ip).await;
+            let line = command.to_shell_after(&methods::netns_prefix(&container_id))?;
             // The only method tried for its target: whether it started does not matter.
-            Ok(super::ssh::run(source, &target, info, &line, events, stop, report).await?)
+            Ok(super::ssh::capture(&node_target, &line, feed, report).await?)
         }
     }
 }
 
+/// The node a Kubernetes target runs on, and the container whose network
+/// namespace to enter from there (empty: the node's own, for nodes and
+/// hostNetwork pods).
+fn where_from(target: &Target) -> (String, String) {
+    match target {
+        Target::Pod { pod, .. } => (
+            pod.node.clone().unwrap_or_default(),
+            if pod.host_network {
+                String::new()
+            } else {
+                pod.container_id.clone().unwrap_or_default()
+            },
+        ),
+        Target::Node { name, .. } => (name.clone(), String::new()),
+        Target::Ssh(node) => (node.label.clone(), String::new()),
+    }
+}
+
 fn finish(ended: stream::Ended, report: &mut SourceReport) -> Result<(), Failed> {
-    report.tool = ended.tool;
-    report.statistics = ended.statistics;
+    report.record(&ended);
     ended.result.map_err(|e| Failed {
         error: Box::new(e.into()),
         started: ended.started,
@@ -364,11 +261,7 @@ fn finish(ended: stream::Ended, report: &mut SourceReport) -> Result<(), Failed>
 }
 
 /// The node over SSH: an ssh_config alias named like the node, else its InternalIP.
-async fn ssh_target(
-    ctx: &KubeContext,
-    node: &str,
-    ip: Option<String>,
-) -> Result<NodeTarget, SourceError> {
+async fn ssh_target(ctx: &KubeContext, node: &str, ip: Option<String>) -> NodeTarget {
     let ip = match ip {
         Some(ip) => Some(ip),
         None => {
@@ -381,8 +274,8 @@ async fn ssh_target(
                 .and_then(|n| kcap_kube::resolve::internal_ip(&n))
         }
     };
-    let config = ctx
-        .settings
+    let template = &ctx.settings.ssh_template;
+    let config = template
         .ssh_config
         .clone()
         .unwrap_or_else(kcap_openssh::config::default_user_config);
@@ -394,45 +287,38 @@ async fn ssh_target(
     } else {
         ip.unwrap_or_else(|| node.to_string())
     };
-    let mut connect = ctx.settings.ssh_template.clone();
-    connect.destination.host = host.clone();
-    Ok(NodeTarget {
+    let mut connect = template.clone();
+    connect.destination.host = host;
+    NodeTarget {
         label: node.to_string(),
         connect,
-    })
+    }
 }
 
-/// Turns what the tool said into the Kubernetes-specific error with its hint.
-fn explain(job: &KubeJob, e: SourceError) -> SourceError {
-    let KubeJob::Pod(pod) = job else { return e };
-    match e {
-        SourceError::Stream(StreamError::Capture(Failure::ToolMissing { message })) => {
-            KubeError::ToolMissing {
-                pod: pod.label(),
-                container: pod.container.clone(),
-                message,
-            }
-            .into()
+/// A failure inside a container (no tool, no permission, no shell) says which
+/// container or image, so the hint can point elsewhere.
+fn explain(target: &Target, method: Method, error: SourceError, image: &str) -> SourceError {
+    let Target::Pod { pod, .. } = target else {
+        return error;
+    };
+    let inside = match &error {
+        SourceError::Stream(StreamError::Capture { failure, .. }) => matches!(
+            failure,
+            Failure::ToolMissing { .. } | Failure::PermissionDenied { .. }
+        ),
+        SourceError::Stream(StreamError::Exited(message)) => {
+            message.contains("executable file not found") || message.contains("no such file")
         }
-        SourceError::Stream(StreamError::Capture(Failure::PermissionDenied { message })) => {
-            KubeError::PermissionDenied {
-                pod: pod.label(),
-                container: pod.container.clone(),
-                message,
-            }
-            .into()
-        }
-        SourceError::Stream(StreamError::Exited(message))
-            if message.contains("executable file not found")
-                || message.contains("no such file") =>
-        {
-            KubeError::ToolMissing {
-                pod: pod.label(),
-                container: pod.container.clone(),
-                message: format!("no shell in the image ({message})"),
-            }
-            .into()
-        }
+        _ => false,
+    };
+    match error {
+        SourceError::Stream(error) if inside && method != Method::Ssh => SourceError::InContainer {
+            pod: pod.label(),
+            container: pod.container.clone(),
+            method,
+            image: image.to_string(),
+            error,
+        },
         other => other,
     }
 }

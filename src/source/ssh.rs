@@ -1,17 +1,12 @@
-//! Capturing one node over SSH: connect, start the remote wrapper and hand the
-//! stream to [`super::stream::drive`]. Also runs a capture inside a pod's network
-//! namespace from its node (`--via ssh`).
-
-use std::time::Instant;
+//! Capturing over SSH: connect, start the remote wrapper and hand the stream to
+//! [`super::stream::drive`]. Serves SSH nodes and `--via ssh` (a pod's network
+//! namespace entered from its node).
 
 use kcap_ssh::{ExitStatus, Output, RemoteProcess, Session};
-use tokio::sync::mpsc;
 
-use super::stream::{self, Chunk, Process};
+use super::stream::{self, Chunk, Feed, Process};
 use super::{SourceError, SourceReport};
 use crate::config::NodeTarget;
-use crate::event::{Event, SourceId};
-use crate::output::SourceInfo;
 use crate::stop::Stop;
 
 impl Process for RemoteProcess {
@@ -35,29 +30,8 @@ impl Process for RemoteProcess {
     }
 }
 
-/// Captures `target` until the remote tool ends or `stop` fires. Always sends
-/// `Event::Ended` for this source, whatever happens.
-pub async fn capture(
-    source: SourceId,
-    target: NodeTarget,
-    info: SourceInfo,
-    line: String,
-    events: mpsc::Sender<Event>,
-    stop: Stop,
-) -> SourceReport {
-    let started = Instant::now();
-    let mut report = SourceReport::new(target.label.clone());
-    report.error = run(source, &target, &info, &line, &events, &stop, &mut report)
-        .await
-        .err();
-    report.elapsed = started.elapsed();
-    let statistics = report.statistics;
-    let _ = events.send(Event::Ended { source, statistics }).await;
-    report
-}
-
 /// Connects, or returns `None` when stopped first.
-pub async fn connect(target: &NodeTarget, stop: &Stop) -> Result<Option<Session>, SourceError> {
+async fn connect(target: &NodeTarget, stop: &Stop) -> Result<Option<Session>, SourceError> {
     tokio::select! {
         session = kcap_ssh::connect(&target.connect) => Ok(Some(session?)),
         // Stopped while still connecting: nothing remote is running yet.
@@ -65,25 +39,21 @@ pub async fn connect(target: &NodeTarget, stop: &Stop) -> Result<Option<Session>
     }
 }
 
-/// Runs `line` on the node and streams it. Used by node targets and `--via ssh`.
-pub async fn run(
-    source: SourceId,
+/// Runs `line` on `target` and streams it until it ends or the feed's stop fires.
+pub async fn capture(
     target: &NodeTarget,
-    info: &SourceInfo,
     line: &str,
-    events: &mpsc::Sender<Event>,
-    stop: &Stop,
+    feed: &Feed<'_>,
     report: &mut SourceReport,
 ) -> Result<(), SourceError> {
-    let Some(session) = connect(target, stop).await? else {
+    let Some(session) = connect(target, feed.stop).await? else {
         return Ok(());
     };
     report.session = Some(session.describe());
     tracing::info!("kcap: {}: connected ({})", target.label, session.describe());
     let mut process = session.exec(line).await?;
-    let ended = stream::drive(&mut process, source, info, events, stop).await;
-    report.tool = ended.tool;
-    report.statistics = ended.statistics;
+    let ended = stream::drive(&mut process, feed).await;
+    report.record(&ended);
     session.disconnect().await;
     Ok(ended.result?)
 }

@@ -5,13 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use kcap_capture::command::{HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST};
+use kcap_capture::command::{CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST};
 use kcap_capture::outcome::{self, Failure, ToolStatistics};
 use kcap_pcap::StreamDecoder;
 use tokio::sync::mpsc;
 
-use crate::event::{Event, SourceId};
-use crate::output::SourceInfo;
+use crate::event::{Event, SourceId, SourceInfo};
 use crate::stop::Stop;
 
 /// After asking the remote side to stop, how long to wait for its last packets.
@@ -38,8 +37,12 @@ pub trait Process {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    #[error("{}", .0.message())]
-    Capture(Failure),
+    /// The tool said why it could not capture; `command` is what it was given.
+    #[error("{}", .failure.message())]
+    Capture {
+        failure: Failure,
+        command: Box<CaptureCommand>,
+    },
     #[error("the remote command's output is not a pcap stream")]
     NotACapture(#[source] kcap_pcap::Error),
     #[error("the connection was lost during the capture: {0}")]
@@ -58,16 +61,26 @@ pub struct Ended {
     pub result: Result<(), StreamError>,
 }
 
+/// The one source a stream belongs to: where its events go and what it runs.
+pub struct Feed<'a> {
+    pub source: SourceId,
+    pub info: &'a SourceInfo,
+    pub command: &'a CaptureCommand,
+    pub events: &'a mpsc::Sender<Event>,
+    pub stop: &'a Stop,
+}
+
 /// Runs `process` until it ends or `stop` fires. Sends `Event::Started` (with
 /// `info`) when the pcap header arrives; not `Ended` (the caller does, once,
 /// whatever happened, after possible retries with other methods).
-pub async fn drive<P: Process>(
-    process: &mut P,
-    source: SourceId,
-    info: &SourceInfo,
-    events: &mpsc::Sender<Event>,
-    stop: &Stop,
-) -> Ended {
+pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
+    let Feed {
+        source,
+        info,
+        events,
+        stop,
+        ..
+    } = *feed;
     let mut decoder = StreamDecoder::new();
     let mut started = false;
     let mut stderr = Vec::new();
@@ -117,7 +130,7 @@ pub async fn drive<P: Process>(
             "kcap's heartbeat did not reach the remote side for 5 s, so it stopped the capture"
                 .into(),
         )),
-        _ if !started && stopping.is_none() => Err(failure(&stderr, exit.flatten())),
+        _ if !started && stopping.is_none() => Err(failure(&stderr, exit.flatten(), feed.command)),
         _ if !started => Ok(()),
         Some(None) | None => Ok(()),
         // Stopped on purpose: the tool was told to end.
@@ -169,14 +182,17 @@ async fn forward(
     Ok(())
 }
 
-fn failure(stderr: &str, exit: Option<String>) -> StreamError {
+fn failure(stderr: &str, exit: Option<String>, command: &CaptureCommand) -> StreamError {
     let failure = outcome::classify(stderr);
     match &failure {
         Failure::Other { message } if message.is_empty() => StreamError::Exited(match exit {
             Some(s) => format!("{s} before sending any data"),
             None => "no exit status before sending any data".into(),
         }),
-        _ => StreamError::Capture(failure),
+        _ => StreamError::Capture {
+            failure,
+            command: Box::new(command.clone()),
+        },
     }
 }
 
@@ -193,3 +209,7 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

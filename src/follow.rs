@@ -1,0 +1,119 @@
+//! `--follow`: while the capture runs, watch the targets' selectors and capture
+//! pods that start running; a pod whose capture was lost with the API connection
+//! is captured again once the API answers (a new interface in the file).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use kcap_capture::command::CaptureCommand;
+use kcap_kube::follow::{self, Change};
+use kcap_kube::pod::PodTarget;
+use tokio::sync::mpsc;
+
+use crate::event::SourceId;
+use crate::plan::{KubePlan, PlannedSource, Target};
+use crate::run::{Captures, by_id};
+use crate::source::{KubeContext, SourceError, SourceReport, StreamError};
+
+/// The pods being captured, by label and by source id.
+#[derive(Default)]
+struct Captured {
+    labels: HashSet<String>,
+    /// Source id -> (namespace, name), to look a lost pod up again.
+    pods: HashMap<SourceId, (String, String)>,
+}
+
+impl Captured {
+    fn insert(&mut self, id: SourceId, planned: &PlannedSource) {
+        self.labels.insert(planned.label().to_string());
+        if let Target::Pod { pod, .. } = &planned.target {
+            self.pods
+                .insert(id, (pod.namespace.clone(), pod.name.clone()));
+        }
+    }
+}
+
+/// Runs the captures already started (sources `0..initial.len()`) plus every pod
+/// the watches report, until the stop and the end of every capture. `command` is
+/// what new pods run. Returns every report by source id.
+pub async fn supervise(
+    mut captures: Captures,
+    initial: &[PlannedSource],
+    command: &CaptureCommand,
+    kube: &KubePlan,
+    ctx: Arc<KubeContext>,
+) -> Vec<SourceReport> {
+    let mut captured = Captured::default();
+    for (id, planned) in initial.iter().enumerate() {
+        captured.insert(id, planned);
+    }
+    let (changes_tx, mut changes) = mpsc::channel::<Change>(64);
+    for (ns, selector) in &kube.watch {
+        tokio::spawn(follow::watch(
+            ctx.client.clone(),
+            ns.clone(),
+            selector.clone(),
+            changes_tx.clone(),
+        ));
+    }
+    let stop = captures.stop().clone();
+    let mut reports = Vec::new();
+    let mut seen_stop = false;
+    loop {
+        if captures.is_empty() && stop.reason().is_some() {
+            break;
+        }
+        tokio::select! {
+            Some((id, report)) = captures.next_done() => {
+                if stop.reason().is_none() && lost_connection(&report) {
+                    // The pod may well still run: when the watch sees it again
+                    // (kube-rs re-lists once the API answers), capture it anew.
+                    tracing::info!(
+                        "kcap: {}: capture lost with the connection; capturing it again once the API answers",
+                        report.label
+                    );
+                    captured.labels.remove(&report.label);
+                    if let Some((namespace, name)) = captured.pods.get(&id) {
+                        tokio::spawn(follow::when_back(
+                            ctx.client.clone(),
+                            namespace.clone(),
+                            name.clone(),
+                            changes_tx.clone(),
+                        ));
+                    }
+                }
+                reports.push((id, report));
+            }
+            Some(change) = changes.recv(), if stop.reason().is_none() => match change {
+                Change::Running(p) => {
+                    let Ok(target) = PodTarget::from_pod(&p, ctx.settings.container.as_deref()) else {
+                        continue;
+                    };
+                    if captured.labels.contains(&target.label()) {
+                        continue;
+                    }
+                    tracing::info!("kcap: {}: capturing it", target.label());
+                    let planned = PlannedSource::pod(target, command, &ctx.settings);
+                    let id = captures.add(planned.clone()).await;
+                    captured.insert(id, &planned);
+                }
+                Change::Gone { namespace, name } => {
+                    if captured.labels.contains(&format!("{namespace}/{name}")) {
+                        tracing::info!("kcap: {namespace}/{name}: pod deleted");
+                    }
+                }
+            },
+            _ = stop.stopped(), if !seen_stop => seen_stop = true,
+        }
+    }
+    by_id(reports)
+}
+
+/// A capture that ended because the way to it broke, not because of the pod.
+fn lost_connection(report: &SourceReport) -> bool {
+    matches!(
+        &report.error,
+        Some(SourceError::Stream(StreamError::ConnectionLost(_)))
+            | Some(SourceError::Kube(kcap_kube::Error::Unreachable(_)))
+    )
+}

@@ -1,0 +1,260 @@
+//! The pipeline: one thread that takes every source's events, merges their packets
+//! in time order and hands them to the sinks (the capture file today). It keeps
+//! one [`SourceState`] per source, applies `--linktype LINUX_SLL`, and reports
+//! progress ([`Progress`]) without deciding when to stop. Memory is bounded (the
+//! merger's budget plus the channel) however long the capture runs.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use kcap_capture::outcome::ToolStatistics;
+use kcap_pcap::{LinkType, Merger, Packet, sll};
+use tokio::sync::mpsc;
+
+use crate::event::{Event, SourceId, SourceInfo};
+use crate::sink::{Interface, Sink, SinkError, SourceEnd};
+use crate::stop::Progress;
+
+/// How long a packet may wait for a quiet source before it is written anyway.
+const MERGE_HOLD: Duration = Duration::from_secs(1);
+/// Packets held for ordering, in bytes, before the oldest is written regardless.
+const MERGE_BUDGET: usize = 8 << 20;
+/// Sinks are flushed at least this often (at once when `live`), so a killed kcap
+/// loses at most this much.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Per-source counts of what reached the sinks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Set when this source's packets could not go into a sink (pcap link type).
+    pub refused: Option<String>,
+}
+
+/// What the pipeline did, for the report.
+#[derive(Debug)]
+pub struct PipelineReport {
+    /// Indexed by source id.
+    pub per_source: Vec<Delivered>,
+    /// The first sink failure that ended the capture.
+    pub error: Option<SinkError>,
+}
+
+/// Everything the pipeline knows about one source.
+#[derive(Debug)]
+struct SourceState {
+    info: SourceInfo,
+    /// Rewrite its LINUX_SLL2 packets as LINUX_SLL.
+    rewrite_sll: bool,
+    delivered: Delivered,
+    first_ts: Option<u64>,
+    last_ts: Option<u64>,
+    /// `Some` once it ended: the remote tool's counters, if any.
+    ended: Option<Option<ToolStatistics>>,
+}
+
+/// A sink and the sources it refused.
+struct SinkSlot {
+    sink: Box<dyn Sink>,
+    refused: HashSet<SourceId>,
+}
+
+pub struct Pipeline {
+    sources: Vec<SourceState>,
+    sinks: Vec<SinkSlot>,
+    merger: Merger,
+    progress: Progress,
+    /// Write every packet through at once (stdout to Wireshark).
+    live: bool,
+    /// `--linktype LINUX_SLL`.
+    cooked_v1: bool,
+    last_flush: Instant,
+}
+
+impl Pipeline {
+    /// `initial`: how the sources given at the start are described (ids `0..n`).
+    pub fn new(
+        initial: Vec<SourceInfo>,
+        sinks: Vec<Box<dyn Sink>>,
+        progress: Progress,
+        live: bool,
+        cooked_v1: bool,
+    ) -> Pipeline {
+        let mut pipeline = Pipeline {
+            sources: Vec::new(),
+            sinks: sinks
+                .into_iter()
+                .map(|sink| SinkSlot {
+                    sink,
+                    refused: HashSet::new(),
+                })
+                .collect(),
+            merger: Merger::new(MERGE_HOLD, MERGE_BUDGET),
+            progress,
+            live,
+            cooked_v1,
+            last_flush: Instant::now(),
+        };
+        for info in initial {
+            pipeline.add_source(info);
+        }
+        pipeline
+    }
+
+    /// Runs until every sender is gone, then finishes the sinks.
+    pub fn run(mut self, mut events: mpsc::Receiver<Event>) -> PipelineReport {
+        let result = self.pump(&mut events).and_then(|()| self.finish());
+        if result.is_err() {
+            self.progress.output_failed();
+            // Keep receiving so sources are not blocked while they shut down.
+            while events.blocking_recv().is_some() {}
+        }
+        PipelineReport {
+            per_source: self.sources.into_iter().map(|s| s.delivered).collect(),
+            error: result.err(),
+        }
+    }
+
+    fn pump(&mut self, events: &mut mpsc::Receiver<Event>) -> Result<(), SinkError> {
+        while let Some(event) = events.blocking_recv() {
+            self.take(event)?;
+            // Take whatever else is already queued before writing, so the merger sees
+            // all sources' packets; then deliver what may go out now.
+            while let Ok(event) = events.try_recv() {
+                self.take(event)?;
+            }
+            let now = Instant::now();
+            while let Some((source, packet)) = self.merger.pop(now) {
+                self.deliver(source, &packet)?;
+            }
+            if self.live || self.last_flush.elapsed() >= FLUSH_INTERVAL {
+                self.flush()?;
+            }
+        }
+        while let Some((source, packet)) = self.merger.pop_any() {
+            self.deliver(source, &packet)?;
+        }
+        Ok(())
+    }
+
+    fn add_source(&mut self, info: SourceInfo) {
+        let id = self.merger.add_source();
+        debug_assert_eq!(id, self.sources.len(), "sources are numbered as added");
+        self.sources.push(SourceState {
+            info,
+            rewrite_sll: false,
+            delivered: Delivered::default(),
+            first_ts: None,
+            last_ts: None,
+            ended: None,
+        });
+    }
+
+    fn take(&mut self, event: Event) -> Result<(), SinkError> {
+        match event {
+            Event::Added { source, info } => {
+                debug_assert_eq!(source, self.sources.len());
+                self.add_source(info);
+            }
+            Event::Started {
+                source,
+                header,
+                info,
+            } => {
+                self.progress.source_settled(source);
+                let mut link_type = header.link_type;
+                if self.cooked_v1 && link_type == LinkType::LINUX_SLL2 {
+                    link_type = LinkType::LINUX_SLL;
+                    self.sources[source].rewrite_sll = true;
+                }
+                let SourceState {
+                    info: described,
+                    delivered,
+                    ..
+                } = &mut self.sources[source];
+                *described = info;
+                let interface = Interface {
+                    source,
+                    info: described,
+                    link_type,
+                    snaplen: header.snaplen,
+                };
+                for slot in &mut self.sinks {
+                    match slot.sink.interface(interface) {
+                        Ok(()) => {}
+                        Err(e) if e.is_per_source() => {
+                            delivered.refused.get_or_insert(e.to_string());
+                            slot.refused.insert(source);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Event::Packets { source, packets } => {
+                let now = Instant::now();
+                let rewrite = self.sources[source].rewrite_sll;
+                for mut packet in packets {
+                    if rewrite {
+                        sll::sll2_to_sll(&mut packet);
+                    }
+                    self.merger.push(source, packet, now);
+                }
+            }
+            Event::Ended { source, statistics } => {
+                self.progress.source_settled(source);
+                self.merger.close_source(source);
+                self.sources[source].ended = Some(statistics);
+            }
+            Event::Tick => {}
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+        let wanted = self.sinks.iter().any(|s| !s.refused.contains(&source));
+        if !wanted || !self.progress.admit_packet() {
+            return Ok(());
+        }
+        for slot in &mut self.sinks {
+            if !slot.refused.contains(&source) {
+                slot.sink.packet(source, packet)?;
+            }
+        }
+        let state = &mut self.sources[source];
+        state.first_ts.get_or_insert(packet.ts_nanos);
+        state.last_ts = Some(packet.ts_nanos);
+        state.delivered.packets += 1;
+        state.delivered.bytes += packet.data.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.last_flush = Instant::now();
+        self.sinks.iter_mut().try_for_each(|s| s.sink.flush())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        for (source, state) in self.sources.iter().enumerate() {
+            let Some(statistics) = &state.ended else {
+                continue;
+            };
+            let end = SourceEnd {
+                source,
+                statistics: statistics.as_ref(),
+                first_ts: state.first_ts,
+                last_ts: state.last_ts,
+            };
+            for slot in &mut self.sinks {
+                if !slot.refused.contains(&source) {
+                    slot.sink.source_end(end)?;
+                }
+            }
+        }
+        self.sinks.iter_mut().try_for_each(|s| s.sink.finish())
+    }
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -1,0 +1,280 @@
+//! The pipeline with the real file sink writing into memory, read back with
+//! kcap-pcap's reader: interfaces per source, merge order, annotations,
+//! statistics, `--count`, `--linktype LINUX_SLL` and what a pcap file refuses.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use kcap_capture::outcome::ToolStatistics;
+use kcap_pcap::{
+    CaptureFile, CaptureFileReader, Format as FileFormat, LinkType, Packet, StreamHeader,
+};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::config::Format;
+use crate::sink::file::FileSink;
+use crate::stop::{Progress, Stop, StopReason};
+
+/// A writer whose bytes the test keeps after the sink is gone.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn info(label: &str, comment: Option<&str>) -> SourceInfo {
+    SourceInfo {
+        label: label.into(),
+        interface_name: format!("{label}/any"),
+        description: format!("{label} described"),
+        comment: comment.map(str::to_string),
+    }
+}
+
+fn header(link_type: LinkType) -> StreamHeader {
+    StreamHeader {
+        link_type,
+        snaplen: 65535,
+        nanosecond: true,
+        big_endian: false,
+    }
+}
+
+fn packet(ts_nanos: u64, byte: u8) -> Packet {
+    Packet {
+        ts_nanos,
+        orig_len: 4,
+        data: vec![byte; 4],
+    }
+}
+
+/// Runs a pipeline over `events` into one file sink; returns the file, the
+/// report and why the capture was told to stop.
+fn run(
+    format: Format,
+    initial: Vec<SourceInfo>,
+    count: Option<u64>,
+    cooked_v1: bool,
+    events: Vec<Event>,
+) -> (CaptureFile, PipelineReport, Option<StopReason>) {
+    let out = Shared::default();
+    let sink = FileSink::with_writer(out.clone(), format, "memory".into()).unwrap();
+    let stop = Stop::default();
+    let progress = Progress::new(stop.clone(), initial.len(), count);
+    let pipeline = Pipeline::new(initial, vec![Box::new(sink)], progress, false, cooked_v1);
+    let (tx, rx) = mpsc::channel(events.len() + 1);
+    for e in events {
+        tx.try_send(e).unwrap();
+    }
+    drop(tx);
+    let report = pipeline.run(rx);
+    let bytes = out.0.lock().unwrap().clone();
+    let file = CaptureFile::from_reader(CaptureFileReader::new(&bytes[..]).unwrap()).unwrap();
+    (file, report, stop.reason())
+}
+
+fn started(source: SourceId, link: LinkType, info: SourceInfo) -> Event {
+    Event::Started {
+        source,
+        header: header(link),
+        info,
+    }
+}
+
+#[test]
+fn pcapng_one_interface_per_source_merged_in_time_order_with_comments() {
+    let stats = ToolStatistics {
+        captured: Some(2),
+        received: Some(3),
+        dropped_by_kernel: Some(1),
+        dropped_by_interface: None,
+    };
+    let events = vec![
+        started(0, LinkType::ETHERNET, info("node-a", None)),
+        started(
+            1,
+            LinkType::LINUX_SLL2,
+            info("prod/web-0", Some("PodName: web-0")),
+        ),
+        Event::Packets {
+            source: 0,
+            packets: vec![packet(10, 1), packet(30, 3)],
+        },
+        Event::Packets {
+            source: 1,
+            packets: vec![packet(20, 2), packet(40, 4)],
+        },
+        Event::Ended {
+            source: 0,
+            statistics: Some(stats),
+        },
+        Event::Ended {
+            source: 1,
+            statistics: None,
+        },
+    ];
+    let initial = vec![info("node-a", None), info("prod/web-0", None)];
+    let (file, report, stop) = run(Format::Pcapng, initial, None, false, events);
+    assert_eq!(file.format, FileFormat::Pcapng);
+    let names: Vec<_> = file
+        .interfaces
+        .iter()
+        .map(|i| i.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["node-a/any", "prod/web-0/any"]);
+    assert_eq!(
+        file.interfaces[1].description.as_deref(),
+        Some("prod/web-0 described")
+    );
+    assert_eq!(
+        file.interfaces
+            .iter()
+            .map(|i| i.link_type)
+            .collect::<Vec<_>>(),
+        [LinkType::ETHERNET, LinkType::LINUX_SLL2]
+    );
+    let seen: Vec<(u32, u64, Option<&str>)> = file
+        .records
+        .iter()
+        .map(|r| (r.interface_id, r.packet.ts_nanos, r.comment.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, 10, None),
+            (1, 20, Some("PodName: web-0")),
+            (0, 30, None),
+            (1, 40, Some("PodName: web-0")),
+        ]
+    );
+    // Statistics only for the source whose tool printed them, spanning its packets.
+    assert_eq!(file.statistics.len(), 1);
+    let isb = &file.statistics[0];
+    assert_eq!(isb.interface_id, 0);
+    assert_eq!(
+        (
+            isb.statistics.received,
+            isb.statistics.dropped,
+            isb.statistics.start_nanos
+        ),
+        (Some(3), Some(1), Some(10))
+    );
+    assert_eq!(
+        report.per_source,
+        [
+            Delivered {
+                packets: 2,
+                bytes: 8,
+                refused: None
+            },
+            Delivered {
+                packets: 2,
+                bytes: 8,
+                refused: None
+            }
+        ]
+    );
+    assert!(report.error.is_none());
+    assert_eq!(stop, None);
+}
+
+#[test]
+fn pcap_refuses_a_second_link_type_and_keeps_the_first() {
+    let events = vec![
+        started(0, LinkType::ETHERNET, info("node-a", None)),
+        started(1, LinkType::LINUX_SLL2, info("node-b", None)),
+        Event::Packets {
+            source: 0,
+            packets: vec![packet(1, 1)],
+        },
+        Event::Packets {
+            source: 1,
+            packets: vec![packet(2, 2)],
+        },
+    ];
+    let initial = vec![info("node-a", None), info("node-b", None)];
+    let (file, report, _) = run(Format::Pcap, initial, None, false, events);
+    assert_eq!(file.format, FileFormat::Pcap);
+    assert_eq!(file.interfaces[0].link_type, LinkType::ETHERNET);
+    assert_eq!(file.records.len(), 1);
+    assert_eq!(file.records[0].packet.data, [1; 4]);
+    assert_eq!(report.per_source[0].packets, 1);
+    assert_eq!(report.per_source[1].packets, 0);
+    assert_eq!(
+        report.per_source[1].refused.as_deref(),
+        Some(
+            "node-b captures link type LINUX_SLL2 but the pcap file already holds EN10MB: \
+             pcap holds one link type; use --format pcapng (or the same --iface on every node)"
+        )
+    );
+}
+
+#[test]
+fn count_writes_exactly_n_packets_then_asks_to_stop() {
+    let events = vec![
+        started(0, LinkType::ETHERNET, info("a", None)),
+        Event::Packets {
+            source: 0,
+            packets: (0..5).map(|i| packet(i, i as u8)).collect(),
+        },
+    ];
+    let (file, report, stop) = run(
+        Format::Pcapng,
+        vec![info("a", None)],
+        Some(3),
+        false,
+        events,
+    );
+    assert_eq!(
+        file.records
+            .iter()
+            .map(|r| r.packet.ts_nanos)
+            .collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert_eq!(report.per_source[0].packets, 3);
+    assert_eq!(stop, Some(StopReason::Count));
+}
+
+#[test]
+fn linktype_sll_rewrites_cooked_v2_and_a_source_added_later_gets_its_interface() {
+    // A LINUX_SLL2 header (20 bytes) with protocol 0x0800, interface 2, ARPHRD 1,
+    // packet type 4 (outgoing), address length 6, then 2 payload bytes.
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+    ];
+    sll2.extend_from_slice(&[0xaa, 0xbb]);
+    let events = vec![
+        Event::Added {
+            source: 0,
+            info: info("prod/late", None),
+        },
+        started(0, LinkType::LINUX_SLL2, info("prod/late", None)),
+        Event::Packets {
+            source: 0,
+            packets: vec![Packet {
+                ts_nanos: 5,
+                orig_len: sll2.len() as u32,
+                data: sll2,
+            }],
+        },
+    ];
+    let (file, _, _) = run(Format::Pcapng, vec![], None, true, events);
+    assert_eq!(file.interfaces.len(), 1);
+    assert_eq!(file.interfaces[0].link_type, LinkType::LINUX_SLL);
+    // LINUX_SLL: packet type, ARPHRD, address length, 8 address bytes, protocol.
+    assert_eq!(
+        file.records[0].packet.data,
+        [
+            0, 4, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00, 0xaa, 0xbb
+        ]
+    );
+}

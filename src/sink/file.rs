@@ -1,0 +1,238 @@
+//! The capture file sink: pcap or pcapng, to a file or stdout. pcapng gets one
+//! interface per source (with its name and description), every packet's comment,
+//! and an Interface Statistics Block per source at the end; pcap holds one link
+//! type, so a source with another one is refused (the others go on).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+
+use kcap_capture::command::FULL_SNAPLEN;
+use kcap_pcap::{
+    InterfaceDescription, InterfaceStatistics, LinkType, Packet, PcapWriter, PcapngWriter,
+};
+
+use super::{Interface, Sink, SinkError, SourceEnd};
+use crate::config::{Format, Output, OutputDestination};
+use crate::event::{SourceId, SourceInfo};
+
+/// The output opened before anything connects, so a bad path fails in milliseconds.
+pub struct OpenOutput {
+    file: File,
+    target: String,
+}
+
+/// Opens the destination of `output` (creating the file, or duplicating stdout).
+pub fn open(output: &Output) -> Result<OpenOutput, SinkError> {
+    let target = output.target_name();
+    let file = match &output.destination {
+        OutputDestination::Stdout => std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from),
+        OutputDestination::File(path) => File::create(path),
+    };
+    match file {
+        Ok(file) => Ok(OpenOutput { file, target }),
+        Err(source) => Err(SinkError::Write { target, source }),
+    }
+}
+
+enum Writer<W: Write> {
+    /// pcap: the header needs a link type, known only when the first stream starts.
+    Pcap {
+        pending: Option<W>,
+        writer: Option<PcapWriter<W>>,
+        link: Option<LinkType>,
+    },
+    /// Per source: its interface id in the file, once it started.
+    Pcapng {
+        writer: PcapngWriter<W>,
+        interfaces: Vec<Option<u32>>,
+        comments: Vec<Option<String>>,
+    },
+}
+
+/// pcap or pcapng into any writer (a file or stdout in kcap; a buffer in tests).
+pub struct FileSink<W: Write = File> {
+    writer: Writer<W>,
+    target: String,
+}
+
+impl FileSink<File> {
+    pub fn new(output: OpenOutput, format: Format) -> Result<FileSink<File>, SinkError> {
+        FileSink::with_writer(output.file, format, output.target)
+    }
+}
+
+impl<W: Write + Send> FileSink<W> {
+    /// `target` names the destination in error messages.
+    pub fn with_writer(inner: W, format: Format, target: String) -> Result<Self, SinkError> {
+        let writer = match format {
+            Format::Pcap => Writer::Pcap {
+                pending: Some(inner),
+                writer: None,
+                link: None,
+            },
+            Format::Pcapng => Writer::Pcapng {
+                writer: PcapngWriter::new(inner, &format!("kcap {}", env!("CARGO_PKG_VERSION")))
+                    .map_err(|e| write_error(&target, e))?,
+                interfaces: Vec::new(),
+                comments: Vec::new(),
+            },
+        };
+        Ok(FileSink { writer, target })
+    }
+
+    fn error(&self, error: kcap_pcap::Error) -> SinkError {
+        write_error(&self.target, error)
+    }
+}
+
+fn write_error(target: &str, error: kcap_pcap::Error) -> SinkError {
+    let source = match error {
+        kcap_pcap::Error::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    };
+    SinkError::Write {
+        target: target.to_string(),
+        source,
+    }
+}
+
+fn slot<T: Default + Clone>(list: &mut Vec<T>, source: SourceId) -> &mut T {
+    if list.len() <= source {
+        list.resize(source + 1, T::default());
+    }
+    &mut list[source]
+}
+
+impl<W: Write + Send> Sink for FileSink<W> {
+    fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
+        let Interface {
+            source,
+            info,
+            link_type,
+            snaplen,
+        } = interface;
+        let result = match &mut self.writer {
+            Writer::Pcap {
+                pending,
+                writer,
+                link,
+            } => match (pending.take(), *link) {
+                (Some(inner), _) => {
+                    *link = Some(link_type);
+                    PcapWriter::new(inner, link_type, snaplen).map(|w| *writer = Some(w))
+                }
+                (None, Some(ours)) if ours != link_type => {
+                    return Err(mismatch(info, link_type, ours));
+                }
+                (None, _) => Ok(()),
+            },
+            Writer::Pcapng {
+                writer,
+                interfaces,
+                comments,
+            } => writer
+                .add_interface(&InterfaceDescription {
+                    link_type,
+                    snaplen,
+                    name: info.interface_name.clone(),
+                    description: Some(info.description.clone()),
+                })
+                .map(|id| {
+                    *slot(interfaces, source) = Some(id);
+                    *slot(comments, source) = info.comment.clone();
+                }),
+        };
+        result.map_err(|e| self.error(e))
+    }
+
+    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+        let result = match &mut self.writer {
+            Writer::Pcap {
+                writer: Some(w), ..
+            } => w.write_packet(packet),
+            Writer::Pcap { writer: None, .. } => Ok(()),
+            Writer::Pcapng {
+                writer,
+                interfaces,
+                comments,
+            } => match interfaces.get(source).copied().flatten() {
+                Some(id) => writer.write_packet(id, packet, comments[source].as_deref()),
+                None => Ok(()),
+            },
+        };
+        result.map_err(|e| self.error(e))
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let result = match &mut self.writer {
+            Writer::Pcap {
+                writer: Some(w), ..
+            } => w.flush(),
+            Writer::Pcap { writer: None, .. } => Ok(()),
+            Writer::Pcapng { writer, .. } => writer.flush(),
+        };
+        result.map_err(|e| self.error(e))
+    }
+
+    /// pcapng only: an Interface Statistics Block with what the source's capture
+    /// tool reported (packets received by the filter, dropped by the kernel), so
+    /// Wireshark's Capture File Properties shows the drops.
+    fn source_end(&mut self, end: SourceEnd<'_>) -> Result<(), SinkError> {
+        let Writer::Pcapng {
+            writer, interfaces, ..
+        } = &mut self.writer
+        else {
+            return Ok(());
+        };
+        let (Some(id), Some(stats)) = (
+            interfaces.get(end.source).copied().flatten(),
+            end.statistics,
+        ) else {
+            return Ok(());
+        };
+        let at = end.last_ts.unwrap_or_else(now_nanos);
+        let isb = InterfaceStatistics {
+            timestamp_nanos: at,
+            start_nanos: end.first_ts,
+            end_nanos: Some(at),
+            received: stats.received.or(stats.captured),
+            dropped: stats.dropped_by_kernel,
+        };
+        let result = writer.write_statistics(id, &isb);
+        result.map_err(|e| self.error(e))
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        // A pcap file whose sources never started still gets a header, so it opens.
+        if let Writer::Pcap {
+            pending, writer, ..
+        } = &mut self.writer
+            && let Some(inner) = pending.take()
+        {
+            match PcapWriter::new(inner, LinkType::ETHERNET, FULL_SNAPLEN) {
+                Ok(w) => *writer = Some(w),
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        self.flush()
+    }
+}
+
+fn mismatch(info: &SourceInfo, theirs: LinkType, ours: LinkType) -> SinkError {
+    SinkError::LinkTypeMismatch {
+        label: info.label.clone(),
+        theirs: theirs.name(),
+        ours: ours.name(),
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,75 @@
+//! Sinks: what consumes the merged packet stream. The pipeline ([`crate::pipeline`])
+//! hands every sink the same events in the same time order; a sink sees nothing
+//! else (no transport, no channel, no stop logic), so adding one (a text printer,
+//! a status line, a decoder) touches only this folder and the place that builds
+//! the list of sinks.
+
+pub mod file;
+
+use kcap_capture::outcome::ToolStatistics;
+use kcap_pcap::{LinkType, Packet};
+
+use crate::event::{SourceId, SourceInfo};
+
+/// One source's stream, as the pipeline delivers it to sinks.
+#[derive(Debug, Clone, Copy)]
+pub struct Interface<'a> {
+    pub source: SourceId,
+    pub info: &'a SourceInfo,
+    /// After any rewrite the pipeline applies (`--linktype LINUX_SLL`).
+    pub link_type: LinkType,
+    pub snaplen: u32,
+}
+
+/// What one source amounted to, delivered once at the end, after its last packet.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceEnd<'a> {
+    pub source: SourceId,
+    /// The remote tool's own counters, when it printed them.
+    pub statistics: Option<&'a ToolStatistics>,
+    /// Time of the first and last packet delivered, in ns since the epoch.
+    pub first_ts: Option<u64>,
+    pub last_ts: Option<u64>,
+}
+
+/// Why a sink could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// This source's packets cannot go into this sink (a pcap file holds one link
+    /// type); the other sources go on. Exit code 2.
+    #[error(
+        "{label} captures link type {theirs} but the pcap file already holds {ours}: \
+         pcap holds one link type; use --format pcapng (or the same --iface on every node)"
+    )]
+    LinkTypeMismatch {
+        label: String,
+        theirs: &'static str,
+        ours: &'static str,
+    },
+    /// Writing failed (disk full, closed pipe, ...): the capture stops. Exit code 10.
+    #[error("cannot write {target}")]
+    Write {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SinkError {
+    /// Only this source is affected; the sink and the capture go on.
+    pub fn is_per_source(&self) -> bool {
+        matches!(self, SinkError::LinkTypeMismatch { .. })
+    }
+}
+
+/// A consumer of the merged stream. Calls come in this order: `interface` for a
+/// source before any of its packets, `packet` in time order across sources,
+/// `flush` whenever output should reach its reader, `source_end` for every
+/// source at the end, then `finish` once.
+pub trait Sink: Send {
+    fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError>;
+    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError>;
+    fn flush(&mut self) -> Result<(), SinkError>;
+    fn source_end(&mut self, end: SourceEnd<'_>) -> Result<(), SinkError>;
+    fn finish(&mut self) -> Result<(), SinkError>;
+}
