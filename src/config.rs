@@ -470,6 +470,157 @@ fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
 mod tests {
     use super::*;
 
+    fn config(args: &[&str]) -> Result<Config, UsageError> {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(std::iter::once("kcap").chain(args.iter().copied()))
+            .expect("clap accepts the syntax");
+        Config::from_cli(cli)
+    }
+
+    /// Every flag value kcap refuses, with the exact message: exit 2 before
+    /// anything connects.
+    #[test]
+    fn bad_flag_values() {
+        let node = ["--ssh-host", "node-a"];
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--port", "70000"],
+                "--port \"70000\" is not a port number (1-65535)",
+            ),
+            (
+                &["--port", "http"],
+                "--port \"http\" is not a port number (1-65535)",
+            ),
+            (
+                &["--protocol", "sctp"],
+                "unknown --protocol \"sctp\": use tcp, udp or all",
+            ),
+            (&["--duration", "0"], "--duration must be longer than zero"),
+            (
+                &["--format", "csv"],
+                "unknown --format \"csv\": use pcap or pcapng",
+            ),
+            (
+                &["--remote-tool", "wireshark"],
+                "unknown --remote-tool \"wireshark\": use auto, tcpdump, tshark or dumpcap",
+            ),
+            (
+                &["--snaplen", "300000"],
+                "--snaplen 300000 is larger than 262144",
+            ),
+            (
+                &["--buffer-size", "0"],
+                "--buffer-size must be at least 1 (KiB)",
+            ),
+            (&["--count", "0"], "--count must be at least 1"),
+            (
+                &["--iface", "eth0;id"],
+                "invalid interface name \"eth0;id\": use letters, digits and . _ - : @ + (at most 15 characters), or `any`",
+            ),
+            (
+                &["--filter", "port 80\ntouch /x"],
+                "--filter contains a line break; write the expression on one line",
+            ),
+            (
+                &["--dry-run=yaml"],
+                "unknown --dry-run=\"yaml\": use --dry-run (text) or --dry-run=json",
+            ),
+            (
+                &["--ssh-host", "node-a"],
+                "--ssh-host node-a is given twice",
+            ),
+            (
+                &["--via", "magic", "pod/x"],
+                "unknown --via \"magic\": use auto, exec, ephemeral, node or ssh",
+            ),
+            (
+                &["--image", "a b", "pod/x"],
+                "--image \"a b\" is not an image reference",
+            ),
+            (
+                &["-l", "a=b&c", "pod/x"],
+                "--selector \"a=b&c\" is not a label selector",
+            ),
+        ];
+        for (args, message) in cases {
+            let all: Vec<&str> = node.iter().chain(args.iter()).copied().collect();
+            match config(&all) {
+                Err(e) => assert_eq!(e.to_string(), *message, "{args:?}"),
+                Ok(_) => panic!("{args:?} was accepted"),
+            }
+        }
+        let e = config(&["--linktype", "EN10MB", "--ssh-host", "n"])
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("--linktype \"EN10MB\": kcap can only rewrite")
+        );
+        let e = config(&[]).err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("no target: name pods or workloads")
+        );
+        assert!(
+            config(&["--duration", "soon", "--ssh-host", "n"])
+                .err()
+                .unwrap()
+                .to_string()
+                .starts_with("--duration \"soon\" is not a duration")
+        );
+    }
+
+    #[test]
+    fn good_flags_give_one_final_configuration() {
+        let c = config(&[
+            "--ssh-host",
+            "root@node-a:2222",
+            "-J",
+            "ops@bastion",
+            "-F",
+            "none",
+            "--port",
+            "80",
+            "--port",
+            "443",
+            "--protocol",
+            "tcp",
+            "-c",
+            "5",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert_eq!(c.dry_run, Some(DryRun::Text));
+        assert_eq!(c.nodes.len(), 1);
+        let connect = &c.nodes[0].connect;
+        assert_eq!(c.nodes[0].label, "node-a");
+        assert_eq!(connect.ssh_config.as_deref(), Some(Path::new("/dev/null")));
+        assert_eq!(connect.jump_hosts.as_ref().unwrap()[0].host, "bastion");
+        let command = c.capture_command(c.filter.to_bpf());
+        assert_eq!(
+            command.filter.as_deref(),
+            Some("tcp and (port 80 or port 443)")
+        );
+        assert_eq!(command.count, Some(5));
+        assert!(c.kube.is_none());
+        let k = config(&[
+            "-n",
+            "prod",
+            "deploy/web",
+            "--via",
+            "node",
+            "--dry-run=json",
+        ])
+        .unwrap();
+        assert_eq!(k.dry_run, Some(DryRun::Json));
+        let kube = k.kube.unwrap();
+        assert_eq!(kube.via, Via::Only(kcap_kube::Method::Node));
+        assert_eq!(kube.targets[0].to_string(), "deployment/web");
+        // Pod tokens in --filter alone need the API.
+        let t = config(&["--ssh-host", "n", "--filter", "pod/web-0"]).unwrap();
+        assert!(t.kube.is_some());
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("60").unwrap(), Duration::from_secs(60));

@@ -160,11 +160,9 @@ async fn check(client: &kube::Client, target: &Target, method: Method) -> Verdic
                 });
                 verdict.checks.push(format!("may not {verb} {name}"));
             }
-            Err(e) => {
-                verdict
-                    .checks
-                    .push(format!("cannot ask whether it may {verb} {name}: {e}"));
-            }
+            Err(e) => verdict.checks.push(format!(
+                "may {verb} {name}: unknown, the API server did not answer the question ({e})"
+            )),
         }
     }
     let level = match method {
@@ -234,8 +232,8 @@ async fn check(client: &kube::Client, target: &Target, method: Method) -> Verdic
 }
 
 /// The command's words, the wrapper scripts shortened for reading.
-fn readable_command(command: &CaptureCommand) -> String {
-    let argv = command.to_argv("$SSH_CONNECTION").unwrap_or_default();
+fn readable_command(target: &Target, command: &CaptureCommand) -> String {
+    let argv = command.to_argv(session_word(target)).unwrap_or_default();
     let words: Vec<String> = argv
         .iter()
         .map(|w| {
@@ -248,6 +246,15 @@ fn readable_command(command: &CaptureCommand) -> String {
         .collect();
     let sudo = if command.sudo { "sudo -n " } else { "" };
     format!("{sudo}{}", words.join(" "))
+}
+
+/// What stands for the SSH session to exclude: expanded by the node's shell over
+/// SSH; nothing to exclude through the Kubernetes API.
+fn session_word(target: &Target) -> &'static str {
+    match target {
+        Target::Ssh(_) => "$SSH_CONNECTION",
+        _ => "",
+    }
 }
 
 fn print_text(plan: &Plan, judged: &[Judged<'_>]) {
@@ -305,7 +312,7 @@ fn print_text(plan: &Plan, judged: &[Judged<'_>]) {
             "  filter: {}",
             s.command.filter.as_deref().unwrap_or("(none)")
         );
-        println!("  command: {}", readable_command(&s.command));
+        println!("  command: {}", readable_command(&s.target, &s.command));
         if let Some(e) = &j.error {
             crate::report::error(Some(s.label()), e.as_ref());
         }
@@ -375,7 +382,11 @@ fn as_json(plan: &Plan, judged: &[Judged<'_>], exit: Exit) -> Value {
             v["method"] = json!(j.chosen.map(|m| m.name()));
             v["interface"] = json!(s.info.interface_name);
             v["filter"] = json!(s.command.filter);
-            v["argv"] = json!(s.command.to_argv("$SSH_CONNECTION").unwrap_or_default());
+            v["argv"] = json!(
+                s.command
+                    .to_argv(session_word(&s.target))
+                    .unwrap_or_default()
+            );
             v["error"] = j
                 .error
                 .as_ref()

@@ -17,22 +17,6 @@ fn kcap_node_a(bed: &Bed, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn bad_flag_values() {
-    let bed = Bed::minimal();
-    for (args, says) in [
-        (&["--port", "70000"][..], "port"),
-        (&["--protocol", "sctp"][..], "protocol"),
-        (&["--duration", "soon"][..], "duration"),
-        (&["--format", "csv"][..], "format"),
-        (&["--remote-tool", "wireshark"][..], "remote-tool"),
-    ] {
-        let out = kcap_node_a(&bed, args);
-        assert_exit(&out, 2, &[says]);
-    }
-    assert!(bed.bed.processes_named("node-a", "tcpdump").is_empty());
-}
-
-#[test]
 fn unreachable_host() {
     let bed = Bed::minimal();
     let out = run(

@@ -6,6 +6,7 @@
 mod util;
 
 mod auth;
+mod dry_run;
 mod errors;
 mod filters;
 mod host_keys;
