@@ -35,7 +35,7 @@ struct Judged<'a> {
 }
 
 /// Judges every planned source, prints the plan, returns the exit code.
-pub async fn run(plan: &Plan, format: DryRun) -> Exit {
+pub async fn check_and_print(plan: &Plan, format: DryRun) -> Exit {
     let mut judged = Vec::new();
     for source in &plan.sources {
         judged.push(judge(plan, source).await);

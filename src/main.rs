@@ -70,7 +70,7 @@ fn main() -> std::process::ExitCode {
 async fn kcap(config: &Config) -> Exit {
     if let Some(format) = config.dry_run {
         return match plan::build(config).await {
-            Ok(plan) => dry_run::run(&plan, format).await,
+            Ok(plan) => dry_run::check_and_print(&plan, format).await,
             Err(e) => report::error(None, &e),
         };
     }

@@ -104,7 +104,7 @@ impl Pipeline {
 
     /// Runs until every sender is gone, then finishes the sinks.
     pub fn run(mut self, mut events: mpsc::Receiver<Event>) -> PipelineReport {
-        let result = self.pump(&mut events).and_then(|()| self.finish());
+        let result = self.pump(&mut events).and_then(|()| self.end_sinks());
         if result.is_err() {
             self.progress.output_failed();
             // Keep receiving so sources are not blocked while they shut down.
@@ -234,7 +234,8 @@ impl Pipeline {
         self.sinks.iter_mut().try_for_each(|s| s.sink.flush())
     }
 
-    fn finish(&mut self) -> Result<(), SinkError> {
+    /// Every source's end, then every sink's.
+    fn end_sinks(&mut self) -> Result<(), SinkError> {
         for (source, state) in self.sources.iter().enumerate() {
             let Some(statistics) = &state.ended else {
                 continue;

@@ -195,7 +195,7 @@ async fn attempt(
                 _ = feed.stop.stopped() => return Ok(()),
             };
             report.session = Some(format!("via {method}"));
-            finish(stream::drive(&mut process, feed).await, report)
+            outcome_of(stream::drive(&mut process, feed).await, report)
         }
         Method::Node => {
             let namespace = match target {
@@ -215,7 +215,7 @@ async fn attempt(
                 ));
                 let mut process =
                     methods::exec_in_helper(client, &helper, &container_id, command).await?;
-                finish(stream::drive(&mut process, feed).await, report)
+                outcome_of(stream::drive(&mut process, feed).await, report)
             }
             .await;
             ctx.helpers.release(lease).await;
@@ -252,7 +252,7 @@ fn where_from(target: &Target) -> (String, String) {
     }
 }
 
-fn finish(ended: stream::Ended, report: &mut SourceReport) -> Result<(), Failed> {
+fn outcome_of(ended: stream::Ended, report: &mut SourceReport) -> Result<(), Failed> {
     report.record(&ended);
     ended.result.map_err(|e| Failed {
         error: Box::new(e.into()),
