@@ -80,31 +80,32 @@ fn every_capture_failure_has_its_code_and_the_filter_it_got() {
         )),
         "no interface \"eth9\" there; list them with `ip -br link`, or use --iface any"
     );
-    assert!(
-        hint_of(&capture(
+    let hints = [
+        (
             Failure::PermissionDenied { message: message() },
-            false
-        ))
-        .contains("add --sudo")
-    );
-    assert!(
-        hint_of(&capture(
+            false,
+            "add --sudo",
+        ),
+        (
             Failure::PermissionDenied { message: message() },
-            true
-        ))
-        .contains("check the sudoers rule")
-    );
-    assert!(
-        hint_of(&capture(
+            true,
+            "check the sudoers rule",
+        ),
+        (
             Failure::SudoNeedsPassword { message: message() },
-            true
-        ))
-        .contains("NOPASSWD")
-    );
-    assert!(
-        hint_of(&capture(Failure::ToolMissing { message: message() }, false))
-            .contains("install tcpdump on the node")
-    );
+            true,
+            "NOPASSWD",
+        ),
+        (
+            Failure::ToolMissing { message: message() },
+            false,
+            "install tcpdump on the node",
+        ),
+    ];
+    for (failure, sudo, says) in hints {
+        let hint = hint_of(&capture(failure, sudo));
+        assert!(hint.contains(says), "{hint}");
+    }
     assert_eq!(
         explain(&capture(Failure::Other { message: message() }, false)).hint,
         None

@@ -28,6 +28,11 @@ fn dry_run(bed: &Bed, kubeconfig: &std::path::Path, args: &[&str]) -> (Output, V
     (out, plan)
 }
 
+/// The pod IPs of the prod pods labelled `app=APP`.
+fn pod_ips(bed: &Bed, app: &str) -> Vec<String> {
+    bed.pod_field(app, "status.podIP")
+}
+
 fn methods(source: &Value) -> Vec<(String, bool)> {
     source["methods"]
         .as_array()
@@ -73,20 +78,7 @@ fn dry_run_plans_every_target_and_touches_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let sources = plan["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 3, "{plan:#}");
-    let web_ips: Vec<String> = bed
-        .kubectl_out(&[
-            "get",
-            "pods",
-            "-n",
-            "prod",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={.items[*].status.podIP}",
-        ])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let web_ips = pod_ips(&bed, "web");
     for s in sources {
         assert_eq!(s["kind"], "pod");
         assert_eq!(s["namespace"], "prod");
@@ -135,16 +127,7 @@ fn dry_run_plans_every_target_and_touches_nothing() {
         "{checks}"
     );
     // The filter token is expanded to the client pods' addresses.
-    let client_ip = bed.kubectl_out(&[
-        "get",
-        "pods",
-        "-n",
-        "prod",
-        "-l",
-        "app=client",
-        "-o",
-        "jsonpath={.items[0].status.podIP}",
-    ]);
+    let client_ip = pod_ips(&bed, "client").join(" or host ");
     assert_eq!(plan["filter"], format!("(host {client_ip})"));
     let (out, plan) = dry_run(
         &bed,
@@ -243,16 +226,7 @@ fn a_rejected_filter_stops_at_once_and_quotes_what_the_tool_got() {
             .arg(bed.path("f.pcapng")),
         LIMIT,
     );
-    let client_ip = bed.kubectl_out(&[
-        "get",
-        "pods",
-        "-n",
-        "prod",
-        "-l",
-        "app=client",
-        "-o",
-        "jsonpath={.items[0].status.podIP}",
-    ]);
+    let client_ip = pod_ips(&bed, "client").join(" or host ");
     let expanded = format!("(host {client_ip}) and frobnicate");
     assert_exit(
         &out,

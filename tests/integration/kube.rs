@@ -35,6 +35,11 @@ impl Bed {
     }
 
     pub(crate) fn pods_of(&self, app: &str) -> Vec<String> {
+        self.pod_field(app, "metadata.name")
+    }
+
+    /// One field (a JSONPath below the pod) of every prod pod labelled `app=APP`.
+    pub(crate) fn pod_field(&self, app: &str, field: &str) -> Vec<String> {
         self.kubectl_out(&[
             "get",
             "pods",
@@ -43,7 +48,7 @@ impl Bed {
             "-l",
             &format!("app={app}"),
             "-o",
-            "jsonpath={.items[*].metadata.name}",
+            &format!("jsonpath={{.items[*].{field}}}"),
         ])
         .split_whitespace()
         .map(str::to_string)
