@@ -10,6 +10,7 @@ pub mod error;
 pub mod filter_tokens;
 pub mod follow;
 pub mod methods;
+pub mod names;
 pub mod pod;
 pub mod process;
 pub mod resolve;

@@ -1,0 +1,96 @@
+//! Names for addresses, for lines that say whose traffic it is: every pod's IPs
+//! (`prod/web-0`), every service's cluster IPs (`prod/svc/web`) and every node's
+//! addresses (`node-a`). Read once through the API; what this account may not
+//! list is left out (names are a help, not a requirement).
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use kube::Api;
+use kube::api::ListParams;
+
+/// Every name kcap can find. Nodes come first and hostNetwork pods are left out:
+/// an address a node shares with its hostNetwork pods is the node's.
+pub async fn cluster_names(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Vec<(IpAddr, String)> {
+    let mut names = Vec::new();
+    let nodes: Api<Node> = Api::all(client.clone());
+    if let Ok(list) = nodes.list(&ListParams::default()).await {
+        for node in list.items {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            for a in node
+                .status
+                .iter()
+                .flat_map(|s| s.addresses.iter().flatten())
+            {
+                if let Ok(ip) = a.address.parse() {
+                    names.push((ip, name.clone()));
+                }
+            }
+        }
+    }
+    let pods = list_scoped::<Pod>(client, namespace).await;
+    for pod in pods {
+        if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+            continue;
+        }
+        let label = format!(
+            "{}/{}",
+            pod.metadata.namespace.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default()
+        );
+        for ip in pod.status.iter().flat_map(|s| {
+            s.pod_ips
+                .iter()
+                .flatten()
+                .map(|p| p.ip.clone())
+                .chain(s.pod_ip.clone())
+        }) {
+            if let Ok(ip) = ip.parse() {
+                names.push((ip, label.clone()));
+            }
+        }
+    }
+    for svc in list_scoped::<Service>(client, namespace).await {
+        let label = format!(
+            "{}/svc/{}",
+            svc.metadata.namespace.clone().unwrap_or_default(),
+            svc.metadata.name.clone().unwrap_or_default()
+        );
+        for ip in svc
+            .spec
+            .iter()
+            .flat_map(|s| s.cluster_ips.iter().flatten().chain(s.cluster_ip.iter()))
+        {
+            if let Ok(ip) = ip.parse() {
+                names.push((ip, label.clone()));
+            }
+        }
+    }
+    names
+}
+
+/// Every namespace's objects if this account may list them, else `namespace`'s.
+async fn list_scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Vec<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let all: Api<K> = Api::all(client.clone());
+    if let Ok(list) = all.list(&ListParams::default()).await {
+        return list.items;
+    }
+    let Some(ns) = namespace else {
+        return Vec::new();
+    };
+    let one: Api<K> = Api::namespaced(client.clone(), ns);
+    one.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
