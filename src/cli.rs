@@ -217,6 +217,42 @@ pub struct Cli {
     #[arg(long, short = 'y', value_name = "LINKTYPE", help_heading = "Output")]
     pub linktype: Option<String>,
 
+    /// Print one line per packet on stdout, like tcpdump (time, capture point, then
+    /// tcpdump's `-n` text, addresses followed by pod, service or node names). With
+    /// -o the file is written too; without it, no file.
+    #[arg(long, help_heading = "Lines")]
+    pub print: bool,
+
+    /// With --print: each packet's bytes in hex after its line (tcpdump's -x).
+    #[arg(short = 'x', action = ArgAction::Count, help_heading = "Lines")]
+    pub hex: u8,
+
+    /// With --print: hex and ASCII (tcpdump's -X).
+    #[arg(short = 'X', help_heading = "Lines")]
+    pub hex_ascii: bool,
+
+    /// With --print: the bytes as ASCII (tcpdump's -A; kcap's -A is --all-namespaces).
+    #[arg(long, help_heading = "Lines")]
+    pub ascii: bool,
+
+    /// With --print: the time as tcpdump's -t (none), -tt (epoch seconds), -ttt (since
+    /// the previous packet), -tttt (date and time), -ttttt (since the first packet).
+    #[arg(short = 't', action = ArgAction::Count, help_heading = "Lines")]
+    pub time: u8,
+
+    /// With --print: nanoseconds in the time.
+    #[arg(long, conflicts_with = "micro", help_heading = "Lines")]
+    pub nano: bool,
+
+    /// With --print: microseconds in the time (the default).
+    #[arg(long, help_heading = "Lines")]
+    pub micro: bool,
+
+    /// With --print: addresses as numbers only, no pod, service or node names
+    /// (the text is then tcpdump -n's).
+    #[arg(long, help_heading = "Lines")]
+    pub no_names: bool,
+
     /// Resolve every target, check permissions and admission, print the plan (the
     /// method each pod would use and why, the remote command line, the final filter)
     /// and exit, starting nothing: no capture, no helper pod, no debug container, no

@@ -36,8 +36,6 @@ pub enum OutputDestination {
 pub struct Output {
     pub destination: OutputDestination,
     pub format: Format,
-    /// Rewrite LINUX_SLL2 packets as LINUX_SLL (`--linktype LINUX_SLL`).
-    pub cooked_v1: bool,
 }
 
 impl Output {
@@ -121,6 +119,69 @@ pub struct CaptureSettings {
     pub sudo: bool,
 }
 
+/// How `--print` shows each packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrintSettings {
+    pub time: TimeFormat,
+    /// `--nano`: nanoseconds in the printed time instead of microseconds.
+    pub nanos: bool,
+    pub dump: Option<kcap_lines::Dump>,
+    /// Pod, service and node names after addresses (off with `--no-names`).
+    pub names: bool,
+}
+
+/// tcpdump's `-t` family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// `HH:MM:SS.ffffff`, local time (the default).
+    Clock,
+    /// `-t`: none.
+    None,
+    /// `-tt`: seconds since the epoch.
+    Epoch,
+    /// `-ttt`: since the previous packet.
+    Delta,
+    /// `-tttt`: date and local time.
+    Date,
+    /// `-ttttt`: since the first packet.
+    SinceFirst,
+}
+
+impl PrintSettings {
+    fn from_cli(cli: &Cli) -> Result<Option<PrintSettings>, UsageError> {
+        let dump = match (cli.hex, cli.hex_ascii, cli.ascii) {
+            (0, false, false) => None,
+            (_, false, false) => Some(kcap_lines::Dump::Hex),
+            (0, true, false) => Some(kcap_lines::Dump::HexAscii),
+            (0, false, true) => Some(kcap_lines::Dump::Ascii),
+            _ => return Err(usage("-x, -X and --ascii are one choice: give one of them")),
+        };
+        let asked = dump.is_some() || cli.time > 0 || cli.nano || cli.micro || cli.no_names;
+        if !cli.print {
+            if asked {
+                return Err(usage(
+                    "-x, -X, --ascii, -t, --nano, --micro and --no-names shape --print's lines: add --print",
+                ));
+            }
+            return Ok(None);
+        }
+        let time = match cli.time {
+            0 => TimeFormat::Clock,
+            1 => TimeFormat::None,
+            2 => TimeFormat::Epoch,
+            3 => TimeFormat::Delta,
+            4 => TimeFormat::Date,
+            _ => TimeFormat::SinceFirst,
+        };
+        Ok(Some(PrintSettings {
+            time,
+            nanos: cli.nano,
+            dump,
+            names: !cli.no_names,
+        }))
+    }
+}
+
 /// `--dry-run[=FORMAT]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DryRun {
@@ -140,7 +201,12 @@ pub struct Config {
     pub duration: Option<Duration>,
     /// `-c`: packets written, all targets together (each remote tool stops there too).
     pub count: Option<u64>,
-    pub output: Output,
+    /// The capture file; `None` with `--print` and no `-o` (like tcpdump without `-w`).
+    pub output: Option<Output>,
+    /// Rewrite LINUX_SLL2 packets as LINUX_SLL (`--linktype LINUX_SLL`).
+    pub cooked_v1: bool,
+    /// `--print`: tcpdump-style lines on stdout.
+    pub print: Option<PrintSettings>,
     pub verbosity: Verbosity,
     pub dry_run: Option<DryRun>,
 }
@@ -205,8 +271,21 @@ impl Config {
             return Err(usage("--count must be at least 1"));
         }
         let duration = cli.duration.as_deref().map(parse_duration).transpose()?;
-        let mut output = resolve_output(cli.output.as_deref(), cli.format.as_deref())?;
-        output.cooked_v1 = match cli.linktype.as_deref() {
+        let print = PrintSettings::from_cli(&cli)?;
+        let output = match (&cli.output, &print) {
+            (None, Some(_)) => None,
+            _ => Some(resolve_output(
+                cli.output.as_deref(),
+                cli.format.as_deref(),
+            )?),
+        };
+        if print.is_some() && output.as_ref().is_some_and(Output::is_live) {
+            return Err(usage(
+                "--print writes lines on stdout, so the capture cannot go there too: \
+                 give -o a file, or leave -o out",
+            ));
+        }
+        let cooked_v1 = match cli.linktype.as_deref() {
             None => false,
             Some(t) if t.eq_ignore_ascii_case("LINUX_SLL") => true,
             Some(other) => {
@@ -253,6 +332,8 @@ impl Config {
             duration,
             count: cli.count,
             output,
+            cooked_v1,
+            print,
             verbosity,
             dry_run,
         };
@@ -343,7 +424,6 @@ fn resolve_output(path: Option<&Path>, format: Option<&str>) -> Result<Output, U
     Ok(Output {
         destination,
         format,
-        cooked_v1: false,
     })
 }
 
@@ -549,6 +629,26 @@ mod tests {
                 Ok(_) => panic!("{args:?} was accepted"),
             }
         }
+        let e = config(&["--print", "-o", "-", "--ssh-host", "n"])
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().starts_with("--print writes lines on stdout"),
+            "{e}"
+        );
+        let e = config(&["-X", "--ssh-host", "n"]).err().unwrap();
+        assert!(
+            e.to_string()
+                .ends_with("shape --print's lines: add --print"),
+            "{e}"
+        );
+        let e = config(&["--print", "-x", "-X", "--ssh-host", "n"])
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "-x, -X and --ascii are one choice: give one of them"
+        );
         let e = config(&["--linktype", "EN10MB", "--ssh-host", "n"])
             .err()
             .unwrap();
@@ -603,6 +703,20 @@ mod tests {
         );
         assert_eq!(command.count, Some(5));
         assert!(c.kube.is_none());
+        assert!(c.print.is_none() && c.output.is_some());
+        // --print without -o writes no file; -ttt and -X shape its lines.
+        let p = config(&["--ssh-host", "n", "--print", "-ttt", "-X", "--nano"]).unwrap();
+        assert!(p.output.is_none());
+        let print = p.print.unwrap();
+        assert_eq!(
+            (print.time, print.dump, print.nanos, print.names),
+            (
+                TimeFormat::Delta,
+                Some(kcap_lines::Dump::HexAscii),
+                true,
+                true
+            )
+        );
         let k = config(&[
             "-n",
             "prod",

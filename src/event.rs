@@ -14,6 +14,9 @@ pub type SourceId = usize;
 pub struct SourceInfo {
     /// `node-a`, `prod/web-0`: the name in messages and the summary.
     pub label: String,
+    /// Where the packets were seen, at the start of `--print` lines: `prod/web-0`,
+    /// `node-a:eth0`.
+    pub point: String,
     pub interface_name: String,
     pub description: String,
     pub comment: Option<String>,

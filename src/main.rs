@@ -80,7 +80,7 @@ async fn kcap(config: &Config) -> Exit {
         return Exit::Other;
     }
     // Open the output first: a bad path fails before anything connects.
-    let output = match sink::file::open(&config.output) {
+    let output = match config.output.as_ref().map(sink::file::open).transpose() {
         Ok(output) => output,
         Err(e) => return report::error(None, &e),
     };

@@ -33,6 +33,7 @@ impl Write for Shared {
 fn info(label: &str, comment: Option<&str>) -> SourceInfo {
     SourceInfo {
         label: label.into(),
+        point: label.into(),
         interface_name: format!("{label}/any"),
         description: format!("{label} described"),
         comment: comment.map(str::to_string),

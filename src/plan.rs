@@ -6,6 +6,7 @@
 //! report reads it ([`crate::report`]). Nothing here starts, creates or execs.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use kcap_capture::command::CaptureCommand;
 use kcap_capture::filter::{FilterSpec, Protocol};
@@ -16,6 +17,7 @@ use kcap_kube::resolve::{self, Resolved, Scope};
 
 use crate::config::{Config, KubeSettings, NodeTarget, Via};
 use crate::event::SourceInfo;
+use crate::sink::lines::NameTable;
 
 /// What a run captures.
 pub struct Plan {
@@ -29,6 +31,8 @@ pub struct Plan {
     /// The remote command every source starts from, its filter final (pod tokens
     /// expanded); a hostNetwork pod's own command adds its ports to the filter.
     pub command: CaptureCommand,
+    /// Names for addresses in `--print` lines (empty unless they are printed).
+    pub names: Arc<NameTable>,
 }
 
 /// A target that resolved to nothing capturable.
@@ -170,6 +174,7 @@ pub fn describe(
             let node = p.node.as_deref().unwrap_or("?");
             SourceInfo {
                 label: p.label(),
+                point: p.label(),
                 interface_name: format!("{}/{}/{iface}", p.namespace, p.name),
                 description: format!(
                     "pod {} on node {node}, container {}, pod IP {}, via {via}{}",
@@ -192,12 +197,14 @@ pub fn describe(
         }
         Target::Node { name, .. } => SourceInfo {
             label: format!("node/{name}"),
+            point: format!("{name}:{iface}"),
             interface_name: format!("node/{name}/{iface}"),
             description: format!("node {name}, via {via}"),
             comment: annotate.then(|| format!("NodeName: {name}")),
         },
         Target::Ssh(node) => SourceInfo {
             label: node.label.clone(),
+            point: format!("{}:{iface}", node.label),
             interface_name: format!("{}:{iface}", node.label),
             description: format!("{} via ssh, interface {iface}", node.label),
             comment: None,
@@ -212,6 +219,7 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
     let mut sources = Vec::new();
     let mut failed = Vec::new();
     let mut kube = None;
+    let mut names = NameTable::default();
     if let Some(settings) = &config.kube {
         let cluster = kcap_kube::client::connect(&settings.client).await?;
         let namespace = settings
@@ -233,6 +241,11 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
                 ..config.filter.clone()
             }
             .to_bpf();
+        }
+        if config.print.is_some_and(|p| p.names) {
+            let scope = (!settings.all_namespaces).then_some(namespace.as_str());
+            names = NameTable::new(kcap_kube::names::cluster_names(&cluster.client, scope).await);
+            tracing::debug!("kcap: {} addresses have names", names.len());
         }
         let base = config.capture_command(filter.clone());
         let (found, watch) = resolve_targets(&scope, settings, &base, &mut failed).await;
@@ -267,6 +280,7 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
         failed,
         kube,
         command,
+        names: Arc::new(names),
     })
 }
 

@@ -62,7 +62,7 @@ pub fn summary(config: &Config, plan: &Plan, outcome: &Outcome) -> Exit {
     }
     if let Some(e) = &outcome.pipeline.error {
         exit = exit.or(error(None, e));
-    } else if !quiet && let Some(path) = config.output.file_path() {
+    } else if !quiet && let Some(path) = config.output.as_ref().and_then(|o| o.file_path()) {
         let total: u64 = outcome.pipeline.per_source.iter().map(|w| w.packets).sum();
         let why = match outcome.stop {
             Some(StopReason::Duration) => " (duration reached)",

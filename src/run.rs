@@ -15,6 +15,7 @@ use crate::pipeline::{Pipeline, PipelineReport};
 use crate::plan::{KubePlan, Plan, PlannedSource};
 use crate::reaper::Reaper;
 use crate::sink::file::{FileSink, OpenOutput};
+use crate::sink::lines::LinesSink;
 use crate::sink::{Sink, SinkError};
 use crate::source::helper_pool::HelperPool;
 use crate::source::{self, KubeContext, SourceReport};
@@ -36,7 +37,7 @@ pub struct Outcome {
 pub async fn capture(
     config: &Config,
     plan: &Plan,
-    output: OpenOutput,
+    output: Option<OpenOutput>,
     stop: Stop,
 ) -> Result<Outcome, SinkError> {
     let started = Instant::now();
@@ -77,24 +78,26 @@ pub async fn capture(
     })
 }
 
-/// The pipeline on its own thread (writing is blocking I/O), with its sinks.
+/// The pipeline on its own thread (writing is blocking I/O), with its sinks: the
+/// capture file and `--print`'s lines, as asked.
 fn start_pipeline(
     config: &Config,
     plan: &Plan,
-    output: OpenOutput,
+    output: Option<OpenOutput>,
     receiver: mpsc::Receiver<Event>,
     stop: &Stop,
 ) -> Result<std::thread::JoinHandle<PipelineReport>, SinkError> {
-    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(FileSink::new(output, config.output.format)?)];
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let (Some(open), Some(output)) = (output, &config.output) {
+        sinks.push(Box::new(FileSink::new(open, output.format)?));
+    }
+    if let Some(print) = config.print {
+        sinks.push(Box::new(LinesSink::stdout(print, plan.names.clone())));
+    }
+    let live = config.print.is_some() || config.output.as_ref().is_some_and(|o| o.is_live());
     let initial = plan.sources.iter().map(|s| s.info.clone()).collect();
     let progress = Progress::new(stop.clone(), plan.sources.len(), config.count);
-    let pipeline = Pipeline::new(
-        initial,
-        sinks,
-        progress,
-        config.output.is_live(),
-        config.output.cooked_v1,
-    );
+    let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1);
     Ok(std::thread::spawn(move || pipeline.run(receiver)))
 }
 

@@ -5,6 +5,7 @@
 //! the list of sinks.
 
 pub mod file;
+pub mod lines;
 
 use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{LinkType, Packet};

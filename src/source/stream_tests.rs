@@ -65,6 +65,7 @@ fn command() -> CaptureCommand {
 fn info() -> SourceInfo {
     SourceInfo {
         label: "node-a".into(),
+        point: "node-a:any".into(),
         interface_name: "node-a:any".into(),
         description: "node-a via ssh".into(),
         comment: None,

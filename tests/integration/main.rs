@@ -14,5 +14,6 @@ mod kube;
 mod kube_errors;
 mod kube_lifecycle;
 mod lifecycle;
+mod lines;
 mod nodes;
 mod output;

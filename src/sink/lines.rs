@@ -1,0 +1,185 @@
+//! `--print`: one tcpdump-style line per packet on stdout, in the merged time
+//! order: the time (tcpdump's `-t` formats), the capture point, then
+//! [`kcap_lines`]' text with names after addresses, and `-x`/`-X`/`--ascii` dumps.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use kcap_lines::{Printer, dump};
+use kcap_pcap::{LinkType, Packet};
+
+use super::{Interface, Sink, SinkError, SourceEnd};
+use crate::config::{PrintSettings, TimeFormat};
+use crate::event::SourceId;
+
+/// Addresses kcap knows a name for: pods (`prod/web-0`), services
+/// (`prod/svc/web`) and nodes (`node-a`).
+#[derive(Debug, Default, Clone)]
+pub struct NameTable(HashMap<IpAddr, String>);
+
+impl NameTable {
+    pub fn new(names: impl IntoIterator<Item = (IpAddr, String)>) -> NameTable {
+        let mut table = HashMap::new();
+        for (ip, name) in names {
+            // The first name wins: pods come before the nodes whose IP a hostNetwork pod shares.
+            table.entry(ip).or_insert(name);
+        }
+        NameTable(table)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl kcap_lines::Names for NameTable {
+    fn name(&self, ip: IpAddr) -> Option<&str> {
+        self.0.get(&ip).map(String::as_str)
+    }
+}
+
+/// Per source: its link type and capture point, once it started.
+#[derive(Clone, Default)]
+struct Described {
+    link: Option<LinkType>,
+    point: String,
+}
+
+pub struct LinesSink<W: Write = std::io::Stdout> {
+    out: BufWriter<W>,
+    printer: Printer,
+    settings: PrintSettings,
+    names: Arc<NameTable>,
+    sources: Vec<Described>,
+    first_ts: Option<u64>,
+    prev_ts: Option<u64>,
+}
+
+impl LinesSink<std::io::Stdout> {
+    pub fn stdout(settings: PrintSettings, names: Arc<NameTable>) -> Self {
+        LinesSink::new(std::io::stdout(), settings, names)
+    }
+}
+
+impl<W: Write + Send> LinesSink<W> {
+    pub fn new(out: W, settings: PrintSettings, names: Arc<NameTable>) -> Self {
+        LinesSink {
+            out: BufWriter::with_capacity(64 << 10, out),
+            printer: Printer::new(),
+            settings,
+            names,
+            sources: Vec::new(),
+            first_ts: None,
+            prev_ts: None,
+        }
+    }
+
+    /// The time column, as tcpdump's `-t` options print it.
+    fn time(&mut self, ts: u64) -> String {
+        let first = *self.first_ts.get_or_insert(ts);
+        let prev = self.prev_ts.replace(ts).unwrap_or(ts);
+        let fraction = |nanos: u64| {
+            if self.settings.nanos {
+                format!("{nanos:09}")
+            } else {
+                format!("{:06}", nanos / 1000)
+            }
+        };
+        let (secs, nanos) = (ts / 1_000_000_000, ts % 1_000_000_000);
+        let span = |d: u64| {
+            let (s, n) = (d / 1_000_000_000, d % 1_000_000_000);
+            format!(
+                "{:02}:{:02}:{:02}.{}",
+                s / 3600,
+                s / 60 % 60,
+                s % 60,
+                fraction(n)
+            )
+        };
+        match self.settings.time {
+            TimeFormat::None => String::new(),
+            TimeFormat::Epoch => format!("{secs}.{} ", fraction(nanos)),
+            TimeFormat::Clock => {
+                let t = crate::time::local(secs as i64);
+                format!(
+                    "{:02}:{:02}:{:02}.{} ",
+                    t.hour,
+                    t.minute,
+                    t.second,
+                    fraction(nanos)
+                )
+            }
+            TimeFormat::Date => {
+                let t = crate::time::local(secs as i64);
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{} ",
+                    t.year,
+                    t.month,
+                    t.day,
+                    t.hour,
+                    t.minute,
+                    t.second,
+                    fraction(nanos)
+                )
+            }
+            TimeFormat::Delta => format!("{} ", span(ts.saturating_sub(prev))),
+            TimeFormat::SinceFirst => format!("{} ", span(ts.saturating_sub(first))),
+        }
+    }
+
+    fn error(&self, source: std::io::Error) -> SinkError {
+        SinkError::Write {
+            target: "stdout".into(),
+            source,
+        }
+    }
+}
+
+impl<W: Write + Send> Sink for LinesSink<W> {
+    fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
+        if self.sources.len() <= interface.source {
+            self.sources
+                .resize(interface.source + 1, Described::default());
+        }
+        self.sources[interface.source] = Described {
+            link: Some(interface.link_type),
+            point: interface.info.point.clone(),
+        };
+        Ok(())
+    }
+
+    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+        let Some(Described {
+            link: Some(link),
+            point,
+        }) = self.sources.get(source).cloned()
+        else {
+            return Ok(());
+        };
+        let time = self.time(packet.ts_nanos);
+        let line = self
+            .printer
+            .describe(link, &packet.data, packet.orig_len, self.names.as_ref());
+        let dumped = match self.settings.dump {
+            Some(kind) => dump(kind, packet.data.get(line.link_header_len..).unwrap_or(&[])),
+            None => String::new(),
+        };
+        let result = writeln!(self.out, "{time}{point} {}{dumped}", line.text);
+        result.map_err(|e| self.error(e))
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let result = self.out.flush();
+        result.map_err(|e| self.error(e))
+    }
+
+    fn source_end(&mut self, _: SourceEnd<'_>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.flush()
+    }
+}

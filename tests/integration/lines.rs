@@ -1,0 +1,135 @@
+//! `--print` on the test bed: the lines kcap prints live are the lines tcpdump
+//! prints from the file kcap wrote (`tcpdump -n -r`; what may differ is in
+//! `kcap_lines::compare`), for a Kubernetes capture (Linux cooked v2, pcapng) and
+//! SSH captures (Ethernet into pcap, and cooked v1 with `-y LINUX_SLL`); and with
+//! names on, pod and service addresses carry their names.
+
+use std::process::{Command, Stdio};
+
+use crate::kube::LIMIT;
+use crate::util::{Bed, assert_ok, run, stderr};
+
+/// Runs kcap (`--print --no-names -c N -o FILE` added), then tcpdump on the file;
+/// every line must agree and come from one of `points`.
+fn print_matches_tcpdump(bed: &Bed, mut cmd: Command, file: &str, count: usize, points: &[String]) {
+    let path = bed.path(file);
+    let out = run(
+        cmd.args(["--print", "--no-names", "-c", &count.to_string(), "-o"])
+            .arg(&path),
+        LIMIT,
+    );
+    assert_ok(&out);
+    let ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let tcpdump = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(&path)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tcpdump");
+    let theirs: Vec<String> = String::from_utf8_lossy(&tcpdump.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ours.len(), count, "{file}: {}", stderr(&out));
+    assert_eq!(theirs.len(), count, "{file}");
+    for (o, t) in ours.iter().zip(&theirs) {
+        let (o_time, o_rest) = o.split_once(' ').unwrap();
+        let (t_time, t_rest) = t.split_once(' ').unwrap();
+        assert_eq!(o_time, t_time, "{file}:\n{o}\n{t}");
+        let (point, line) = o_rest.split_once(' ').unwrap();
+        assert!(
+            points.iter().any(|p| p == point),
+            "{file}: capture point {point:?} not in {points:?}"
+        );
+        assert!(
+            kcap_lines::compare::agrees_with_tcpdump(t_rest, line),
+            "{file}:\n   kcap: {line}\ntcpdump: {t_rest}"
+        );
+    }
+}
+
+#[test]
+fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
+    let bed = crate::kube::cluster();
+    let web: Vec<String> = bed
+        .pods_of("web")
+        .iter()
+        .map(|p| format!("prod/{p}"))
+        .collect();
+    let mut k = bed.kcap_kube();
+    k.args(["-n", "prod", "deploy/web"]);
+    print_matches_tcpdump(&bed, k, "web.pcapng", 40, &web);
+    let mut eth = bed.kcap();
+    eth.args(["--ssh-host", "node-a", "-i", "eth0"]);
+    print_matches_tcpdump(&bed, eth, "eth.pcap", 30, &["node-a:eth0".to_string()]);
+    let mut sll = bed.kcap();
+    sll.args(["--ssh-host", "node-b", "-y", "LINUX_SLL"]);
+    print_matches_tcpdump(&bed, sll, "sll.pcap", 30, &["node-b:any".to_string()]);
+
+    // Names: pings from the toolbox pod to the web service's cluster IP (nobody
+    // answers; the request is enough) and to a web pod.
+    let svc_ip = bed.kubectl_out(&[
+        "get",
+        "svc",
+        "-n",
+        "prod",
+        "web",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let web_ip = bed.pod_field("web", "status.podIP")[0].clone();
+    let netns = bed.pod_netns("prod", "toolbox");
+    let pings: Vec<_> = [&svc_ip, &web_ip]
+        .iter()
+        .map(|ip| {
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &netns, "ping", "-q", "-c", "40", "-i", "0.2", ip,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start ping")
+        })
+        .collect();
+    let out = run(
+        bed.kcap_kube()
+            .args([
+                "-n",
+                "prod",
+                "pod/toolbox",
+                "--container",
+                "tools",
+                "--filter",
+                "icmp",
+            ])
+            .args(["--print", "-c", "12", "-d", "30s"]),
+        LIMIT,
+    );
+    for mut p in pings {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let web_name = bed.kubectl_out(&[
+        "get",
+        "pods",
+        "-n",
+        "prod",
+        "-o",
+        &format!("jsonpath={{.items[?(@.status.podIP==\"{web_ip}\")].metadata.name}}"),
+    ]);
+    for says in [
+        "prod/toolbox if".to_string(),
+        "IP 10.244.".to_string(),
+        format!("(prod/toolbox) > {svc_ip}(prod/svc/web): ICMP echo request"),
+        format!("(prod/toolbox) > {web_ip}(prod/{web_name}): ICMP echo request"),
+        format!("{web_ip}(prod/{web_name}) > "),
+    ] {
+        assert!(text.contains(&says), "no {says:?} in:\n{text}");
+    }
+}
