@@ -217,6 +217,13 @@ pub struct Cli {
     #[arg(long, short = 'y', value_name = "LINKTYPE", help_heading = "Output")]
     pub linktype: Option<String>,
 
+    /// Read a pcap or pcapng file (`-` for stdin) instead of capturing: print it as
+    /// --print does (kcap's interface descriptions on stderr), or rewrite it with -o
+    /// (pcap <-> pcapng). TYPE/NAME targets (pod/NAME, node/NAME) and --pod select
+    /// interfaces of a kcap file; -c stops early.
+    #[arg(long, short = 'r', value_name = "FILE", help_heading = "Lines")]
+    pub read: Option<PathBuf>,
+
     /// Print one line per packet on stdout, like tcpdump (time, capture point, then
     /// tcpdump's `-n` text, addresses followed by pod, service or node names). With
     /// -o the file is written too; without it, no file.

@@ -157,7 +157,9 @@ impl PrintSettings {
             _ => return Err(usage("-x, -X and --ascii are one choice: give one of them")),
         };
         let asked = dump.is_some() || cli.time > 0 || cli.nano || cli.micro || cli.no_names;
-        if !cli.print {
+        // Reading a file prints it, as tcpdump -r does, unless it is only rewritten (-o).
+        let print = cli.print || (cli.read.is_some() && cli.output.is_none());
+        if !print {
             if asked {
                 return Err(usage(
                     "-x, -X, --ascii, -t, --nano, --micro and --no-names shape --print's lines: add --print",
@@ -182,6 +184,63 @@ impl PrintSettings {
     }
 }
 
+/// `-r FILE`: which file, and which of its interfaces (`pod/NAME`, `--pod NAME`,
+/// `node/NAME`; none named: all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadSettings {
+    /// `None`: standard input (`-r -`).
+    pub path: Option<PathBuf>,
+    pub select: Vec<kcap_kube::target::Target>,
+}
+
+impl ReadSettings {
+    fn from_cli(cli: &Cli) -> Result<Option<ReadSettings>, UsageError> {
+        use kcap_kube::target::{Kind, Target};
+        let Some(path) = &cli.read else {
+            return Ok(None);
+        };
+        if !cli.ssh_hosts.is_empty()
+            || cli.selector.is_some()
+            || cli.follow
+            || cli.dry_run.is_some()
+        {
+            return Err(usage(
+                "-r reads a file: --ssh-host, -l, --follow and --dry-run are for captures",
+            ));
+        }
+        if cli.filter.is_some() || !cli.ports.is_empty() || cli.protocol != "all" {
+            return Err(usage(
+                "-r does not filter: kcap compiles no BPF itself; filter with tcpdump first \
+                 (tcpdump -r FILE -w - 'EXPR' | kcap -r -)",
+            ));
+        }
+        let mut select = Vec::new();
+        for t in &cli.targets {
+            let mut target = Target::parse(t).map_err(|e| usage(e.to_string()))?;
+            if target.kind == Kind::Pod {
+                target.namespace = cli.namespace.clone();
+            }
+            if !matches!(target.kind, Kind::Pod | Kind::Node) {
+                return Err(usage(format!(
+                    "-r selects a file's interfaces by pod/NAME or node/NAME, not {t}"
+                )));
+            }
+            select.push(target);
+        }
+        for p in &cli.pods {
+            select.push(Target {
+                kind: Kind::Pod,
+                namespace: cli.namespace.clone(),
+                name: p.clone(),
+            });
+        }
+        Ok(Some(ReadSettings {
+            path: (path != Path::new("-")).then(|| path.clone()),
+            select,
+        }))
+    }
+}
+
 /// `--dry-run[=FORMAT]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DryRun {
@@ -191,6 +250,8 @@ pub enum DryRun {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `-r FILE`: read a capture file instead of capturing.
+    pub read: Option<ReadSettings>,
     pub nodes: Vec<NodeTarget>,
     /// Pods, workloads and nodes through the Kubernetes API; also set when only
     /// `--filter` holds pod tokens (they need the API).
@@ -221,9 +282,10 @@ pub enum Verbosity {
 
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, UsageError> {
-        let kube_targets =
-            !cli.targets.is_empty() || !cli.pods.is_empty() || cli.selector.is_some();
-        if cli.ssh_hosts.is_empty() && !kube_targets {
+        let read = ReadSettings::from_cli(&cli)?;
+        let kube_targets = read.is_none()
+            && (!cli.targets.is_empty() || !cli.pods.is_empty() || cli.selector.is_some());
+        if cli.ssh_hosts.is_empty() && !kube_targets && read.is_none() {
             return Err(usage(
                 "no target: name pods or workloads (pod/NAME, deploy/NAME, --pod NAME, -l SELECTOR) \
                  or nodes (node/NAME, --ssh-host HOST); see kcap --help",
@@ -274,6 +336,7 @@ impl Config {
         let print = PrintSettings::from_cli(&cli)?;
         let output = match (&cli.output, &print) {
             (None, Some(_)) => None,
+            (None, None) if read.is_some() => None,
             _ => Some(resolve_output(
                 cli.output.as_deref(),
                 cli.format.as_deref(),
@@ -305,7 +368,7 @@ impl Config {
             .transpose()
             .map_err(|e| usage(format!("--filter: {e}")))?
             .is_some_and(|t| !t.is_empty());
-        let kube = (kube_targets || has_tokens)
+        let kube = (read.is_none() && (kube_targets || has_tokens))
             .then(|| resolve_kube(&cli, &ssh))
             .transpose()?;
         let verbosity = match (cli.quiet, cli.verbose) {
@@ -325,6 +388,7 @@ impl Config {
             }
         };
         let config = Config {
+            read,
             nodes,
             kube,
             filter,

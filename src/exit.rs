@@ -80,6 +80,9 @@ pub fn explain(error: &(dyn Error + 'static)) -> Explained {
     if let Some(e) = error.downcast_ref::<StreamError>() {
         return stream(e);
     }
+    if let Some(e) = error.downcast_ref::<crate::read::ReadError>() {
+        return read(e);
+    }
     if error.is::<kcap_capture::Error>() {
         return explained(Exit::Usage, None);
     }
@@ -100,6 +103,28 @@ pub fn chain(error: &dyn Error) -> String {
         source = cause.source();
     }
     text
+}
+
+fn read(error: &crate::read::ReadError) -> Explained {
+    use crate::read::ReadError;
+    match error {
+        ReadError::Open { .. } => explained(Exit::Other, Some("check the path given to -r".into())),
+        ReadError::NotACapture { .. } => explained(
+            Exit::NotACapture,
+            Some(
+                "-r reads pcap and pcapng files (as tcpdump -w, Wireshark and kcap write them)"
+                    .into(),
+            ),
+        ),
+        ReadError::Truncated { .. } => explained(
+            Exit::Other,
+            Some(
+                "the writer stopped in the middle of a packet (killed, disk full?); \
+                 every complete packet before that was read"
+                    .into(),
+            ),
+        ),
+    }
 }
 
 fn sink(error: &SinkError) -> Explained {

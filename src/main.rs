@@ -15,6 +15,7 @@ mod exit;
 mod follow;
 mod pipeline;
 mod plan;
+mod read;
 mod reaper;
 mod report;
 mod run;
@@ -66,8 +67,11 @@ fn main() -> std::process::ExitCode {
     exit.into()
 }
 
-/// Plan, then print the plan (`--dry-run`) or capture it and report.
+/// Read a file (`-r`), or plan, then print the plan (`--dry-run`) or capture it and report.
 async fn kcap(config: &Config) -> Exit {
+    if let Some(read) = &config.read {
+        return read::replay(config, read);
+    }
     if let Some(format) = config.dry_run {
         return match plan::build(config).await {
             Ok(plan) => dry_run::check_and_print(&plan, format).await,

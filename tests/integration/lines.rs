@@ -10,8 +10,14 @@ use crate::kube::LIMIT;
 use crate::util::{Bed, assert_ok, run, stderr};
 
 /// Runs kcap (`--print --no-names -c N -o FILE` added), then tcpdump on the file;
-/// every line must agree and come from one of `points`.
-fn print_matches_tcpdump(bed: &Bed, mut cmd: Command, file: &str, count: usize, points: &[String]) {
+/// every line must agree and come from one of `points`. Returns kcap's lines.
+fn print_matches_tcpdump(
+    bed: &Bed,
+    mut cmd: Command,
+    file: &str,
+    count: usize,
+    points: &[String],
+) -> Vec<String> {
     let path = bed.path(file);
     let out = run(
         cmd.args(["--print", "--no-names", "-c", &count.to_string(), "-o"])
@@ -49,6 +55,23 @@ fn print_matches_tcpdump(bed: &Bed, mut cmd: Command, file: &str, count: usize, 
             "{file}:\n   kcap: {line}\ntcpdump: {t_rest}"
         );
     }
+    ours
+}
+
+/// kcap -r with ARGS on FILE: its stdout lines, stderr and exit code.
+fn read_back(bed: &Bed, args: &[&str]) -> (Vec<String>, String, Option<i32>) {
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_kcap"))
+            .current_dir(bed.path(""))
+            .arg("-r")
+            .args(args),
+        LIMIT,
+    );
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (lines, stderr(&out), out.status.code())
 }
 
 #[test]
@@ -61,7 +84,50 @@ fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
         .collect();
     let mut k = bed.kcap_kube();
     k.args(["-n", "prod", "deploy/web"]);
-    print_matches_tcpdump(&bed, k, "web.pcapng", 40, &web);
+    let live = print_matches_tcpdump(&bed, k, "web.pcapng", 40, &web);
+
+    // -r prints the file as --print printed it live, and shows kcap's descriptions.
+    let (lines, err, code) = read_back(&bed, &["web.pcapng", "--no-names"]);
+    assert_eq!(
+        (lines.as_slice(), code),
+        (live.as_slice(), Some(0)),
+        "{err}"
+    );
+    assert!(err.contains("on node node-"), "{err}");
+    // One pod's interface, and -c.
+    let pod = live[0].split(' ').nth(1).unwrap().to_string();
+    let (lines, _, _) = read_back(
+        &bed,
+        &[
+            "web.pcapng",
+            "--no-names",
+            &format!("pod/{}", pod.split('/').nth(1).unwrap()),
+        ],
+    );
+    let expected: Vec<&String> = live
+        .iter()
+        .filter(|l| l.split(' ').nth(1) == Some(&pod))
+        .collect();
+    assert_eq!(lines.iter().collect::<Vec<_>>(), expected);
+    let (lines, _, _) = read_back(&bed, &["web.pcapng", "-c", "3"]);
+    assert_eq!(lines.len(), 3);
+    // Rewritten as pcap: the same packets for tcpdump.
+    let (_, err, code) = read_back(&bed, &["web.pcapng", "-o", "web-again.pcap"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        crate::util::tshark_count(&bed.path("web-again.pcap"), None),
+        40
+    );
+    // A file cut inside a packet: every complete packet, then the error (exit 1).
+    let whole = std::fs::read(bed.path("web.pcapng")).unwrap();
+    std::fs::write(bed.path("cut.pcapng"), &whole[..whole.len() - 30]).unwrap();
+    let (lines, err, code) = read_back(&bed, &["cut.pcapng", "--no-names"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("cut.pcapng ends inside a packet after"),
+        "{err}"
+    );
+    assert!(!lines.is_empty() && live.starts_with(&lines), "{lines:?}");
     let mut eth = bed.kcap();
     eth.args(["--ssh-host", "node-a", "-i", "eth0"]);
     print_matches_tcpdump(&bed, eth, "eth.pcap", 30, &["node-a:eth0".to_string()]);

@@ -1,0 +1,251 @@
+//! `-r FILE`: a capture file read back instead of a capture, one record at a
+//! time (memory does not grow with the file): printed by the lines sink, or
+//! rewritten by the file sink (`-o`: pcap <-> pcapng, a subset of interfaces).
+//! kcap's interface descriptions (pod, node, container, method) are shown; a
+//! file that ends inside a packet prints up to the last complete one and says so.
+
+use std::io::Read;
+
+use kcap_pcap::{CaptureFileReader, InterfaceInfo};
+
+use crate::config::{Config, ReadSettings};
+use crate::event::SourceInfo;
+use crate::exit::Exit;
+use crate::sink::file::FileSink;
+use crate::sink::lines::LinesSink;
+use crate::sink::{Interface, Sink, SinkError, SourceEnd};
+
+/// Why a file could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot open {name}")]
+    Open {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name} is not a pcap or pcapng file")]
+    NotACapture {
+        name: String,
+        #[source]
+        source: kcap_pcap::Error,
+    },
+    #[error("{name} ends inside a packet after {packets} complete packets")]
+    Truncated {
+        name: String,
+        packets: u64,
+        #[source]
+        source: kcap_pcap::Error,
+    },
+}
+
+/// Reads the file to its end (or `-c`) into the sinks; returns the exit code.
+pub fn replay(config: &Config, read: &ReadSettings) -> Exit {
+    let name = match &read.path {
+        Some(p) => p.display().to_string(),
+        None => "stdin".to_string(),
+    };
+    let input: Box<dyn Read> = match &read.path {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) => match std::fs::File::open(p) {
+            Ok(f) => Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+            Err(source) => return crate::report::error(None, &ReadError::Open { name, source }),
+        },
+    };
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(output) = &config.output {
+        match crate::sink::file::open(output).and_then(|o| FileSink::new(o, output.format)) {
+            Ok(sink) => sinks.push(Box::new(sink)),
+            Err(e) => return crate::report::error(None, &e),
+        }
+    }
+    if let Some(print) = config.print {
+        // A file names no addresses (its name resolution blocks are not read yet).
+        sinks.push(Box::new(LinesSink::stdout(print, Default::default())));
+    }
+    let mut replay = Replay {
+        sinks,
+        read,
+        shown: Vec::new(),
+        quiet: config.verbosity == crate::config::Verbosity::Quiet,
+    };
+    let result = replay.run(input, &name, config.count);
+    match result {
+        Ok(()) => Exit::Success,
+        Err(Failure::Read(e)) => {
+            let exit = crate::report::error(None, &e);
+            // What was read is out: finish the sinks so a rewritten file is complete.
+            let _ = replay.finish();
+            exit
+        }
+        Err(Failure::Sink(e)) => crate::report::error(None, &e),
+    }
+}
+
+enum Failure {
+    Read(ReadError),
+    Sink(SinkError),
+}
+
+impl From<SinkError> for Failure {
+    fn from(e: SinkError) -> Failure {
+        Failure::Sink(e)
+    }
+}
+
+struct Replay<'a> {
+    sinks: Vec<Box<dyn Sink>>,
+    read: &'a ReadSettings,
+    /// Per interface of the file: whether it is selected (once it was announced).
+    shown: Vec<Option<bool>>,
+    quiet: bool,
+}
+
+impl Replay<'_> {
+    fn run(&mut self, input: Box<dyn Read>, name: &str, count: Option<u64>) -> Result<(), Failure> {
+        let mut reader = CaptureFileReader::new(input).map_err(|source| {
+            Failure::Read(ReadError::NotACapture {
+                name: name.into(),
+                source,
+            })
+        })?;
+        let mut packets = 0u64;
+        while count.is_none_or(|c| packets < c) {
+            let record = match reader.next() {
+                None => break,
+                Some(Ok(record)) => record,
+                Some(Err(source)) => {
+                    return Err(Failure::Read(ReadError::Truncated {
+                        name: name.into(),
+                        packets,
+                        source,
+                    }));
+                }
+            };
+            let id = record.interface_id as usize;
+            if !self.announce(id, &reader.interfaces()[id])? {
+                continue;
+            }
+            for sink in &mut self.sinks {
+                sink.packet(id, &record.packet)?;
+            }
+            packets += 1;
+        }
+        for stats in reader.statistics() {
+            let id = stats.interface_id as usize;
+            if self.shown.get(id).copied().flatten() == Some(true) {
+                let end = SourceEnd {
+                    source: id,
+                    statistics: None,
+                    first_ts: stats.statistics.start_nanos,
+                    last_ts: stats.statistics.end_nanos,
+                };
+                for sink in &mut self.sinks {
+                    sink.source_end(end)?;
+                }
+            }
+        }
+        self.finish()?;
+        Ok(())
+    }
+
+    /// Tells the sinks about interface `id` the first time one of its packets
+    /// comes; returns whether it is selected.
+    fn announce(&mut self, id: usize, iface: &InterfaceInfo) -> Result<bool, SinkError> {
+        if self.shown.len() <= id {
+            self.shown.resize(id + 1, None);
+        }
+        if let Some(selected) = self.shown[id] {
+            return Ok(selected);
+        }
+        let name = iface
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("interface {id}"));
+        let selected =
+            self.read.select.is_empty() || self.read.select.iter().any(|t| matches(t, &name));
+        self.shown[id] = Some(selected);
+        if !selected {
+            return Ok(false);
+        }
+        if !self.quiet {
+            match &iface.description {
+                Some(d) => eprintln!("kcap: {name}: {d}"),
+                None => eprintln!("kcap: {name}: {}", iface.link_type.name()),
+            }
+        }
+        let info = SourceInfo {
+            label: name.clone(),
+            point: point(&name),
+            interface_name: name.clone(),
+            description: iface.description.clone().unwrap_or_default(),
+            comment: None,
+        };
+        let interface = Interface {
+            source: id,
+            info: &info,
+            link_type: iface.link_type,
+            snaplen: iface.snaplen,
+        };
+        for sink in &mut self.sinks {
+            sink.interface(interface)?;
+        }
+        Ok(true)
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.sinks.iter_mut().try_for_each(|s| s.finish())
+    }
+}
+
+/// kcap's interface names are `NS/POD/IFACE`, `node/NODE/IFACE` and `HOST:IFACE`;
+/// the capture point of a line is the pod, or the node with its interface.
+fn point(name: &str) -> String {
+    match name.rsplit_once('/') {
+        Some((rest, iface)) if rest.starts_with("node/") => {
+            format!("{}:{iface}", &rest["node/".len()..])
+        }
+        Some((pod, _)) if pod.contains('/') => pod.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// Whether `name` (one of kcap's interface names) is the interface of `target`.
+fn matches(target: &kcap_kube::target::Target, name: &str) -> bool {
+    use kcap_kube::target::Kind;
+    let point = point(name);
+    match target.kind {
+        Kind::Node => point.split(':').next() == Some(target.name.as_str()),
+        _ => match point.split_once('/') {
+            Some((ns, pod)) => {
+                pod == target.name && target.namespace.as_deref().is_none_or(|n| n == ns)
+            }
+            None => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kcap_kube::target::Target;
+
+    use super::*;
+
+    #[test]
+    fn points_and_selection_from_kcaps_interface_names() {
+        assert_eq!(point("prod/web-0/any"), "prod/web-0");
+        assert_eq!(point("node/worker-1/eth0"), "worker-1:eth0");
+        assert_eq!(point("node-a:any"), "node-a:any");
+        let pod = Target::parse("pod/web-0").unwrap();
+        assert!(matches(&pod, "prod/web-0/any"));
+        assert!(!matches(&pod, "prod/web-01/any"));
+        let mut in_dev = pod.clone();
+        in_dev.namespace = Some("dev".into());
+        assert!(!matches(&in_dev, "prod/web-0/any"));
+        assert!(matches(&in_dev, "dev/web-0/any"));
+        let node = Target::parse("node/node-a").unwrap();
+        assert!(matches(&node, "node-a:eth0"));
+        assert!(matches(&node, "node/node-a/any"));
+        assert!(!matches(&node, "prod/node-a/any"));
+    }
+}
