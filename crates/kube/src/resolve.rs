@@ -58,7 +58,7 @@ impl Scope {
                 Ok(Some(node)) => Ok(Resolved::Node(Box::new(node))),
                 Ok(None) => Err(Error::NodeNotFound {
                     name: target.name.clone(),
-                    existing: names(&api, "nodes", "").await,
+                    existing: names(&api).await,
                 }),
                 Err(e) => Err(Error::from_kube(e, "get", "nodes", "")),
             };
@@ -136,16 +136,16 @@ impl Scope {
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
         match api.get_opt(&target.name).await {
             Ok(Some(object)) => Ok(object),
-            Ok(None) => Err(self.not_found(&api, ns, target, resource).await),
+            Ok(None) => Err(self.not_found(&api, ns, target).await),
             Err(e) => Err(Error::from_kube(e, "get", resource, ns)),
         }
     }
 
-    async fn not_found<K>(&self, api: &Api<K>, ns: &str, target: &Target, resource: &str) -> Error
+    async fn not_found<K>(&self, api: &Api<K>, ns: &str, target: &Target) -> Error
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
-        let existing = names(api, resource, ns).await;
+        let existing = names(api).await;
         if existing.is_empty() {
             let namespaces: Api<Namespace> = Api::all(self.client.clone());
             if let Ok(list) = namespaces.list(&ListParams::default()).await {
@@ -253,7 +253,7 @@ fn label_selector(selector: &Option<LabelSelector>) -> Result<Option<String>, Er
 }
 
 /// Names of what exists, for not-found messages; empty when listing fails too.
-async fn names<K>(api: &Api<K>, _resource: &str, _ns: &str) -> Vec<String>
+async fn names<K>(api: &Api<K>) -> Vec<String>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
