@@ -4,31 +4,7 @@
 
 use std::fmt::Write as _;
 
-/// Which way kcap reached a pod's network (`--via`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Exec,
-    Ephemeral,
-    Node,
-    Ssh,
-}
-
-impl Method {
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Exec => "exec",
-            Method::Ephemeral => "ephemeral",
-            Method::Node => "node",
-            Method::Ssh => "ssh",
-        }
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::Method;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {

@@ -13,7 +13,6 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::Error;
-use crate::error::Method;
 use crate::pod::PodTarget;
 use crate::process::{PodProcess, params};
 
@@ -368,9 +367,6 @@ pub async fn exec_in_helper(
         .map_err(|e| Error::from_kube(e, "create", "pods/exec", &helper.namespace))?;
     Ok(PodProcess::new(attached))
 }
-
-/// The order `--via auto` tries.
-pub const AUTO_ORDER: [Method; 3] = [Method::Exec, Method::Ephemeral, Method::Node];
 
 fn random_suffix() -> String {
     use std::hash::{BuildHasher, Hasher};
