@@ -313,9 +313,11 @@ pub async fn create_helper(
             .get(&name)
             .await
             .map_err(|e| Error::from_kube(e, "get", "pods", namespace))?;
+        if crate::pod::is_running(&pod) {
+            return Ok(helper);
+        }
         let status = pod.status.unwrap_or_default();
         match status.phase.as_deref() {
-            Some("Running") => return Ok(helper),
             Some("Failed") | Some("Succeeded") => {
                 return Err(Error::HelperNotStarted {
                     helper: name,
@@ -408,6 +410,7 @@ mod tests {
             ip: None,
             host_network: false,
             phase: "Running".into(),
+            running: true,
             ports: Vec::new(),
         }
     }
