@@ -160,10 +160,12 @@ fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// A Kubernetes error with its hint; `label` names the target when there is one.
+/// Its message alone: it already says the cause, and the causes' own texts (kube-rs's
+/// include a debug dump of the server's status) would only repeat it.
 fn print_kube_error(label: Option<&str>, error: &kcap_kube::Error) -> Exit {
     match label {
-        Some(l) => eprintln!("kcap: {l}: error: {}", chain(error)),
-        None => eprintln!("kcap: error: {}", chain(error)),
+        Some(l) => eprintln!("kcap: {l}: error: {error}"),
+        None => eprintln!("kcap: error: {error}"),
     }
     if let Some(hint) = error.hint() {
         eprintln!("  hint: {hint}");
@@ -174,8 +176,8 @@ fn print_kube_error(label: Option<&str>, error: &kcap_kube::Error) -> Exit {
 fn kube_exit(error: &kcap_kube::Error) -> Exit {
     use kcap_kube::Error as K;
     match error {
-        K::Config(_) | K::Unreachable(_) => Exit::KubeUnreachable,
-        K::BadTarget(_) | K::FilterToken { .. } => Exit::Usage,
+        K::Config { .. } | K::Unreachable(_) => Exit::KubeUnreachable,
+        K::BadTarget(_) | K::Quote { .. } | K::FilterToken { .. } => Exit::Usage,
         K::NamespaceNotFound { .. }
         | K::NotFound { .. }
         | K::NodeNotFound { .. }
@@ -195,7 +197,12 @@ fn kube_exit(error: &kcap_kube::Error) -> Exit {
 }
 
 fn print_node_error(config: &Config, node: &SourceReport, error: &SourceError) -> Exit {
-    eprintln!("kcap: {}: error: {}", node.label, chain(error));
+    let text = match error {
+        // As in print_kube_error: the message says the cause.
+        SourceError::Kube(k) => k.to_string(),
+        other => chain(other),
+    };
+    eprintln!("kcap: {}: error: {text}", node.label);
     let (exit, hint) = explain(config, error);
     if let Some(hint) = hint {
         for line in hint.lines() {

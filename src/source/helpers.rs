@@ -95,9 +95,10 @@ async fn delete(ctx: &KubeContext, helper: &HelperPod) {
     let result = tokio::time::timeout(DELETE_TIMEOUT, helper.delete(&ctx.client))
         .await
         .unwrap_or_else(|_| {
-            Err(KubeError::Unreachable(format!(
-                "no answer within {DELETE_TIMEOUT:?}"
-            )))
+            Err(KubeError::Unreachable(Arc::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {DELETE_TIMEOUT:?}"),
+            ))))
         });
     match result {
         Ok(()) => ctx.reaper.deleted(helper),

@@ -331,16 +331,19 @@ async fn attempt(
                 } => (name.clone(), internal_ip.clone()),
             };
             let target = ssh_target(ctx, &node, ip).await?;
-            let capture = command
-                .to_argv("")
-                .map_err(|e| KubeError::BadTarget(e.to_string()))?;
+            let capture = command.to_argv("").map_err(|source| KubeError::Quote {
+                what: "the capture command",
+                source,
+            })?;
             let argv = methods::netns_argv(container_id, capture);
             let mut words = Vec::new();
             for a in &argv {
-                words.push(
-                    kcap_capture::quote::quote(a, "argument")
-                        .map_err(|e| KubeError::BadTarget(e.to_string()))?,
-                );
+                words.push(kcap_capture::quote::quote(a, "argument").map_err(|source| {
+                    KubeError::Quote {
+                        what: "the SSH command line",
+                        source,
+                    }
+                })?);
             }
             let sudo = if ctx.settings.ssh_sudo {
                 "sudo -n "
@@ -411,6 +414,7 @@ fn explain(job: &KubeJob, e: SourceError) -> SourceError {
                 pod: pod.label(),
                 container: pod.container.clone(),
                 message,
+                source: None,
             }
             .into()
         }
@@ -430,6 +434,7 @@ fn explain(job: &KubeJob, e: SourceError) -> SourceError {
                 pod: pod.label(),
                 container: pod.container.clone(),
                 message: format!("no shell in the image ({message})"),
+                source: None,
             }
             .into()
         }

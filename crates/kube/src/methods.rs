@@ -4,6 +4,7 @@
 //! [`netns_argv`], run by the caller over SSH). Every method yields a process that
 //! writes the pcap stream on stdout and stops when kcap's heartbeat stops.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -68,14 +69,20 @@ pub async fn exec(
     command: &CaptureCommand,
 ) -> Result<PodProcess, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-    let argv = command
-        .to_argv("")
-        .map_err(|e| Error::BadTarget(e.to_string()))?;
+    let argv = command.to_argv("").map_err(capture_command_error)?;
     let attached = api
         .exec(&pod.name, argv, &params(&pod.container))
         .await
         .map_err(|e| exec_error(e, pod))?;
     Ok(PodProcess::new(attached))
+}
+
+/// The capture command's values (interface, filter) cannot be passed on.
+fn capture_command_error(source: kcap_capture::Error) -> Error {
+    Error::Quote {
+        what: "the capture command",
+        source,
+    }
 }
 
 fn exec_error(e: kube::Error, pod: &PodTarget) -> Error {
@@ -86,6 +93,7 @@ fn exec_error(e: kube::Error, pod: &PodTarget) -> Error {
             pod: pod.label(),
             container: pod.container.clone(),
             message: "the image has no shell (sh) to run the capture".into(),
+            source: Some(Arc::new(e)),
         };
     }
     Error::from_kube(e, "create", "pods/exec", &pod.namespace)
@@ -102,11 +110,7 @@ pub async fn ephemeral(
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     let name = format!("kcap-{}", random_suffix());
     let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), GATE.into(), "kcap-gate".into()];
-    argv.extend(
-        command
-            .to_argv("")
-            .map_err(|e| Error::BadTarget(e.to_string()))?,
-    );
+    argv.extend(command.to_argv("").map_err(capture_command_error)?);
     let patch = json!({"spec": {"ephemeralContainers": [{
         "name": name,
         "image": image,
@@ -131,40 +135,39 @@ pub async fn ephemeral(
     let mut process = PodProcess::new(attached);
     process.write_stdin(GO).await.map_err(|e| Error::Api {
         what: "attach".into(),
-        message: e.to_string(),
+        source: Arc::new(e),
     })?;
     Ok(process)
 }
 
 /// What a refused `PATCH pods/NAME/ephemeralcontainers` means.
 fn ephemeral_patch_error(e: kube::Error, pod: &PodTarget) -> Error {
-    if let Some(message) = Error::admission_refusal(&e) {
+    if Error::admission_refusal(&e).is_some() {
         return Error::EphemeralRejected {
             pod: pod.label(),
-            message: message.into(),
+            source: Arc::new(e),
         };
     }
-    match e {
+    let message = match &e {
         // A server without the subresource (before 1.23, or the feature gate off)
         // answers 404 with empty details; a 404 naming the pod means it is gone
         // (kubectl debug tells them apart the same way).
         kube::Error::Api(s)
             if s.code == 404 && s.details.as_ref().is_none_or(|d| d.name.is_empty()) =>
         {
-            Error::EphemeralUnsupported {
-                pod: pod.label(),
-                message: format!(
-                    "the API server has no pods/ephemeralcontainers subresource \
-                     (Kubernetes before 1.23, or its EphemeralContainers feature gate is off): {}",
-                    s.message
-                ),
-            }
+            format!(
+                "the API server has no pods/ephemeralcontainers subresource \
+                 (Kubernetes before 1.23, or its EphemeralContainers feature gate is off): {}",
+                s.message
+            )
         }
-        kube::Error::Api(s) if s.code == 405 || s.code == 415 => Error::EphemeralUnsupported {
-            pod: pod.label(),
-            message: s.message,
-        },
-        e => Error::from_kube(e, "patch", "pods/ephemeralcontainers", &pod.namespace),
+        kube::Error::Api(s) if s.code == 405 || s.code == 415 => s.message.clone(),
+        _ => return Error::from_kube(e, "patch", "pods/ephemeralcontainers", &pod.namespace),
+    };
+    Error::EphemeralUnsupported {
+        pod: pod.label(),
+        message,
+        source: Some(Arc::new(e)),
     }
 }
 
@@ -194,6 +197,7 @@ async fn wait_ephemeral_running(api: &Api<Pod>, pod: &PodTarget, name: &str) -> 
                         "the debug container ended at once: {}",
                         t.message.or(t.reason).unwrap_or_default()
                     ),
+                    source: None,
                 });
             }
             if let Some(w) = state.waiting
@@ -208,6 +212,7 @@ async fn wait_ephemeral_running(api: &Api<Pod>, pod: &PodTarget, name: &str) -> 
                         "cannot pull the image (--image): {}",
                         w.message.unwrap_or_default()
                     ),
+                    source: None,
                 });
             }
         }
@@ -217,6 +222,7 @@ async fn wait_ephemeral_running(api: &Api<Pod>, pod: &PodTarget, name: &str) -> 
                 message: format!(
                     "the debug container {name} did not start within {START_TIMEOUT:?}"
                 ),
+                source: None,
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -289,17 +295,16 @@ pub async fn create_helper(
     api.create(&PostParams::default(), &manifest)
         .await
         .map_err(|e| {
-            let rejected = |message: &str| Error::HelperRejected {
-                namespace: namespace.into(),
-                node: node.into(),
-                message: message.into(),
-            };
-            if let Some(message) = Error::admission_refusal(&e) {
-                return rejected(message);
-            }
-            match e {
-                kube::Error::Api(s) if s.code == 422 || s.code == 400 => rejected(&s.message),
-                e => Error::from_kube(e, "create", "pods", namespace),
+            let rejected = Error::admission_refusal(&e).is_some()
+                || matches!(&e, kube::Error::Api(s) if s.code == 422 || s.code == 400);
+            if rejected {
+                Error::HelperRejected {
+                    namespace: namespace.into(),
+                    node: node.into(),
+                    source: Arc::new(e),
+                }
+            } else {
+                Error::from_kube(e, "create", "pods", namespace)
             }
         })?;
     let helper = HelperPod {
@@ -356,9 +361,7 @@ pub async fn exec_in_helper(
     command: &CaptureCommand,
 ) -> Result<PodProcess, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &helper.namespace);
-    let capture = command
-        .to_argv("")
-        .map_err(|e| Error::BadTarget(e.to_string()))?;
+    let capture = command.to_argv("").map_err(capture_command_error)?;
     let attached = api
         .exec(
             &helper.name,

@@ -3,6 +3,7 @@
 //! errors list what does exist, so a typo is fixed at once.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -237,7 +238,7 @@ impl Scope {
                 e @ (Error::Forbidden { .. } | Error::Unreachable(_)) => e,
                 other => Error::FilterToken {
                     token: text.to_string(),
-                    reason: other.to_string(),
+                    source: Some(Arc::new(other)),
                 },
             })?);
         }
