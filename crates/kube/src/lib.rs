@@ -15,6 +15,7 @@ pub mod pod;
 pub mod process;
 pub mod resolve;
 pub mod selector;
+mod start;
 pub mod target;
 
 pub use error::Error;

@@ -5,7 +5,6 @@
 //! writes the pcap stream on stdout and stops when kcap's heartbeat stops.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kcap_capture::command::CaptureCommand;
@@ -16,13 +15,11 @@ use serde_json::json;
 use crate::Error;
 use crate::pod::PodTarget;
 use crate::process::{PodProcess, params};
+use crate::start::{self, START_TIMEOUT, Start};
 
 /// Default image for ephemeral and helper containers: public, has sh, tcpdump,
 /// nsenter and crictl-less but `nsenter`; tests pass `--image kcap.test/capture:1`.
 pub const DEFAULT_IMAGE: &str = "docker.io/nicolaka/netshoot:latest";
-
-/// How long a debug or helper container may take to start.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Waits for a first stdin line before starting the capture, so the pcap header is
 /// written after kcap attached (attaching to a running capture can miss it). A
@@ -172,61 +169,22 @@ fn ephemeral_patch_error(e: kube::Error, pod: &PodTarget) -> Error {
 }
 
 async fn wait_ephemeral_running(api: &Api<Pod>, pod: &PodTarget, name: &str) -> Result<(), Error> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let current = api
-            .get(&pod.name)
-            .await
-            .map_err(|e| Error::from_kube(e, "get", "pods", &pod.namespace))?;
-        let status = current
-            .status
-            .and_then(|s| s.ephemeral_container_statuses)
-            .unwrap_or_default();
-        if let Some(state) = status
-            .iter()
-            .find(|s| s.name == name)
-            .and_then(|s| s.state.clone())
-        {
-            if state.running.is_some() {
-                return Ok(());
-            }
-            if let Some(t) = state.terminated {
-                return Err(Error::EphemeralUnsupported {
-                    pod: pod.label(),
-                    message: format!(
-                        "the debug container ended at once: {}",
-                        t.message.or(t.reason).unwrap_or_default()
-                    ),
-                    source: None,
-                });
-            }
-            if let Some(w) = state.waiting
-                && matches!(
-                    w.reason.as_deref(),
-                    Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")
-                )
-            {
-                return Err(Error::EphemeralUnsupported {
-                    pod: pod.label(),
-                    message: format!(
-                        "cannot pull the image (--image): {}",
-                        w.message.unwrap_or_default()
-                    ),
-                    source: None,
-                });
-            }
+    let state = |p: &Pod| start::debug_container(p, name);
+    let message = match start::await_start(api, &pod.name, state)
+        .await?
+        .map(|p| state(&p))
+    {
+        Some(Start::Running) => return Ok(()),
+        Some(Start::Failed(why)) => why,
+        Some(Start::Pending) | None => {
+            format!("the debug container {name} did not start within {START_TIMEOUT:?}")
         }
-        if Instant::now() > deadline {
-            return Err(Error::EphemeralUnsupported {
-                pod: pod.label(),
-                message: format!(
-                    "the debug container {name} did not start within {START_TIMEOUT:?}"
-                ),
-                source: None,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    Err(Error::EphemeralUnsupported {
+        pod: pod.label(),
+        message,
+        source: None,
+    })
 }
 
 /// A helper pod kcap created; [`HelperPod::delete`] removes it. The reaper (see the
@@ -312,45 +270,22 @@ pub async fn create_helper(
         name: name.clone(),
     };
     on_created(&helper);
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let pod = api
-            .get(&name)
-            .await
-            .map_err(|e| Error::from_kube(e, "get", "pods", namespace))?;
-        if crate::pod::is_running(&pod) {
-            return Ok(helper);
-        }
-        let status = pod.status.unwrap_or_default();
-        match status.phase.as_deref() {
-            Some("Failed") | Some("Succeeded") => {
-                return Err(Error::HelperNotStarted {
-                    helper: name,
-                    node: node.into(),
-                    message: status
-                        .message
-                        .or(status.reason)
-                        .unwrap_or_else(|| "it ended".into()),
-                });
-            }
-            _ => {}
-        }
-        if Instant::now() > deadline {
-            let why = status
-                .conditions
-                .iter()
-                .flatten()
-                .filter_map(|c| c.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(Error::HelperNotStarted {
-                helper: name,
-                node: node.into(),
-                message: format!("not running after {START_TIMEOUT:?} {why}"),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let last = start::await_start(&api, &name, start::helper_pod).await?;
+    let message = match last.as_ref().map(start::helper_pod) {
+        Some(Start::Running) => return Ok(helper),
+        Some(Start::Failed(why)) => why,
+        Some(Start::Pending) | None => format!(
+            "not running after {START_TIMEOUT:?} {}",
+            last.as_ref()
+                .map(start::pending_reasons)
+                .unwrap_or_default()
+        ),
+    };
+    Err(Error::HelperNotStarted {
+        helper: name,
+        node: node.into(),
+        message,
+    })
 }
 
 /// Captures in `container_id`'s network namespace (empty: the node's) from the helper.
