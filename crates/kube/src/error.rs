@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::Method;
+use crate::access::ENFORCE_LABEL;
 
 /// A cause that is not always of one type (kube-rs's configuration errors, a
 /// [`kube::Error`], an I/O error, a timeout).
@@ -339,9 +340,6 @@ impl Error {
         }
     }
 }
-
-/// The namespace label that sets the Pod Security level admission enforces.
-const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
 /// Pod Security admission words every refusal `... violates PodSecurity "LEVEL:VERSION": ...`.
 fn is_pod_security(message: &str) -> bool {

@@ -3,8 +3,10 @@
 //! resolution of workloads and services to pods ([`selector`], [`resolve`]), filter
 //! tokens ([`filter_tokens`]), the capture methods ([`method`] names them,
 //! [`methods`] runs them) producing a [`process::PodProcess`], and watching a
-//! selector for new pods ([`follow`]).
+//! selector for new pods ([`follow`]). [`access`] asks what the account may do
+//! before doing it.
 
+pub mod access;
 pub mod client;
 pub mod error;
 pub mod filter_tokens;

@@ -254,7 +254,7 @@ fn label_selector(selector: &Option<LabelSelector>) -> Result<Option<String>, Er
 }
 
 /// Names of what exists, for not-found messages; empty when listing fails too.
-async fn names<K>(api: &Api<K>) -> Vec<String>
+pub(crate) async fn names<K>(api: &Api<K>) -> Vec<String>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
