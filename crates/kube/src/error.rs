@@ -7,12 +7,14 @@
 //! kube-rs's configuration errors, I/O errors. The message (`Display`) already says
 //! the cause in the user's words, so printing the message alone tells the whole
 //! story; the source is there for programs (a status code, an `io::ErrorKind`).
-//! [`Error::kube_error`] reaches the [`kube::Error`] behind any variant.
+//! [`Error::kube_error`] reaches the [`kube::Error`] behind whichever variant wraps
+//! one.
 //!
 //! The type is `Clone`, because a helper pod that failed to start is one answer
 //! shared by every capture waiting for it: causes are held in an [`Arc`], and a
-//! `source()` is that `Arc` (its message and its own `source()` are the cause's;
-//! downcast to `Arc<kube::Error>`, or use [`Error::kube_error`]).
+//! `source()` is that `Arc` (its message and its own `source()` are the cause's).
+//! Downcast a source to the field's type (`Arc<kube::Error>`, [`Cause`],
+//! `kcap_capture::Error`), or use [`Error::kube_error`].
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
