@@ -2,7 +2,7 @@
 //! `[ns/]deploy/NAME`, `[ns/]ds/NAME`, `[ns/]sts/NAME` and `[ns/]svc/NAME` stand for
 //! the addresses of the matching pods (a service also for its cluster IP), written
 //! as `(host a or host b)` wherever they appear. Finding and substituting are pure
-//! (tested here); looking the addresses up is [`crate::resolve::token_hosts`].
+//! (tested here); looking the addresses up is [`crate::resolve::Scope::token_hosts`].
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -58,7 +58,7 @@ pub async fn watch(
 }
 
 /// After a pod's capture was lost with the API connection: asks for the pod every
-/// [`RETRY`] until the API answers, and sends [`Change::Running`] if it still runs.
+/// second (`RETRY`) until the API answers, and sends [`Change::Running`] if it still runs.
 /// (The watcher's re-list may come before the lost capture has ended, when the
 /// pod still counts as captured; this closes that gap.) Ends when `changes` closes.
 pub async fn when_back(
