@@ -85,17 +85,19 @@ pub enum Error {
     NoPods { what: String },
     #[error("pod {pod} is {phase}, not Running: there is no network to capture")]
     PodNotRunning { pod: String, phase: String },
-    /// RBAC refused `verb` on `resource` (a 403 that is not an admission refusal).
+    /// RBAC refused `verb` on `resource`: the server did (`source`: its 403, one that
+    /// is not an admission refusal; `message` is the server's), or a dry run's access
+    /// review foresaw it (no `source`).
     #[error(
-        "forbidden: this account may not {verb} {resource} in namespace {namespace} ({})",
-        api_message(source)
+        "forbidden: this account may not {verb} {resource} in namespace {namespace} ({message})"
     )]
     Forbidden {
         verb: String,
         resource: String,
         namespace: String,
+        message: String,
         #[source]
-        source: Arc<kube::Error>,
+        source: Option<Arc<kube::Error>>,
     },
     /// Any other failed request (`what`: its verb and resource): the server's
     /// status, or a [`kube::Error`] of kube-rs itself (a response it could not
@@ -145,15 +147,15 @@ pub enum Error {
         #[source]
         source: Option<Arc<kube::Error>>,
     },
-    /// Admission (Pod Security, a policy webhook) refused the debug container.
-    #[error(
-        "pod {pod}: the debug container was refused by admission: {}",
-        api_message(source)
-    )]
+    /// Admission (Pod Security, a policy webhook) refused the debug container
+    /// (`source`: the refused request, `message` the server's reason), or a dry run
+    /// foresaw it from the namespace's Pod Security level (no `source`).
+    #[error("pod {pod}: the debug container was refused by admission: {message}")]
     EphemeralRejected {
         pod: String,
+        message: String,
         #[source]
-        source: Arc<kube::Error>,
+        source: Option<Arc<kube::Error>>,
     },
     /// The helper pod was created but did not come to run (it ended, or timed out).
     #[error("helper pod {helper} on node {node} did not start: {message}")]
@@ -162,16 +164,16 @@ pub enum Error {
         node: String,
         message: String,
     },
-    /// Creating the helper pod was refused: by admission, or as invalid (422, 400).
-    #[error(
-        "helper pod in namespace {namespace} on node {node} was rejected: {}",
-        api_message(source)
-    )]
+    /// Creating the helper pod was refused, by admission or as invalid (422, 400):
+    /// `source` is the refused request, `message` the server's reason; a dry run
+    /// that foresaw it has no `source`.
+    #[error("helper pod in namespace {namespace} on node {node} was rejected: {message}")]
     HelperRejected {
         namespace: String,
         node: String,
+        message: String,
         #[source]
-        source: Arc<kube::Error>,
+        source: Option<Arc<kube::Error>>,
     },
     #[error(
         "pod {pod}: the container runtime gave no process for container {container_id}: {message}"
@@ -253,13 +255,13 @@ impl Error {
             Error::ToolMissing { .. } => "capture from outside the container: --via ephemeral (a debug container with tcpdump) or --via node (a helper pod on the node)".into(),
             Error::PermissionDenied { .. } => "the container runs as non-root: use --via ephemeral (adds NET_RAW/NET_ADMIN) or --via node".into(),
             Error::EphemeralUnsupported { .. } => "use --via node (helper pod) or --via ssh (SSH to the node)".into(),
-            Error::EphemeralRejected { source, .. } if is_pod_security(&api_message(source)) => format!(
+            Error::EphemeralRejected { message, .. } if is_pod_security(message) => format!(
                 "the namespace's Pod Security level (label {ENFORCE_LABEL}) refuses the debug container's \
                  NET_RAW/NET_ADMIN, and kcap's privileged helper pod too (--via node creates it in this namespace): \
                  use --via ssh (SSH to the pod's node), or have the namespace labelled {ENFORCE_LABEL}=privileged"
             ),
             Error::EphemeralRejected { .. } => "an admission policy refused the debug container (NET_RAW/NET_ADMIN): try --via node or --via ssh".into(),
-            Error::HelperRejected { namespace, source, .. } if is_pod_security(&api_message(source)) => format!(
+            Error::HelperRejected { namespace, message, .. } if is_pod_security(message) => format!(
                 "namespace {namespace}'s Pod Security level (label {ENFORCE_LABEL}) refuses kcap's privileged \
                  hostNetwork/hostPID helper pod, which kcap creates in the target pod's namespace (for node/NAME: \
                  the -n namespace): use --via ssh (SSH to the node), or have the namespace labelled {ENFORCE_LABEL}=privileged"
@@ -290,7 +292,8 @@ impl Error {
                 } else {
                     namespace.into()
                 },
-                source: Arc::new(error),
+                message: status.message.clone(),
+                source: Some(Arc::new(error)),
             },
             kube::Error::HyperError(_) | kube::Error::Service(_) => {
                 Error::Unreachable(Arc::new(error))
@@ -308,10 +311,9 @@ impl Error {
         match self {
             Error::Forbidden { source, .. }
             | Error::EphemeralRejected { source, .. }
-            | Error::HelperRejected { source, .. } => Some(source),
-            Error::ToolMissing { source, .. } | Error::EphemeralUnsupported { source, .. } => {
-                source.as_deref()
-            }
+            | Error::HelperRejected { source, .. }
+            | Error::ToolMissing { source, .. }
+            | Error::EphemeralUnsupported { source, .. } => source.as_deref(),
             Error::Config { source, .. }
             | Error::Unreachable(source)
             | Error::Api { source, .. } => source.downcast_ref(),
@@ -521,6 +523,20 @@ mod tests {
                 ),
             ),
             (
+                // As a dry run's access review foresees it: no request failed.
+                Error::Forbidden {
+                    verb: "patch".into(),
+                    resource: "pods/ephemeralcontainers".into(),
+                    namespace: "prod".into(),
+                    message: "SelfSubjectAccessReview: not allowed".into(),
+                    source: None,
+                },
+                "forbidden: this account may not patch pods/ephemeralcontainers in namespace prod (SelfSubjectAccessReview: not allowed)",
+                Some(
+                    "ask for a Role granting `patch` on `pods/ephemeralcontainers` in prod (kubectl auth can-i patch pods/ephemeralcontainers -n prod)",
+                ),
+            ),
+            (
                 Error::from_kube(
                     status(403, "Forbidden", "nodes is forbidden"),
                     "list",
@@ -608,7 +624,8 @@ mod tests {
             (
                 Error::EphemeralRejected {
                     pod: "prod/web-0".into(),
-                    source: Arc::new(status(403, "Forbidden", PSA)),
+                    message: PSA.into(),
+                    source: Some(Arc::new(status(403, "Forbidden", PSA))),
                 },
                 "pod prod/web-0: the debug container was refused by admission: pods \"web-0\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (container \"kcap-x\" must not include \"NET_RAW\")",
                 Some(
@@ -618,7 +635,8 @@ mod tests {
             (
                 Error::EphemeralRejected {
                     pod: "prod/web-0".into(),
-                    source: Arc::new(status(403, "Forbidden", WEBHOOK)),
+                    message: WEBHOOK.into(),
+                    source: None,
                 },
                 "pod prod/web-0: the debug container was refused by admission: admission webhook \"policy.example.com\" denied the request: no NET_RAW here",
                 Some(
@@ -638,7 +656,8 @@ mod tests {
                 Error::HelperRejected {
                     namespace: "secure".into(),
                     node: "node-a".into(),
-                    source: Arc::new(status(403, "Forbidden", PSA)),
+                    message: PSA.into(),
+                    source: Some(Arc::new(status(403, "Forbidden", PSA))),
                 },
                 "helper pod in namespace secure on node node-a was rejected: pods \"web-0\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (container \"kcap-x\" must not include \"NET_RAW\")",
                 Some(
@@ -649,11 +668,9 @@ mod tests {
                 Error::HelperRejected {
                     namespace: "secure".into(),
                     node: "node-a".into(),
-                    source: Arc::new(status(
-                        422,
-                        "Invalid",
-                        "Pod \"kcap-helper-bcdfg\" is invalid: spec.nodeName: Invalid value",
-                    )),
+                    message: "Pod \"kcap-helper-bcdfg\" is invalid: spec.nodeName: Invalid value"
+                        .into(),
+                    source: None,
                 },
                 "helper pod in namespace secure on node node-a was rejected: Pod \"kcap-helper-bcdfg\" is invalid: spec.nodeName: Invalid value",
                 helper_hint,
@@ -721,16 +738,19 @@ mod tests {
                 verb: "create".into(),
                 resource: "pods".into(),
                 namespace: "secure".into(),
-                source: kube_cause.clone(),
+                message: PSA.into(),
+                source: Some(kube_cause.clone()),
             },
             Error::EphemeralRejected {
                 pod: "secure/web-0".into(),
-                source: kube_cause.clone(),
+                message: PSA.into(),
+                source: Some(kube_cause.clone()),
             },
             Error::HelperRejected {
                 namespace: "secure".into(),
                 node: "node-a".into(),
-                source: kube_cause.clone(),
+                message: PSA.into(),
+                source: Some(kube_cause.clone()),
             },
             Error::ToolMissing {
                 pod: "secure/web-0".into(),
@@ -810,6 +830,9 @@ mod tests {
                     | Error::Runtime { .. }
                     | Error::AllMethodsFailed { .. }
                     | Error::FilterToken { source: None, .. }
+                    | Error::Forbidden { source: None, .. }
+                    | Error::EphemeralRejected { source: None, .. }
+                    | Error::HelperRejected { source: None, .. }
                     | Error::EphemeralUnsupported { source: None, .. }
             );
             assert_eq!(error.source().is_some(), expected, "{error:?}");

@@ -139,10 +139,11 @@ pub async fn ephemeral(
 
 /// What a refused `PATCH pods/NAME/ephemeralcontainers` means.
 fn ephemeral_patch_error(e: kube::Error, pod: &PodTarget) -> Error {
-    if Error::admission_refusal(&e).is_some() {
+    if let Some(message) = Error::admission_refusal(&e) {
         return Error::EphemeralRejected {
             pod: pod.label(),
-            source: Arc::new(e),
+            message: message.into(),
+            source: Some(Arc::new(e)),
         };
     }
     let message = match &e {
@@ -253,16 +254,23 @@ pub async fn create_helper(
     api.create(&PostParams::default(), &manifest)
         .await
         .map_err(|e| {
-            let rejected = Error::admission_refusal(&e).is_some()
-                || matches!(&e, kube::Error::Api(s) if s.code == 422 || s.code == 400);
-            if rejected {
-                Error::HelperRejected {
+            // Refused by admission, or as invalid: the server's reason is the message.
+            let message = match &e {
+                kube::Error::Api(s)
+                    if s.code == 422 || s.code == 400 || Error::admission_refusal(&e).is_some() =>
+                {
+                    Some(s.message.clone())
+                }
+                _ => None,
+            };
+            match message {
+                Some(message) => Error::HelperRejected {
                     namespace: namespace.into(),
                     node: node.into(),
-                    source: Arc::new(e),
-                }
-            } else {
-                Error::from_kube(e, "create", "pods", namespace)
+                    message,
+                    source: Some(Arc::new(e)),
+                },
+                None => Error::from_kube(e, "create", "pods", namespace),
             }
         })?;
     let helper = HelperPod {
