@@ -20,7 +20,7 @@ use crate::Error;
 /// (`privileged`, `baseline` or `restricted`).
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
-/// Whether this account may `verb` the `resource` in `namespace` (`None`: in every
+/// Whether this account may `verb` the `resource` in `namespace` (`""`: in every
 /// namespace, or a cluster-scoped resource such as `nodes`). `resource` is written
 /// as kubectl takes it, `pods` or with its API group, `deployments.apps`;
 /// `subresource` is e.g. `exec` or `ephemeralcontainers`.
@@ -31,7 +31,7 @@ pub async fn can_i(
     verb: &str,
     resource: &str,
     subresource: Option<&str>,
-    namespace: Option<&str>,
+    namespace: &str,
 ) -> Result<bool, Error> {
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let answer = api
@@ -44,12 +44,12 @@ pub async fn can_i(
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
-/// The review asking for one resource attribute.
-fn review(
+/// The review [`can_i`] posts: one resource attribute.
+pub fn review(
     verb: &str,
     resource: &str,
     subresource: Option<&str>,
-    namespace: Option<&str>,
+    namespace: &str,
 ) -> SelfSubjectAccessReview {
     let (resource, group) = resource.split_once('.').unwrap_or((resource, ""));
     SelfSubjectAccessReview {
@@ -61,7 +61,7 @@ fn review(
                 group: (!group.is_empty()).then(|| group.into()),
                 resource: Some(resource.into()),
                 subresource: subresource.map(Into::into),
-                namespace: namespace.map(Into::into),
+                namespace: (!namespace.is_empty()).then(|| namespace.into()),
                 ..Default::default()
             }),
             non_resource_attributes: None,
@@ -107,8 +107,7 @@ mod tests {
 
     #[test]
     fn reviews_ask_for_one_resource() {
-        let exec =
-            serde_json::to_value(review("create", "pods", Some("exec"), Some("prod"))).unwrap();
+        let exec = serde_json::to_value(review("create", "pods", Some("exec"), "prod")).unwrap();
         assert_eq!(exec["apiVersion"], "authorization.k8s.io/v1");
         assert_eq!(exec["kind"], "SelfSubjectAccessReview");
         assert_eq!(
@@ -118,18 +117,14 @@ mod tests {
             }})
         );
         let deployments =
-            serde_json::to_value(review("list", "deployments.apps", None, None)).unwrap();
+            serde_json::to_value(review("list", "deployments.apps", None, "")).unwrap();
         assert_eq!(
             deployments["spec"],
             json!({"resourceAttributes": {"verb": "list", "group": "apps", "resource": "deployments"}})
         );
-        let ingresses = serde_json::to_value(review(
-            "get",
-            "ingresses.networking.k8s.io",
-            None,
-            Some("web"),
-        ))
-        .unwrap();
+        let ingresses =
+            serde_json::to_value(review("get", "ingresses.networking.k8s.io", None, "web"))
+                .unwrap();
         assert_eq!(
             ingresses["spec"]["resourceAttributes"]["group"],
             "networking.k8s.io"
