@@ -155,7 +155,7 @@ async fn run(
                 (node_methods(ctx.settings.via), String::new())
             } else {
                 let methods = match ctx.settings.via {
-                    Via::Auto => kcap_kube::method::AUTO_ORDER.to_vec(),
+                    Via::Auto => methods::AUTO_ORDER.to_vec(),
                     Via::Only(m) => vec![m],
                 };
                 (methods, pod.container_id.clone().unwrap_or_default())

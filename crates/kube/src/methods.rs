@@ -17,6 +17,9 @@ use crate::pod::PodTarget;
 use crate::process::{PodProcess, params};
 use crate::start::{self, START_TIMEOUT, Start};
 
+/// Where callers found the `--via auto` order before it moved next to [`crate::Method`].
+pub use crate::method::AUTO_ORDER;
+
 /// Default image for ephemeral and helper containers: public, has sh, tcpdump,
 /// nsenter and crictl-less but `nsenter`; tests pass `--image kcap.test/capture:1`.
 pub const DEFAULT_IMAGE: &str = "docker.io/nicolaka/netshoot:latest";
