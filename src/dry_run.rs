@@ -157,6 +157,7 @@ async fn check(client: &kube::Client, target: &Target, method: Method) -> Verdic
                     resource: name.clone(),
                     namespace: namespace.clone(),
                     message: "SelfSubjectAccessReview: not allowed".into(),
+                    source: None,
                 });
                 verdict.checks.push(format!("may not {verb} {name}"));
             }
@@ -183,6 +184,7 @@ async fn check(client: &kube::Client, target: &Target, method: Method) -> Verdic
                     verdict.error = Some(KubeError::EphemeralUnsupported {
                         pod: pod_label.clone(),
                         message: "the API server has no pods/ephemeralcontainers subresource (before Kubernetes 1.23?)".into(),
+                        source: None,
                     });
                     verdict.checks.push("no ephemeral containers on this API server".into());
                 }
@@ -196,6 +198,7 @@ async fn check(client: &kube::Client, target: &Target, method: Method) -> Verdic
                         "adding capabilities NET_ADMIN, NET_RAW violates PodSecurity \"{level}:latest\" (namespace {namespace} is labelled {}={level})",
                         access::ENFORCE_LABEL
                     ),
+                    source: None,
                 });
                 verdict.checks.push(format!("namespace enforces Pod Security {level}"));
             }
@@ -215,6 +218,7 @@ async fn check(client: &kube::Client, target: &Target, method: Method) -> Verdic
                         "a privileged hostNetwork/hostPID pod violates PodSecurity \"{level}:latest\" (namespace {namespace} is labelled {}={level})",
                         access::ENFORCE_LABEL
                     ),
+                    source: None,
                 });
                 verdict.checks.push(format!("namespace enforces Pod Security {level}"));
             }

@@ -90,19 +90,31 @@ pub fn explain(error: &(dyn Error + 'static)) -> Explained {
 }
 
 /// The error and its causes on one line, as `a: b: c` (a cause already quoted by
-/// its parent's message is not repeated).
-pub fn chain(error: &dyn Error) -> String {
+/// its parent's message is not repeated). A Kubernetes error ends the line: its
+/// message says the cause already, and kube-rs's own text would add a debug dump
+/// of the server's status.
+pub fn chain(error: &(dyn Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
+    let mut current = error;
+    while !says_its_cause(current)
+        && let Some(cause) = current.source()
+    {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
             text.push_str(": ");
             text.push_str(&cause_text);
         }
-        source = cause.source();
+        current = cause;
     }
     text
+}
+
+fn says_its_cause(error: &(dyn Error + 'static)) -> bool {
+    error.is::<kcap_kube::Error>()
+        || matches!(
+            error.downcast_ref::<SourceError>(),
+            Some(SourceError::Kube(_))
+        )
 }
 
 fn read(error: &crate::read::ReadError) -> Explained {
@@ -250,8 +262,8 @@ fn stream(error: &StreamError) -> Explained {
 fn kube_exit(error: &kcap_kube::Error) -> Exit {
     use kcap_kube::Error as K;
     match error {
-        K::Config(_) | K::Unreachable(_) => Exit::KubeUnreachable,
-        K::BadTarget(_) | K::FilterToken { .. } => Exit::Usage,
+        K::Config { .. } | K::Unreachable(_) => Exit::KubeUnreachable,
+        K::BadTarget(_) | K::Quote { .. } | K::FilterToken { .. } => Exit::Usage,
         K::NamespaceNotFound { .. }
         | K::NotFound { .. }
         | K::NodeNotFound { .. }

@@ -282,14 +282,28 @@ fn ssh_errors() {
 #[test]
 fn kubernetes_errors() {
     use kcap_kube::Error as K;
+    let cause = || -> kcap_kube::error::Cause { std::sync::Arc::new(std::io::Error::other("x")) };
     let cases = [
-        (K::Config("x".into()), Exit::KubeUnreachable),
-        (K::Unreachable("x".into()), Exit::KubeUnreachable),
+        (
+            K::Config {
+                path: None,
+                source: cause(),
+            },
+            Exit::KubeUnreachable,
+        ),
+        (K::Unreachable(cause()), Exit::KubeUnreachable),
+        (
+            K::Quote {
+                what: "the capture command",
+                source: kcap_capture::Error::Nul { what: "--filter" },
+            },
+            Exit::Usage,
+        ),
         (K::BadTarget("x".into()), Exit::Usage),
         (
             K::FilterToken {
                 token: "pod/x".into(),
-                reason: "none".into(),
+                source: None,
             },
             Exit::Usage,
         ),
@@ -338,6 +352,7 @@ fn kubernetes_errors() {
                 resource: "pods/exec".into(),
                 namespace: "prod".into(),
                 message: "no".into(),
+                source: None,
             },
             Exit::Forbidden,
         ),
@@ -345,6 +360,7 @@ fn kubernetes_errors() {
             K::EphemeralUnsupported {
                 pod: "p/x".into(),
                 message: "404".into(),
+                source: None,
             },
             Exit::NoMethod,
         ),
@@ -352,6 +368,7 @@ fn kubernetes_errors() {
             K::EphemeralRejected {
                 pod: "p/x".into(),
                 message: "no".into(),
+                source: None,
             },
             Exit::NoMethod,
         ),
@@ -368,6 +385,7 @@ fn kubernetes_errors() {
                 namespace: "p".into(),
                 node: "n".into(),
                 message: "m".into(),
+                source: None,
             },
             Exit::NoMethod,
         ),
@@ -381,7 +399,7 @@ fn kubernetes_errors() {
         (
             K::Api {
                 what: "get pods".into(),
-                message: "500".into(),
+                source: cause(),
             },
             Exit::Other,
         ),

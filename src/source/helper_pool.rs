@@ -108,9 +108,10 @@ impl HelperPool {
         let result = tokio::time::timeout(DELETE_TIMEOUT, helper.delete(&self.client))
             .await
             .unwrap_or_else(|_| {
-                Err(KubeError::Unreachable(format!(
-                    "no answer within {DELETE_TIMEOUT:?}"
-                )))
+                Err(KubeError::Unreachable(Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {DELETE_TIMEOUT:?}"),
+                ))))
             });
         match result {
             Ok(()) => self.reaper.deleted(helper),

@@ -11,6 +11,7 @@
 //! connection fails after [`LINK_TIMEOUT`], the stream ends with "connection lost"
 //! and kcap cleans up.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -50,25 +51,34 @@ pub async fn connect(options: &ClientOptions) -> Result<Cluster, Error> {
     };
     let config = match &options.kubeconfig {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::Config {
+                path: Some(path.clone()),
+                source: Arc::new(e),
+            })?;
             Config::from_custom_kubeconfig(kubeconfig, &kc_options)
                 .await
-                .map_err(|e| Error::Config(e.to_string()))?
+                .map_err(config_error)?
         }
         None if options.context.is_some() => Config::from_kubeconfig(&kc_options)
             .await
-            .map_err(|e| Error::Config(e.to_string()))?,
-        None => Config::infer()
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?,
+            .map_err(config_error)?,
+        None => Config::infer().await.map_err(config_error)?,
     };
     let default_namespace = config.default_namespace.clone();
-    let client = build(config).map_err(|e| Error::Config(e.to_string()))?;
+    let client = build(config).map_err(config_error)?;
     Ok(Cluster {
         client,
         default_namespace,
     })
+}
+
+/// A configuration that was read but cannot be used (no such context, no
+/// cluster URL, a client certificate that does not load, ...).
+fn config_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Config {
+        path: None,
+        source: Arc::new(e),
+    }
 }
 
 /// kube-rs's default stack (TLS, timeouts, base URI, auth, extra headers) over a

@@ -2,9 +2,10 @@
 //! `[ns/]deploy/NAME`, `[ns/]ds/NAME`, `[ns/]sts/NAME` and `[ns/]svc/NAME` stand for
 //! the addresses of the matching pods (a service also for its cluster IP), written
 //! as `(host a or host b)` wherever they appear. Finding and substituting are pure
-//! (tested here); looking the addresses up is [`crate::resolve::token_hosts`].
+//! (tested here); looking the addresses up is [`crate::resolve::Scope::token_hosts`].
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::Error;
 use crate::target::Target;
@@ -34,7 +35,7 @@ pub fn find(expression: &str) -> Result<Vec<Token>, Error> {
                 if let Some(parsed) = Target::parse_token(word) {
                     let target = parsed.map_err(|e| Error::FilterToken {
                         token: word.to_string(),
-                        reason: e.to_string(),
+                        source: Some(Arc::new(e)),
                     })?;
                     tokens.push(Token {
                         start: s,
@@ -62,9 +63,10 @@ pub fn substitute(
     let mut at = 0;
     for (token, addresses) in tokens.iter().zip(hosts) {
         if addresses.is_empty() {
+            // No source: nothing failed, the token resolved to nothing usable.
             return Err(Error::FilterToken {
                 token: expression[token.start..token.end].to_string(),
-                reason: "matches no pod with an IP address".into(),
+                source: None,
             });
         }
         out.push_str(&expression[at..token.start]);

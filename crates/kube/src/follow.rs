@@ -34,9 +34,7 @@ pub async fn watch(
     while let Some(event) = stream.next().await {
         let change = match event {
             Ok(Event::Apply(pod)) | Ok(Event::InitApply(pod)) => {
-                if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                    && pod.metadata.deletion_timestamp.is_none()
-                {
+                if capturable(&pod) {
                     Change::Running(Box::new(pod))
                 } else {
                     continue;
@@ -60,7 +58,7 @@ pub async fn watch(
 }
 
 /// After a pod's capture was lost with the API connection: asks for the pod every
-/// [`RETRY`] until the API answers, and sends [`Change::Running`] if it still runs.
+/// second (`RETRY`) until the API answers, and sends [`Change::Running`] if it still runs.
 /// (The watcher's re-list may come before the lost capture has ended, when the
 /// pod still counts as captured; this closes that gap.) Ends when `changes` closes.
 pub async fn when_back(
@@ -76,10 +74,7 @@ pub async fn when_back(
         }
         match api.get_opt(&name).await {
             Ok(Some(pod)) => {
-                let running = pod.status.as_ref().and_then(|s| s.phase.as_deref())
-                    == Some("Running")
-                    && pod.metadata.deletion_timestamp.is_none();
-                if running {
+                if capturable(&pod) {
                     let _ = changes.send(Change::Running(Box::new(pod))).await;
                 }
                 return;
@@ -92,6 +87,12 @@ pub async fn when_back(
             }
         }
     }
+}
+
+/// A pod worth starting a capture on: running, and not being deleted (a pod
+/// going away still runs for its grace period, and its capture would end with it).
+fn capturable(pod: &Pod) -> bool {
+    crate::pod::is_running(pod) && pod.metadata.deletion_timestamp.is_none()
 }
 
 /// How often [`when_back`] asks.

@@ -1,20 +1,25 @@
 //! kcap's Kubernetes side, on kube-rs (no kubectl binary): connecting with the
 //! user's kubeconfig ([`client`]), `TYPE/NAME` targets ([`target`]), selectors and
 //! resolution of workloads and services to pods ([`selector`], [`resolve`]), filter
-//! tokens ([`filter_tokens`]), the capture methods ([`methods`]) producing a
-//! [`process::PodProcess`], and watching a selector for new pods ([`follow`]).
+//! tokens ([`filter_tokens`]), the capture methods ([`method`] names them,
+//! [`methods`] runs them) producing a [`process::PodProcess`], and watching a
+//! selector for new pods ([`follow`]). [`access`] asks what the account may do
+//! before doing it.
 
 pub mod access;
 pub mod client;
 pub mod error;
 pub mod filter_tokens;
 pub mod follow;
+pub mod method;
 pub mod methods;
 pub mod names;
 pub mod pod;
 pub mod process;
 pub mod resolve;
 pub mod selector;
+mod start;
 pub mod target;
 
-pub use error::{Error, Method};
+pub use error::Error;
+pub use method::Method;

@@ -4,7 +4,7 @@
 //! [`netns_argv`], run by the caller over SSH). Every method yields a process that
 //! writes the pcap stream on stdout and stops when kcap's heartbeat stops.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use kcap_capture::command::CaptureCommand;
@@ -13,16 +13,16 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::Error;
-use crate::error::Method;
 use crate::pod::PodTarget;
 use crate::process::{PodProcess, params};
+use crate::start::{self, START_TIMEOUT, Start};
+
+/// Where callers found the `--via auto` order before it moved next to [`crate::Method`].
+pub use crate::method::AUTO_ORDER;
 
 /// Default image for ephemeral and helper containers: public, has sh, tcpdump,
 /// nsenter and crictl-less but `nsenter`; tests pass `--image kcap.test/capture:1`.
 pub const DEFAULT_IMAGE: &str = "docker.io/nicolaka/netshoot:latest";
-
-/// How long a debug or helper container may take to start.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Waits for a first stdin line before starting the capture, so the pcap header is
 /// written after kcap attached (attaching to a running capture can miss it). A
@@ -75,14 +75,20 @@ pub async fn exec(
     command: &CaptureCommand,
 ) -> Result<PodProcess, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-    let argv = command
-        .to_argv("")
-        .map_err(|e| Error::BadTarget(e.to_string()))?;
+    let argv = command.to_argv("").map_err(capture_command_error)?;
     let attached = api
         .exec(&pod.name, argv, &params(&pod.container))
         .await
         .map_err(|e| exec_error(e, pod))?;
     Ok(PodProcess::new(attached))
+}
+
+/// The capture command's values (interface, filter) cannot be passed on.
+fn capture_command_error(source: kcap_capture::Error) -> Error {
+    Error::Quote {
+        what: "the capture command",
+        source,
+    }
 }
 
 fn exec_error(e: kube::Error, pod: &PodTarget) -> Error {
@@ -93,6 +99,7 @@ fn exec_error(e: kube::Error, pod: &PodTarget) -> Error {
             pod: pod.label(),
             container: pod.container.clone(),
             message: "the image has no shell (sh) to run the capture".into(),
+            source: Some(Arc::new(e)),
         };
     }
     Error::from_kube(e, "create", "pods/exec", &pod.namespace)
@@ -109,11 +116,7 @@ pub async fn ephemeral(
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     let name = format!("kcap-{}", random_suffix());
     let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), GATE.into(), "kcap-gate".into()];
-    argv.extend(
-        command
-            .to_argv("")
-            .map_err(|e| Error::BadTarget(e.to_string()))?,
-    );
+    argv.extend(command.to_argv("").map_err(capture_command_error)?);
     let patch = json!({"spec": {"ephemeralContainers": [{
         "name": name,
         "image": image,
@@ -138,7 +141,7 @@ pub async fn ephemeral(
     let mut process = PodProcess::new(attached);
     process.write_stdin(GO).await.map_err(|e| Error::Api {
         what: "attach".into(),
-        message: e.to_string(),
+        source: Arc::new(e),
     })?;
     Ok(process)
 }
@@ -149,85 +152,49 @@ fn ephemeral_patch_error(e: kube::Error, pod: &PodTarget) -> Error {
         return Error::EphemeralRejected {
             pod: pod.label(),
             message: message.into(),
+            source: Some(Arc::new(e)),
         };
     }
-    match e {
+    let message = match &e {
         // A server without the subresource (before 1.23, or the feature gate off)
         // answers 404 with empty details; a 404 naming the pod means it is gone
         // (kubectl debug tells them apart the same way).
         kube::Error::Api(s)
             if s.code == 404 && s.details.as_ref().is_none_or(|d| d.name.is_empty()) =>
         {
-            Error::EphemeralUnsupported {
-                pod: pod.label(),
-                message: format!(
-                    "the API server has no pods/ephemeralcontainers subresource \
-                     (Kubernetes before 1.23, or its EphemeralContainers feature gate is off): {}",
-                    s.message
-                ),
-            }
+            format!(
+                "the API server has no pods/ephemeralcontainers subresource \
+                 (Kubernetes before 1.23, or its EphemeralContainers feature gate is off): {}",
+                s.message
+            )
         }
-        kube::Error::Api(s) if s.code == 405 || s.code == 415 => Error::EphemeralUnsupported {
-            pod: pod.label(),
-            message: s.message,
-        },
-        e => Error::from_kube(e, "patch", "pods/ephemeralcontainers", &pod.namespace),
+        kube::Error::Api(s) if s.code == 405 || s.code == 415 => s.message.clone(),
+        _ => return Error::from_kube(e, "patch", "pods/ephemeralcontainers", &pod.namespace),
+    };
+    Error::EphemeralUnsupported {
+        pod: pod.label(),
+        message,
+        source: Some(Arc::new(e)),
     }
 }
 
 async fn wait_ephemeral_running(api: &Api<Pod>, pod: &PodTarget, name: &str) -> Result<(), Error> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let current = api
-            .get(&pod.name)
-            .await
-            .map_err(|e| Error::from_kube(e, "get", "pods", &pod.namespace))?;
-        let status = current
-            .status
-            .and_then(|s| s.ephemeral_container_statuses)
-            .unwrap_or_default();
-        if let Some(state) = status
-            .iter()
-            .find(|s| s.name == name)
-            .and_then(|s| s.state.clone())
-        {
-            if state.running.is_some() {
-                return Ok(());
-            }
-            if let Some(t) = state.terminated {
-                return Err(Error::EphemeralUnsupported {
-                    pod: pod.label(),
-                    message: format!(
-                        "the debug container ended at once: {}",
-                        t.message.or(t.reason).unwrap_or_default()
-                    ),
-                });
-            }
-            if let Some(w) = state.waiting
-                && matches!(
-                    w.reason.as_deref(),
-                    Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")
-                )
-            {
-                return Err(Error::EphemeralUnsupported {
-                    pod: pod.label(),
-                    message: format!(
-                        "cannot pull the image (--image): {}",
-                        w.message.unwrap_or_default()
-                    ),
-                });
-            }
+    let state = |p: &Pod| start::debug_container(p, name);
+    let message = match start::await_start(api, &pod.name, state)
+        .await?
+        .map(|p| state(&p))
+    {
+        Some(Start::Running) => return Ok(()),
+        Some(Start::Failed(why)) => why,
+        Some(Start::Pending) | None => {
+            format!("the debug container {name} did not start within {START_TIMEOUT:?}")
         }
-        if Instant::now() > deadline {
-            return Err(Error::EphemeralUnsupported {
-                pod: pod.label(),
-                message: format!(
-                    "the debug container {name} did not start within {START_TIMEOUT:?}"
-                ),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    Err(Error::EphemeralUnsupported {
+        pod: pod.label(),
+        message,
+        source: None,
+    })
 }
 
 /// A helper pod kcap created; [`HelperPod::delete`] removes it. The reaper (see the
@@ -296,17 +263,23 @@ pub async fn create_helper(
     api.create(&PostParams::default(), &manifest)
         .await
         .map_err(|e| {
-            let rejected = |message: &str| Error::HelperRejected {
-                namespace: namespace.into(),
-                node: node.into(),
-                message: message.into(),
+            // Refused by admission, or as invalid: the server's reason is the message.
+            let message = match &e {
+                kube::Error::Api(s)
+                    if s.code == 422 || s.code == 400 || Error::admission_refusal(&e).is_some() =>
+                {
+                    Some(s.message.clone())
+                }
+                _ => None,
             };
-            if let Some(message) = Error::admission_refusal(&e) {
-                return rejected(message);
-            }
-            match e {
-                kube::Error::Api(s) if s.code == 422 || s.code == 400 => rejected(&s.message),
-                e => Error::from_kube(e, "create", "pods", namespace),
+            match message {
+                Some(message) => Error::HelperRejected {
+                    namespace: namespace.into(),
+                    node: node.into(),
+                    message,
+                    source: Some(Arc::new(e)),
+                },
+                None => Error::from_kube(e, "create", "pods", namespace),
             }
         })?;
     let helper = HelperPod {
@@ -314,43 +287,22 @@ pub async fn create_helper(
         name: name.clone(),
     };
     on_created(&helper);
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let pod = api
-            .get(&name)
-            .await
-            .map_err(|e| Error::from_kube(e, "get", "pods", namespace))?;
-        let status = pod.status.unwrap_or_default();
-        match status.phase.as_deref() {
-            Some("Running") => return Ok(helper),
-            Some("Failed") | Some("Succeeded") => {
-                return Err(Error::HelperNotStarted {
-                    helper: name,
-                    node: node.into(),
-                    message: status
-                        .message
-                        .or(status.reason)
-                        .unwrap_or_else(|| "it ended".into()),
-                });
-            }
-            _ => {}
-        }
-        if Instant::now() > deadline {
-            let why = status
-                .conditions
-                .iter()
-                .flatten()
-                .filter_map(|c| c.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(Error::HelperNotStarted {
-                helper: name,
-                node: node.into(),
-                message: format!("not running after {START_TIMEOUT:?} {why}"),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let last = start::await_start(&api, &name, start::helper_pod).await?;
+    let message = match last.as_ref().map(start::helper_pod) {
+        Some(Start::Running) => return Ok(helper),
+        Some(Start::Failed(why)) => why,
+        Some(Start::Pending) | None => format!(
+            "not running after {START_TIMEOUT:?} {}",
+            last.as_ref()
+                .map(start::pending_reasons)
+                .unwrap_or_default()
+        ),
+    };
+    Err(Error::HelperNotStarted {
+        helper: name,
+        node: node.into(),
+        message,
+    })
 }
 
 /// Captures in `container_id`'s network namespace (empty: the node's) from the helper.
@@ -361,9 +313,7 @@ pub async fn exec_in_helper(
     command: &CaptureCommand,
 ) -> Result<PodProcess, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &helper.namespace);
-    let capture = command
-        .to_argv("")
-        .map_err(|e| Error::BadTarget(e.to_string()))?;
+    let capture = command.to_argv("").map_err(capture_command_error)?;
     let attached = api
         .exec(
             &helper.name,
@@ -374,9 +324,6 @@ pub async fn exec_in_helper(
         .map_err(|e| Error::from_kube(e, "create", "pods/exec", &helper.namespace))?;
     Ok(PodProcess::new(attached))
 }
-
-/// The order `--via auto` tries.
-pub const AUTO_ORDER: [Method; 3] = [Method::Exec, Method::Ephemeral, Method::Node];
 
 fn random_suffix() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -418,6 +365,7 @@ mod tests {
             ip: None,
             host_network: false,
             phase: "Running".into(),
+            running: true,
             ports: Vec::new(),
         }
     }

@@ -17,7 +17,10 @@ pub struct PodTarget {
     pub container_id: Option<String>,
     pub ip: Option<String>,
     pub host_network: bool,
+    /// The pod's phase, for messages (`Pending`, `Succeeded`, ...).
     pub phase: String,
+    /// [`is_running`] when the pod was read: whether there is a network to capture.
+    pub running: bool,
     /// Container ports, used to filter a hostNetwork pod's node capture.
     pub ports: Vec<u16>,
 }
@@ -82,6 +85,7 @@ impl PodTarget {
             ip: status.pod_ip.clone(),
             host_network: spec.host_network.unwrap_or(false),
             phase: status.phase.unwrap_or_else(|| "Pending".into()),
+            running: is_running(pod),
             ports,
         })
     }
@@ -92,7 +96,7 @@ impl PodTarget {
     }
 
     pub fn check_running(&self) -> Result<(), Error> {
-        if self.phase == "Running" {
+        if self.running {
             Ok(())
         } else {
             Err(Error::PodNotRunning {
@@ -100,5 +104,46 @@ impl PodTarget {
                 phase: self.phase.clone(),
             })
         }
+    }
+}
+
+/// Whether the pod runs: its phase is `Running`, so its containers started and its
+/// network namespace exists. The one place kcap decides it (targets, `--follow`,
+/// helper pods).
+pub fn is_running(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(phase: Option<&str>) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-0", "namespace": "prod"},
+            "spec": {"containers": [{"name": "web"}]},
+            "status": phase.map(|p| serde_json::json!({"phase": p})),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn running_is_the_running_phase() {
+        assert!(is_running(&pod(Some("Running"))));
+        for phase in [None, Some("Pending"), Some("Succeeded"), Some("Failed")] {
+            assert!(!is_running(&pod(phase)), "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn targets_check_the_same_way() {
+        let running = PodTarget::from_pod(&pod(Some("Running")), None).unwrap();
+        assert!(running.check_running().is_ok());
+        let pending = PodTarget::from_pod(&pod(None), None).unwrap();
+        let e = pending.check_running().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "pod prod/web-0 is Pending, not Running: there is no network to capture"
+        );
     }
 }

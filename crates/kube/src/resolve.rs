@@ -3,6 +3,7 @@
 //! errors list what does exist, so a typo is fixed at once.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -58,7 +59,7 @@ impl Scope {
                 Ok(Some(node)) => Ok(Resolved::Node(Box::new(node))),
                 Ok(None) => Err(Error::NodeNotFound {
                     name: target.name.clone(),
-                    existing: names(&api, "nodes", "").await,
+                    existing: names(&api).await,
                 }),
                 Err(e) => Err(Error::from_kube(e, "get", "nodes", "")),
             };
@@ -136,16 +137,16 @@ impl Scope {
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
         match api.get_opt(&target.name).await {
             Ok(Some(object)) => Ok(object),
-            Ok(None) => Err(self.not_found(&api, ns, target, resource).await),
+            Ok(None) => Err(self.not_found(&api, ns, target).await),
             Err(e) => Err(Error::from_kube(e, "get", resource, ns)),
         }
     }
 
-    async fn not_found<K>(&self, api: &Api<K>, ns: &str, target: &Target, resource: &str) -> Error
+    async fn not_found<K>(&self, api: &Api<K>, ns: &str, target: &Target) -> Error
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
-        let existing = names(api, resource, ns).await;
+        let existing = names(api).await;
         if existing.is_empty() {
             let namespaces: Api<Namespace> = Api::all(self.client.clone());
             if let Ok(list) = namespaces.list(&ListParams::default()).await {
@@ -237,7 +238,7 @@ impl Scope {
                 e @ (Error::Forbidden { .. } | Error::Unreachable(_)) => e,
                 other => Error::FilterToken {
                     token: text.to_string(),
-                    reason: other.to_string(),
+                    source: Some(Arc::new(other)),
                 },
             })?);
         }
@@ -253,7 +254,7 @@ fn label_selector(selector: &Option<LabelSelector>) -> Result<Option<String>, Er
 }
 
 /// Names of what exists, for not-found messages; empty when listing fails too.
-async fn names<K>(api: &Api<K>, _resource: &str, _ns: &str) -> Vec<String>
+pub(crate) async fn names<K>(api: &Api<K>) -> Vec<String>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
