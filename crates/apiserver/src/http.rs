@@ -13,14 +13,16 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::auth::{self, Attributes, Tokens};
+use crate::auth::{self, Attributes, Tokens, User};
 use crate::cluster::Cluster;
 use crate::discovery::{self, Resource};
 use crate::objects::{self, pod};
+use crate::request_log::{ApiRequest, RequestKind, RequestLog};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::stream::channel::Protocol;
 use crate::stream::{exec, websocket};
+use crate::{protobuf, review};
 use crate::{table, watch};
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -29,6 +31,7 @@ pub struct Server {
     pub cluster: Arc<Cluster>,
     pub tokens: Tokens,
     pub url_host: String,
+    pub log: RequestLog,
 }
 
 pub async fn serve(
@@ -194,18 +197,62 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
         Ok(u) => u,
         Err(e) => return error_response(&e),
     };
+    let mut entry = ApiRequest {
+        user: user.name().to_string(),
+        method: req.method().to_string(),
+        path: path.clone(),
+        query: req.uri().query().unwrap_or("").to_string(),
+        kind: RequestKind::Change,
+        verb: String::new(),
+        group: String::new(),
+        resource: String::new(),
+        subresource: None,
+        namespace: None,
+        name: None,
+        status: 0,
+        review: None,
+    };
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let response = handle_as(&server, user, req, &mut entry).await;
+    if !reads || entry.kind == RequestKind::Exec {
+        entry.status = response.status().as_u16();
+        server.log.record(&entry);
+    }
+    response
+}
+
+/// Answers an authenticated request, noting in `entry` what it is (for the log).
+async fn handle_as(
+    server: &Arc<Server>,
+    user: User,
+    req: Request<Incoming>,
+    entry: &mut ApiRequest,
+) -> Response<Body> {
+    let path = entry.path.clone();
     let discovery_doc = match path.trim_end_matches('/') {
         "/version" => Some(discovery::version()),
         "/api" => Some(discovery::api_versions(&server.url_host)),
         "/apis" => Some(discovery::api_groups()),
         "/api/v1" => Some(discovery::resource_list("", &server.cluster.features)),
-        "/apis/apps" => Some(discovery::api_group_apps()),
-        "/apis/apps/v1" => Some(discovery::resource_list("apps", &server.cluster.features)),
-        _ => None,
+        p => p
+            .strip_prefix("/apis/")
+            .and_then(|p| match p.split_once('/') {
+                None => discovery::api_group(p),
+                Some((g, "v1")) if discovery::GROUPS.contains(&g) => {
+                    Some(discovery::resource_list(g, &server.cluster.features))
+                }
+                Some(_) => None,
+            }),
     };
     if let Some(doc) = discovery_doc {
         // Plain JSON even to an aggregated-discovery Accept: kubectl then uses these.
         return json_response(200, &doc);
+    }
+    if path.trim_end_matches('/') == review::PATH {
+        return match access_review(user, req, entry).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
     }
     let Some(target) = parse_path(&path) else {
         return not_found_path(&path);
@@ -224,6 +271,20 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
         _ => "unknown",
     };
     let (ns, name) = (target.namespace.as_deref(), target.name.as_deref());
+    *entry = ApiRequest {
+        kind: if matches!(target.sub.as_deref(), Some("exec" | "attach")) {
+            RequestKind::Exec
+        } else {
+            RequestKind::Change
+        },
+        verb: verb.to_string(),
+        group: target.res.group.to_string(),
+        resource: target.res.plural.to_string(),
+        subresource: target.sub.clone(),
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+        ..entry.clone()
+    };
     // A namespace object's own namespace is itself, for the authorizer's wording.
     if let Err(e) = auth::authorize(
         user,
@@ -246,10 +307,56 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
     {
         return error_response(&ApiError::path_not_found());
     }
-    match route(&server, req, target, query, verb).await {
+    match route(server, req, target, query, verb).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
+}
+
+/// `POST .../selfsubjectaccessreviews`: the authorizer's answer for the caller.
+async fn access_review(
+    user: User,
+    req: Request<Incoming>,
+    entry: &mut ApiRequest,
+) -> Result<Response<Body>, ApiError> {
+    let verb = if req.method() == Method::POST {
+        "create"
+    } else {
+        "list"
+    };
+    *entry = ApiRequest {
+        kind: RequestKind::AccessReview,
+        verb: verb.to_string(),
+        group: discovery::AUTHORIZATION_GROUP.to_string(),
+        resource: review::RESOURCE.to_string(),
+        ..entry.clone()
+    };
+    auth::authorize(
+        user,
+        &Attributes {
+            verb,
+            group: discovery::AUTHORIZATION_GROUP,
+            resource: review::RESOURCE,
+            subresource: None,
+            namespace: None,
+            name: None,
+        },
+    )?;
+    if verb != "create" {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let (ct, body) = read_json(req).await?;
+    // kubectl's typed client sends protobuf (and accepts the JSON answer).
+    let asked = if ct.starts_with(protobuf::CONTENT_TYPE) {
+        protobuf::self_subject_access_review(&body)?
+    } else {
+        parse_body(&body)?
+    };
+    let (answer, question) = review::answer(user, asked)?;
+    entry.review = Some(question);
+    Ok(json_response(201, &answer))
 }
 
 async fn read_json(req: Request<Incoming>) -> Result<(String, Bytes), ApiError> {

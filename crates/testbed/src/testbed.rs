@@ -121,10 +121,8 @@ impl Testbed {
             torn_down: false,
         };
         // On error `tb` is dropped here, which tears down the partial bed.
-        for f in [
-            control_plane::Files::new(&tb.dir).kubeconfig,
-            tb.kubectl_dir(),
-        ] {
+        let files = control_plane::Files::new(&tb.dir);
+        for f in [files.kubeconfig, files.requests, tb.kubectl_dir()] {
             if spec.api_server.is_some() && f.exists() {
                 bail!("{} exists: is a bed already up there?", f.display());
             }
@@ -150,6 +148,7 @@ impl Testbed {
         self.generated.extend([
             files.kubeconfig.clone(),
             files.restricted.clone(),
+            files.requests.clone(),
             self.kubectl_dir(),
         ]);
         self.save_state()?;
