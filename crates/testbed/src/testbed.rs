@@ -348,6 +348,30 @@ impl Testbed {
         control_plane::Files::new(&self.dir).restricted
     }
 
+    /// `DIR/api-requests.log`, the API server's request log; see
+    /// [`Testbed::api_requests`].
+    pub fn api_requests_log(&self) -> PathBuf {
+        control_plane::Files::new(&self.dir).requests
+    }
+
+    /// What clients asked the API server to change or run so far, oldest first:
+    /// every POST, PUT, PATCH and DELETE, every exec and attach (also as a
+    /// WebSocket GET), and every SelfSubjectAccessReview (kind
+    /// [`RequestKind::AccessReview`], which changes nothing), with the user, the
+    /// verb/resource/subresource/namespace/name and the status answered. Reads
+    /// (get, list, watch) are not in it. Panics on a bed without an API server
+    /// or an unreadable log.
+    ///
+    /// [`RequestKind::AccessReview`]: crate::RequestKind::AccessReview
+    pub fn api_requests(&self) -> Vec<crate::ApiRequest> {
+        assert!(
+            self.control_plane.is_some(),
+            "this test bed has no API server (see Spec::cluster)"
+        );
+        kcap_apiserver::request_log::read(&self.api_requests_log())
+            .unwrap_or_else(|e| panic!("{:#}", anyhow::Error::new(e)))
+    }
+
     fn kubectl_dir(&self) -> PathBuf {
         self.dir.join("kubectl")
     }
