@@ -44,6 +44,7 @@ pub mod daemon;
 mod keys;
 mod netns;
 mod process;
+mod pubkey;
 mod scenario;
 mod spec;
 mod sshconfig;
