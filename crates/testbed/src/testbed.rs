@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
+use crate::cleanup::TEMPDIR_PREFIX;
 use crate::cluster::{self, ClusterRuntime};
 use crate::control_plane::{self, ControlPlane};
 use crate::spec::{Role, Spec};
@@ -23,9 +24,6 @@ use crate::{
     USER_NOPRIV, USER_SUDO, cleanup, keys, netns, sshconfig, sshd, status, traffic, users,
 };
 
-/// Temp dirs are named `kcap-testbed-<pid>-<n>-XXXX` so stale ones can be
-/// attributed to a dead process and collected.
-pub(crate) const TEMPDIR_PREFIX: &str = "kcap-testbed-";
 const SSHD_READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Per-process bed counter: keeps names unique when tests run in parallel.
