@@ -102,8 +102,9 @@ pub fn decide(user: User, a: &Attributes<'_>) -> Decision {
     }
 }
 
-/// Non-resource paths (`/api`, `/version`, ...): this server serves only discovery
-/// there, which every authenticated user may read (`system:discovery`).
+/// Non-resource paths (`/api`, `/version`, ...), by lowercase HTTP method: this
+/// server serves only discovery there, which every authenticated user may read
+/// (`system:discovery`); other methods are for admin only.
 pub fn decide_path(user: User, verb: &str) -> Decision {
     if user == User::Admin {
         allowed_by("kcap-testbed-admin", "cluster-admin", user.subject())

@@ -13,7 +13,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::auth::{self, Attributes, Tokens, User};
+use crate::auth::{self, Attributes, Decision, Tokens, User};
 use crate::cluster::Cluster;
 use crate::discovery::{self, Resource};
 use crate::objects::{self, pod};
@@ -195,7 +195,7 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
         .and_then(|h| h.to_str().ok());
     let user = match server.tokens.authenticate(authz) {
         Ok(u) => u,
-        Err(e) => return error_response(&e),
+        Err(e) => return refuse(req, error_response(&e)).await,
     };
     let mut entry = ApiRequest {
         user: user.name().to_string(),
@@ -245,6 +245,12 @@ async fn handle_as(
             }),
     };
     if let Some(doc) = discovery_doc {
+        // Non-resource requests are authorized by their lowercase HTTP method.
+        let verb = entry.method.to_ascii_lowercase();
+        if auth::decide_path(user, &verb) == Decision::NoRuleAllows {
+            let e = ApiError::forbidden_path(user.name(), &verb, &path);
+            return refuse(req, error_response(&e)).await;
+        }
         // Plain JSON even to an aggregated-discovery Accept: kubectl then uses these.
         return json_response(200, &doc);
     }
@@ -255,7 +261,7 @@ async fn handle_as(
         };
     }
     let Some(target) = parse_path(&path) else {
-        return not_found_path(&path);
+        return refuse(req, not_found_path(&path)).await;
     };
     let query = Query::parse(req.uri().query());
     let verb = match (req.method().clone(), &target.name, target.sub.as_deref()) {
@@ -297,7 +303,7 @@ async fn handle_as(
             name,
         },
     ) {
-        return error_response(&e);
+        return refuse(req, error_response(&e)).await;
     }
     // An old cluster has no such subresource: its router answers before any handler
     // (after authorization, which judges the request path alone).
@@ -305,12 +311,22 @@ async fn handle_as(
         && target.res.plural == "pods"
         && !server.cluster.features.ephemeral_containers
     {
-        return error_response(&ApiError::path_not_found());
+        return refuse(req, error_response(&ApiError::path_not_found())).await;
     }
     match route(server, req, target, query, verb).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
+}
+
+/// Sends `response` without handling `req`, once its body is read (up to 1 MiB) and
+/// dropped: a client still sending one would otherwise see its connection reset
+/// instead of the answer.
+async fn refuse(req: Request<Incoming>, response: Response<Body>) -> Response<Body> {
+    let _ = http_body_util::Limited::new(req.into_body(), 1 << 20)
+        .collect()
+        .await;
+    response
 }
 
 /// `POST .../selfsubjectaccessreviews`: the authorizer's answer for the caller.

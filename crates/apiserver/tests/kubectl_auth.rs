@@ -90,6 +90,18 @@ fn kubectl_auth_can_i_for_admin_and_restricted() {
     );
     assert_eq!(can_i(&bed, restricted, &["get", "/api"]), yes());
     assert_eq!(can_i(&bed, restricted, &["post", "/api"]), no());
+    // ... which is what the server does when the restricted user posts there.
+    let body = bed.dir.path().join("empty.json");
+    std::fs::write(&body, "{}").unwrap();
+    let body = body.to_str().unwrap();
+    let post =
+        |k: &Path| bed.run(bed.command("kubectl", k, &["create", "--raw", "/api", "-f", body]));
+    let out = post(restricted);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error from server (Forbidden): forbidden: User \"restricted\" cannot post path \"/api\"\n"
+    );
+    assert!(post(admin).status.success());
 
     let asked = |verb: &str, group: &str, resource: &str, sub: Option<&str>, ns: Option<&str>| {
         AccessQuestion {
@@ -114,6 +126,17 @@ fn kubectl_auth_can_i_for_admin_and_restricted() {
         verb: verb.into(),
         path: Some("/api".into()),
         ..AccessQuestion::default()
+    };
+    // Not a question: a POST to a non-resource path, logged as a change.
+    let post_api = |user: &str, status| ApiRequest {
+        path: "/api".into(),
+        kind: RequestKind::Change,
+        verb: String::new(),
+        group: String::new(),
+        resource: String::new(),
+        status,
+        review: None,
+        ..review(user, AccessQuestion::default())
     };
     assert_eq!(
         bed.requests(),
@@ -147,6 +170,8 @@ fn kubectl_auth_can_i_for_admin_and_restricted() {
             ),
             review("restricted", allowed(path_q("get"))),
             review("restricted", path_q("post")),
+            post_api("restricted", 403),
+            post_api("admin", 200),
         ]
     );
 }
