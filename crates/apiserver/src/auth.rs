@@ -77,8 +77,8 @@ pub enum Decision {
 }
 
 /// The one permission model: `admin` is bound to `cluster-admin`; `restricted` to
-/// `view` (reads, but not the exec/attach/portforward subresources, which are
-/// "create" even when asked for with another verb); every user may ask the server
+/// `view` (reads, but no exec/attach/portforward subresource, whatever the verb:
+/// those are "create" even over a GET upgrade); every user may ask the server
 /// what it may do (`system:basic-user`). The bindings are emulated, not objects.
 pub fn decide(user: User, a: &Attributes<'_>) -> Decision {
     let read = matches!(a.verb, "get" | "list" | "watch");

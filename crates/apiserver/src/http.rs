@@ -22,8 +22,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::stream::channel::Protocol;
 use crate::stream::{exec, websocket};
-use crate::{protobuf, review};
-use crate::{table, watch};
+use crate::{protobuf, review, table, watch};
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -335,10 +334,13 @@ async fn access_review(
     req: Request<Incoming>,
     entry: &mut ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let verb = if req.method() == Method::POST {
-        "create"
-    } else {
-        "list"
+    let verb = match *req.method() {
+        Method::POST => "create",
+        Method::GET => "list",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "deletecollection",
+        _ => "unknown",
     };
     *entry = ApiRequest {
         kind: RequestKind::AccessReview,
