@@ -1,5 +1,6 @@
-//! Bearer-token authentication and a two-user authorizer: `admin` may do anything,
-//! `restricted` only reads (get, list, watch), like a viewer role.
+//! Bearer-token authentication and the server's one authorizer ([`decide`]) for two
+//! users: `admin` may do anything, `restricted` only reads (get, list, watch), like a
+//! viewer role. Requests ([`authorize`]) and SelfSubjectAccessReviews both ask it.
 
 use crate::status::ApiError;
 
@@ -15,6 +16,11 @@ impl User {
             User::Admin => "admin",
             User::Restricted => "restricted",
         }
+    }
+
+    /// How RBAC's reasons name the user: `User "admin"`.
+    fn subject(self) -> String {
+        format!("User \"{}\"", self.name())
     }
 }
 
@@ -48,7 +54,8 @@ impl Tokens {
     }
 }
 
-/// One request as the authorizer sees it.
+/// One request as the authorizer sees it: a request to the API, or the
+/// `resourceAttributes` of a SelfSubjectAccessReview.
 pub struct Attributes<'a> {
     pub verb: &'a str,
     pub group: &'a str,
@@ -58,13 +65,73 @@ pub struct Attributes<'a> {
     pub name: Option<&'a str>,
 }
 
-pub fn authorize(user: User, a: &Attributes<'_>) -> Result<(), ApiError> {
+/// The authorizer's answer. Like RBAC it never denies outright: a refusal is "no
+/// rule allows it" (so a review's `status.denied` stays unset and `reason` empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed, and by which (emulated) binding, worded as RBAC's reason.
+    Allowed {
+        reason: String,
+    },
+    NoRuleAllows,
+}
+
+/// The one permission model: `admin` is bound to `cluster-admin`; `restricted` to
+/// `view` (reads, but no exec/attach/portforward subresource, whatever the verb:
+/// those are "create" even over a GET upgrade); every user may ask the server
+/// what it may do (`system:basic-user`). The bindings are emulated, not objects.
+pub fn decide(user: User, a: &Attributes<'_>) -> Decision {
     let read = matches!(a.verb, "get" | "list" | "watch");
-    // exec/attach/portforward are "create" on the subresource even over a GET upgrade.
     let streaming = matches!(a.subresource, Some("exec" | "attach" | "portforward"));
-    if user == User::Admin || (read && !streaming) {
+    let review = a.group == "authorization.k8s.io"
+        && a.resource == "selfsubjectaccessreviews"
+        && a.subresource.is_none()
+        && a.verb == "create";
+    if user == User::Admin {
+        allowed_by("kcap-testbed-admin", "cluster-admin", user.subject())
+    } else if review {
+        allowed_by(
+            "system:basic-user",
+            "system:basic-user",
+            AUTHENTICATED.into(),
+        )
+    } else if read && !streaming {
+        allowed_by("kcap-testbed-restricted", "view", user.subject())
+    } else {
+        Decision::NoRuleAllows
+    }
+}
+
+/// Non-resource paths (`/api`, `/version`, ...), by lowercase HTTP method: this
+/// server serves only discovery there, which every authenticated user may read
+/// (`system:discovery`); other methods are for admin only.
+pub fn decide_path(user: User, verb: &str) -> Decision {
+    if user == User::Admin {
+        allowed_by("kcap-testbed-admin", "cluster-admin", user.subject())
+    } else if verb == "get" {
+        allowed_by("system:discovery", "system:discovery", AUTHENTICATED.into())
+    } else {
+        Decision::NoRuleAllows
+    }
+}
+
+const AUTHENTICATED: &str = "Group \"system:authenticated\"";
+
+fn allowed_by(binding: &str, role: &str, subject: String) -> Decision {
+    Decision::Allowed {
+        reason: format!(
+            "RBAC: allowed by ClusterRoleBinding \"{binding}\" of ClusterRole \"{role}\" to {subject}"
+        ),
+    }
+}
+
+/// [`decide`] for a request: the 403 the real server answers when no rule allows it.
+pub fn authorize(user: User, a: &Attributes<'_>) -> Result<(), ApiError> {
+    if let Decision::Allowed { .. } = decide(user, a) {
         return Ok(());
     }
+    // exec/attach/portforward are "create" on the subresource even over a GET upgrade.
+    let streaming = matches!(a.subresource, Some("exec" | "attach" | "portforward"));
     Err(ApiError::forbidden(
         user.name(),
         if streaming { "create" } else { a.verb },
@@ -74,4 +141,50 @@ pub fn authorize(user: User, a: &Attributes<'_>) -> Result<(), ApiError> {
         a.namespace,
         a.name,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs<'a>(verb: &'a str, resource: &'a str, sub: Option<&'a str>) -> Attributes<'a> {
+        Attributes {
+            verb,
+            group: "",
+            resource,
+            subresource: sub,
+            namespace: Some("prod"),
+            name: None,
+        }
+    }
+
+    #[test]
+    fn restricted_reads_but_neither_streams_nor_writes() {
+        let allowed = |u, v, r, s| matches!(decide(u, &attrs(v, r, s)), Decision::Allowed { .. });
+        assert!(allowed(User::Restricted, "list", "pods", None));
+        assert!(allowed(User::Restricted, "get", "pods", Some("log")));
+        assert!(!allowed(User::Restricted, "get", "pods", Some("exec")));
+        assert!(!allowed(User::Restricted, "create", "pods", Some("exec")));
+        assert!(!allowed(
+            User::Restricted,
+            "patch",
+            "pods",
+            Some("ephemeralcontainers")
+        ));
+        assert!(!allowed(User::Restricted, "create", "pods", None));
+        assert!(allowed(User::Admin, "create", "pods", Some("exec")));
+        assert_eq!(
+            decide(
+                User::Restricted,
+                &Attributes {
+                    group: "authorization.k8s.io",
+                    namespace: None,
+                    ..attrs("create", "selfsubjectaccessreviews", None)
+                }
+            ),
+            Decision::Allowed {
+                reason: r#"RBAC: allowed by ClusterRoleBinding "system:basic-user" of ClusterRole "system:basic-user" to Group "system:authenticated""#.into()
+            }
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! The resources this server knows and the legacy discovery documents built from them
-//! (`/api`, `/apis`, `/api/v1`, `/apis/apps/v1`). Aggregated discovery is answered with
+//! (`/api`, `/apis`, `/api/v1`, `/apis/apps/v1`, `/apis/authorization.k8s.io/v1`). Aggregated discovery is answered with
 //! the legacy documents as plain JSON, which makes kubectl fall back to them.
 
 use serde_json::{Value, json};
@@ -153,26 +153,32 @@ pub fn api_versions(server_addr: &str) -> Value {
     })
 }
 
+/// The named API groups served (each in version v1 only), in discovery order.
+pub const GROUPS: &[&str] = &["apps", AUTHORIZATION_GROUP];
+
+/// Where SelfSubjectAccessReviews are created (answered by `review`, not stored).
+pub const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
+
+fn group_entry(name: &str) -> Value {
+    let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+    json!({"name": name, "versions": [version], "preferredVersion": version})
+}
+
 pub fn api_groups() -> Value {
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [{
-            "name": "apps",
-            "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-            "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
-        }],
+        "groups": GROUPS.iter().map(|g| group_entry(g)).collect::<Vec<_>>(),
     })
 }
 
-pub fn api_group_apps() -> Value {
-    json!({
-        "kind": "APIGroup",
-        "apiVersion": "v1",
-        "name": "apps",
-        "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-        "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
-    })
+/// `/apis/GROUP`, for a served group.
+pub fn api_group(name: &str) -> Option<Value> {
+    let g = GROUPS.iter().find(|g| **g == name)?;
+    let mut doc = group_entry(g);
+    doc["kind"] = json!("APIGroup");
+    doc["apiVersion"] = json!("v1");
+    Some(doc)
 }
 
 /// The APIResourceList of one group version, with the subresources kubectl looks for
@@ -224,10 +230,16 @@ pub fn resource_list(group: &str, features: &crate::Features) -> Value {
             }));
         }
     }
+    if group == AUTHORIZATION_GROUP {
+        resources.push(json!({
+            "name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+            "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"],
+        }));
+    }
     json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
-        "groupVersion": if group.is_empty() { "v1" } else { "apps/v1" },
+        "groupVersion": if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") },
         "resources": resources,
     })
 }

@@ -13,15 +13,16 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::auth::{self, Attributes, Tokens};
+use crate::auth::{self, Attributes, Decision, Tokens, User};
 use crate::cluster::Cluster;
 use crate::discovery::{self, Resource};
 use crate::objects::{self, pod};
+use crate::request_log::{ApiRequest, RequestKind, RequestLog};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::stream::channel::Protocol;
 use crate::stream::{exec, websocket};
-use crate::{table, watch};
+use crate::{protobuf, review, table, watch};
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -29,6 +30,7 @@ pub struct Server {
     pub cluster: Arc<Cluster>,
     pub tokens: Tokens,
     pub url_host: String,
+    pub log: RequestLog,
 }
 
 pub async fn serve(
@@ -192,23 +194,73 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
         .and_then(|h| h.to_str().ok());
     let user = match server.tokens.authenticate(authz) {
         Ok(u) => u,
-        Err(e) => return error_response(&e),
+        Err(e) => return refuse(req, error_response(&e)).await,
     };
+    let mut entry = ApiRequest {
+        user: user.name().to_string(),
+        method: req.method().to_string(),
+        path: path.clone(),
+        query: req.uri().query().unwrap_or("").to_string(),
+        kind: RequestKind::Change,
+        verb: String::new(),
+        group: String::new(),
+        resource: String::new(),
+        subresource: None,
+        namespace: None,
+        name: None,
+        status: 0,
+        review: None,
+    };
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let response = handle_as(&server, user, req, &mut entry).await;
+    if !reads || entry.kind == RequestKind::Exec {
+        entry.status = response.status().as_u16();
+        server.log.record(&entry);
+    }
+    response
+}
+
+/// Answers an authenticated request, noting in `entry` what it is (for the log).
+async fn handle_as(
+    server: &Arc<Server>,
+    user: User,
+    req: Request<Incoming>,
+    entry: &mut ApiRequest,
+) -> Response<Body> {
+    let path = entry.path.clone();
     let discovery_doc = match path.trim_end_matches('/') {
         "/version" => Some(discovery::version()),
         "/api" => Some(discovery::api_versions(&server.url_host)),
         "/apis" => Some(discovery::api_groups()),
         "/api/v1" => Some(discovery::resource_list("", &server.cluster.features)),
-        "/apis/apps" => Some(discovery::api_group_apps()),
-        "/apis/apps/v1" => Some(discovery::resource_list("apps", &server.cluster.features)),
-        _ => None,
+        p => p
+            .strip_prefix("/apis/")
+            .and_then(|p| match p.split_once('/') {
+                None => discovery::api_group(p),
+                Some((g, "v1")) if discovery::GROUPS.contains(&g) => {
+                    Some(discovery::resource_list(g, &server.cluster.features))
+                }
+                Some(_) => None,
+            }),
     };
     if let Some(doc) = discovery_doc {
+        // Non-resource requests are authorized by their lowercase HTTP method.
+        let verb = entry.method.to_ascii_lowercase();
+        if auth::decide_path(user, &verb) == Decision::NoRuleAllows {
+            let e = ApiError::forbidden_path(user.name(), &verb, &path);
+            return refuse(req, error_response(&e)).await;
+        }
         // Plain JSON even to an aggregated-discovery Accept: kubectl then uses these.
         return json_response(200, &doc);
     }
+    if path.trim_end_matches('/') == review::PATH {
+        return match access_review(user, req, entry).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+    }
     let Some(target) = parse_path(&path) else {
-        return not_found_path(&path);
+        return refuse(req, not_found_path(&path)).await;
     };
     let query = Query::parse(req.uri().query());
     let verb = match (req.method().clone(), &target.name, target.sub.as_deref()) {
@@ -224,6 +276,20 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
         _ => "unknown",
     };
     let (ns, name) = (target.namespace.as_deref(), target.name.as_deref());
+    *entry = ApiRequest {
+        kind: if matches!(target.sub.as_deref(), Some("exec" | "attach")) {
+            RequestKind::Exec
+        } else {
+            RequestKind::Change
+        },
+        verb: verb.to_string(),
+        group: target.res.group.to_string(),
+        resource: target.res.plural.to_string(),
+        subresource: target.sub.clone(),
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+        ..entry.clone()
+    };
     // A namespace object's own namespace is itself, for the authorizer's wording.
     if let Err(e) = auth::authorize(
         user,
@@ -236,7 +302,7 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
             name,
         },
     ) {
-        return error_response(&e);
+        return refuse(req, error_response(&e)).await;
     }
     // An old cluster has no such subresource: its router answers before any handler
     // (after authorization, which judges the request path alone).
@@ -244,12 +310,71 @@ pub async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Response<Bod
         && target.res.plural == "pods"
         && !server.cluster.features.ephemeral_containers
     {
-        return error_response(&ApiError::path_not_found());
+        return refuse(req, error_response(&ApiError::path_not_found())).await;
     }
-    match route(&server, req, target, query, verb).await {
+    match route(server, req, target, query, verb).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
+}
+
+/// Sends `response` without handling `req`, once its body is read (up to 1 MiB) and
+/// dropped: a client still sending one would otherwise see its connection reset
+/// instead of the answer.
+async fn refuse(req: Request<Incoming>, response: Response<Body>) -> Response<Body> {
+    let _ = http_body_util::Limited::new(req.into_body(), 1 << 20)
+        .collect()
+        .await;
+    response
+}
+
+/// `POST .../selfsubjectaccessreviews`: the authorizer's answer for the caller.
+async fn access_review(
+    user: User,
+    req: Request<Incoming>,
+    entry: &mut ApiRequest,
+) -> Result<Response<Body>, ApiError> {
+    let verb = match *req.method() {
+        Method::POST => "create",
+        Method::GET => "list",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "deletecollection",
+        _ => "unknown",
+    };
+    *entry = ApiRequest {
+        kind: RequestKind::AccessReview,
+        verb: verb.to_string(),
+        group: discovery::AUTHORIZATION_GROUP.to_string(),
+        resource: review::RESOURCE.to_string(),
+        ..entry.clone()
+    };
+    auth::authorize(
+        user,
+        &Attributes {
+            verb,
+            group: discovery::AUTHORIZATION_GROUP,
+            resource: review::RESOURCE,
+            subresource: None,
+            namespace: None,
+            name: None,
+        },
+    )?;
+    if verb != "create" {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let (ct, body) = read_json(req).await?;
+    // kubectl's typed client sends protobuf (and accepts the JSON answer).
+    let asked = if ct.starts_with(protobuf::CONTENT_TYPE) {
+        protobuf::self_subject_access_review(&body)?
+    } else {
+        parse_body(&body)?
+    };
+    let (answer, question) = review::answer(user, asked)?;
+    entry.review = Some(question);
+    Ok(json_response(201, &answer))
 }
 
 async fn read_json(req: Request<Incoming>) -> Result<(String, Bytes), ApiError> {

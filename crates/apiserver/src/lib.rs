@@ -4,8 +4,10 @@
 //! [`runtime::PodRuntime`].
 //!
 //! Start one with [`ApiServer::start`], hand [`ApiServer::kubeconfig`] to clients, and
-//! [`ApiServer::shutdown`] it when done.
+//! [`ApiServer::shutdown`] it when done. With [`ServerOptions::request_log`] it logs
+//! what clients changed, ran and asked ([`request_log::read`] reads it back).
 
+pub mod request_log;
 pub mod runtime;
 
 mod auth;
@@ -17,6 +19,8 @@ mod kubeconfig;
 mod objects;
 mod patch;
 mod pod_security;
+mod protobuf;
+mod review;
 mod selector;
 mod status;
 mod store;
@@ -35,6 +39,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::cluster::Cluster;
+pub use crate::request_log::{AccessQuestion, ApiRequest, RequestKind};
 use crate::runtime::PodRuntime;
 
 /// What the cluster holds at start.
@@ -84,6 +89,9 @@ pub struct ServerOptions {
     /// Addresses clients use: subjectAltNames of the certificate; the first one is the
     /// kubeconfig's server address. Empty = the listener's address.
     pub advertise: Vec<IpAddr>,
+    /// Where to append the request log ([`request_log`]: every request that changes
+    /// or runs something, and every access review); `None` logs nothing.
+    pub request_log: Option<std::path::PathBuf>,
 }
 
 /// A running API server (its own thread and tokio runtime).
@@ -115,6 +123,8 @@ impl ApiServer {
             IpAddr::V4(ip) => format!("{ip}:{}", local.port()),
             IpAddr::V6(ip) => format!("[{ip}]:{}", local.port()),
         };
+        let log = request_log::RequestLog::open(options.request_log.as_deref())
+            .with_context(|| format!("open the request log {:?}", options.request_log))?;
         let tokens = auth::Tokens::generate();
         let (admin_token, restricted_token) = (tokens.admin.clone(), tokens.restricted.clone());
         options.listener.set_nonblocking(true)?;
@@ -131,6 +141,7 @@ impl ApiServer {
             cluster: cluster.clone(),
             tokens,
             url_host: host.clone(),
+            log,
         });
         let listener = options.listener;
         let thread = std::thread::Builder::new()

@@ -122,6 +122,18 @@ impl ApiError {
         }
     }
 
+    /// The authorizer's refusal of a non-resource path (`/api`, `/version`, ...).
+    pub fn forbidden_path(user: &str, verb: &str, path: &str) -> Self {
+        ApiError {
+            details: Some(json!({})),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""),
+            )
+        }
+    }
+
     pub fn to_status(&self) -> Value {
         let mut v = json!({
             "kind": "Status",

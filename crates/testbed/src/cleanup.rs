@@ -8,6 +8,10 @@ use anyhow::{Result, anyhow};
 
 use crate::netns;
 
+/// Temp dirs are named `kcap-testbed-<pid>-<n>-XXXX` so stale ones can be
+/// attributed to a dead process and collected ([`gc_stale`]).
+pub(crate) const TEMPDIR_PREFIX: &str = "kcap-testbed-";
+
 /// Kills every process in `namespaces`, deletes them, then removes the
 /// `generated` paths. Continues past failures and reports them all.
 pub(crate) fn teardown(namespaces: &[String], generated: &[PathBuf]) -> Result<()> {
@@ -70,7 +74,7 @@ pub(crate) fn gc_stale() {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = owner_pid(&name, crate::testbed::TEMPDIR_PREFIX)
+        if let Some(pid) = owner_pid(&name, TEMPDIR_PREFIX)
             && !alive(pid)
         {
             let _ = fs::remove_dir_all(e.path());

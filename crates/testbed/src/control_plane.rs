@@ -30,6 +30,8 @@ const REFRESH_EVERY: Duration = Duration::from_millis(300);
 pub(crate) struct Files {
     pub kubeconfig: PathBuf,
     pub restricted: PathBuf,
+    /// The API server's request log (JSON lines, `kcap_apiserver::request_log`).
+    pub requests: PathBuf,
     /// `ip:port,...` of the scenario's Service endpoints (read by caller pods).
     pub targets: PathBuf,
 }
@@ -39,6 +41,7 @@ impl Files {
         Files {
             kubeconfig: dir.join("kubeconfig"),
             restricted: dir.join("kubeconfig-restricted"),
+            requests: dir.join("api-requests.log"),
             targets: dir.join("cluster").join("targets"),
         }
     }
@@ -89,6 +92,7 @@ pub(crate) fn start(
     let options = ServerOptions {
         listener,
         advertise: vec![addr.ip()],
+        request_log: Some(files.requests.clone()),
     };
     let server = Arc::new(ApiServer::start(spec, options, runtime)?);
     let mut cp = ControlPlane {

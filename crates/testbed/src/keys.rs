@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::netns;
+use crate::pubkey::public_key_line;
 use crate::topology::Host;
 
 /// Host key types each sshd offers; ed25519 first (what `host_key_line` shows),
@@ -28,30 +29,15 @@ pub(crate) fn generate(path: &Path, kind: &str, comment: &str) -> Result<()> {
     .with_context(|| format!("generate {kind} key {}", path.display()))
 }
 
-pub(crate) fn host_key_path(host: &Host, kind: &str) -> std::path::PathBuf {
-    host.dir.join(format!("ssh_host_{kind}_key"))
-}
-
 pub(crate) fn generate_host_keys(host: &Host) -> Result<()> {
     for kind in HOST_KEY_TYPES {
         generate(
-            &host_key_path(host, kind),
+            &host.host_key_path(kind),
             kind,
             &format!("root@{}", host.name),
         )?;
     }
     Ok(())
-}
-
-/// `type base64` of a `.pub` file (the comment is dropped).
-pub(crate) fn public_key_line(pub_path: &Path) -> Result<String> {
-    let text =
-        fs::read_to_string(pub_path).with_context(|| format!("read {}", pub_path.display()))?;
-    let mut parts = text.split_whitespace();
-    match (parts.next(), parts.next()) {
-        (Some(kind), Some(b64)) => Ok(format!("{kind} {b64}")),
-        _ => anyhow::bail!("malformed public key {}", pub_path.display()),
-    }
 }
 
 /// known_hosts lines for every sshd host, under its alias and every IP (port 22
@@ -62,7 +48,7 @@ pub(crate) fn known_hosts(hosts: &[Host]) -> Result<String> {
         let mut names = vec![h.name.clone()];
         names.extend(h.addresses.iter().map(|(_, a)| a.to_string()));
         for kind in HOST_KEY_TYPES {
-            let line = public_key_line(&host_key_path(h, kind).with_extension("pub"))?;
+            let line = public_key_line(&h.host_key_path(kind).with_extension("pub"))?;
             writeln!(out, "{} {line}", names.join(",")).expect("write to String");
         }
     }

@@ -44,6 +44,7 @@ pub mod daemon;
 mod keys;
 mod netns;
 mod process;
+mod pubkey;
 mod scenario;
 mod spec;
 mod sshconfig;
@@ -58,6 +59,7 @@ mod users;
 pub use cluster::{
     ClusterError, ClusterRuntime, ContainerInfo, ContainerRequest, PodInfo, PodRequest, image_names,
 };
+pub use kcap_apiserver::{AccessQuestion, ApiRequest, RequestKind};
 pub use spec::{
     API_PORT, CONTROL_PLANE, CONTROL_PLANE_ADDRESS, Cni, HostSpec, NetworkSpec, PodNetworkSpec,
     Role, SECURE_NAMESPACE, Scenario, Spec, ToolOverride,

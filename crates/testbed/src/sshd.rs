@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::keys::{HOST_KEY_TYPES, host_key_path};
+use crate::keys::HOST_KEY_TYPES;
 use crate::netns;
 use crate::process::spawn_daemon;
 use crate::topology::Host;
@@ -25,7 +25,7 @@ pub(crate) fn write_config(host: &Host, authorized_keys_dir: &Path) -> Result<()
         cfg += &format!("ListenAddress {addr}:22\n");
     }
     for kind in HOST_KEY_TYPES {
-        cfg += &format!("HostKey {}\n", host_key_path(host, kind).display());
+        cfg += &format!("HostKey {}\n", host.host_key_path(kind).display());
     }
     cfg += &format!(
         "PidFile none\n\

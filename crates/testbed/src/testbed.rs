@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
+use crate::cleanup::TEMPDIR_PREFIX;
 use crate::cluster::{self, ClusterRuntime};
 use crate::control_plane::{self, ControlPlane};
 use crate::spec::{Role, Spec};
@@ -23,9 +24,6 @@ use crate::{
     USER_NOPRIV, USER_SUDO, cleanup, keys, netns, sshconfig, sshd, status, traffic, users,
 };
 
-/// Temp dirs are named `kcap-testbed-<pid>-<n>-XXXX` so stale ones can be
-/// attributed to a dead process and collected.
-pub(crate) const TEMPDIR_PREFIX: &str = "kcap-testbed-";
 const SSHD_READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Per-process bed counter: keeps names unique when tests run in parallel.
@@ -121,10 +119,8 @@ impl Testbed {
             torn_down: false,
         };
         // On error `tb` is dropped here, which tears down the partial bed.
-        for f in [
-            control_plane::Files::new(&tb.dir).kubeconfig,
-            tb.kubectl_dir(),
-        ] {
+        let files = control_plane::Files::new(&tb.dir);
+        for f in [files.kubeconfig, files.requests, tb.kubectl_dir()] {
             if spec.api_server.is_some() && f.exists() {
                 bail!("{} exists: is a bed already up there?", f.display());
             }
@@ -150,6 +146,7 @@ impl Testbed {
         self.generated.extend([
             files.kubeconfig.clone(),
             files.restricted.clone(),
+            files.requests.clone(),
             self.kubectl_dir(),
         ]);
         self.save_state()?;
@@ -347,6 +344,30 @@ impl Testbed {
     /// attach, debug, delete and scale are refused with 403).
     pub fn restricted_kubeconfig(&self) -> PathBuf {
         control_plane::Files::new(&self.dir).restricted
+    }
+
+    /// `DIR/api-requests.log`, the API server's request log; see
+    /// [`Testbed::api_requests`].
+    pub fn api_requests_log(&self) -> PathBuf {
+        control_plane::Files::new(&self.dir).requests
+    }
+
+    /// What clients asked the API server to change or run so far, oldest first:
+    /// every POST, PUT, PATCH and DELETE, every exec and attach (also as a
+    /// WebSocket GET), and every SelfSubjectAccessReview (kind
+    /// [`RequestKind::AccessReview`], which changes nothing), with the user, the
+    /// verb/resource/subresource/namespace/name and the status answered. Reads
+    /// (get, list, watch) are not in it. Panics on a bed without an API server
+    /// or an unreadable log.
+    ///
+    /// [`RequestKind::AccessReview`]: crate::RequestKind::AccessReview
+    pub fn api_requests(&self) -> Vec<crate::ApiRequest> {
+        assert!(
+            self.control_plane.is_some(),
+            "this test bed has no API server (see Spec::cluster)"
+        );
+        kcap_apiserver::request_log::read(&self.api_requests_log())
+            .unwrap_or_else(|e| panic!("{:#}", anyhow::Error::new(e)))
     }
 
     fn kubectl_dir(&self) -> PathBuf {

@@ -63,8 +63,14 @@ impl Host {
 
     /// The sshd's current ed25519 host public key, `ssh-ed25519 AAAA...`.
     pub fn host_key_line(&self) -> String {
-        crate::keys::public_key_line(&self.dir.join("ssh_host_ed25519_key.pub"))
+        crate::pubkey::public_key_line(&self.host_key_path("ed25519").with_extension("pub"))
             .unwrap_or_else(|e| panic!("host {} has no host key: {e:#}", self.name))
+    }
+
+    /// The sshd's private host key of type `kind` (`ed25519`, `ecdsa`); the public
+    /// one is beside it with extension `.pub`.
+    pub(crate) fn host_key_path(&self, kind: &str) -> PathBuf {
+        self.dir.join(format!("ssh_host_{kind}_key"))
     }
 
     /// Whether this host runs sshd.

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kcap_testbed::{Spec, Testbed};
+use kcap_testbed::{AccessQuestion, ApiRequest, RequestKind, Spec, Testbed};
 use serde_json::Value;
 
 /// Another kubectl release than the default (1.32) for a few commands.
@@ -539,4 +539,127 @@ fn crictl_on_the_node_leads_from_kubectls_container_id_to_the_traffic() {
     assert!(dev.starts_with("cali"), "{route}");
     let seen = capture(format!("tcpdump -i {dev}"));
     assert_involve(&seen, &ip);
+}
+
+/// The API server's request log, as a test sees it through [`Testbed::api_requests`]:
+/// kubectl's create, exec and delete appear exactly, with the user and the answer;
+/// reads do not appear; a refused exec appears as refused (both of kubectl's tries);
+/// `auth can-i` appears as an access review.
+#[test]
+fn request_log_shows_what_kubectl_created_ran_and_deleted() {
+    let bed = cluster();
+    ok(&bed, &["get", "pods", "-A"]);
+    assert_eq!(bed.api_requests(), vec![]);
+    ok(
+        &bed,
+        &[
+            "run",
+            "probe",
+            "--image=kcap.test/app:1",
+            "--restart=Never",
+            "--",
+            "sleep",
+            "300",
+        ],
+    );
+    ok(&bed, &["exec", "toolbox", "-c", "tools", "--", "true"]);
+    ok(&bed, &["delete", "pod", "probe", "--wait=false"]);
+    let mut cmd = bed.kubectl_with("kubectl", &bed.restricted_kubeconfig());
+    cmd.args(["exec", "toolbox", "-c", "tools", "--", "true"])
+        .stdin(Stdio::null());
+    assert!(!run_for(cmd, Duration::from_secs(120)).status.success());
+    let mut cmd = bed.kubectl_with("kubectl", &bed.restricted_kubeconfig());
+    cmd.args(["auth", "can-i", "create", "pods", "--subresource=exec"])
+        .stdin(Stdio::null());
+    let out = run_for(cmd, Duration::from_secs(120));
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(1), "no\n")
+    );
+    ok(&bed, &["get", "pods", "-o", "wide"]);
+
+    let request = |user: &str, method: &str, path: &str, query: &str| ApiRequest {
+        user: user.into(),
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+        kind: RequestKind::Change,
+        verb: String::new(),
+        group: String::new(),
+        resource: "pods".into(),
+        subresource: None,
+        namespace: Some("prod".into()),
+        name: None,
+        status: 0,
+        review: None,
+    };
+    let exec = |user: &str, status| ApiRequest {
+        kind: RequestKind::Exec,
+        verb: "create".into(),
+        subresource: Some("exec".into()),
+        name: Some("toolbox".into()),
+        status,
+        ..request(
+            user,
+            "GET",
+            "/api/v1/namespaces/prod/pods/toolbox/exec",
+            "command=true&container=tools&stderr=true&stdout=true",
+        )
+    };
+    let log = bed.api_requests();
+    assert_eq!(
+        log,
+        vec![
+            ApiRequest {
+                verb: "create".into(),
+                status: 201,
+                ..request(
+                    "admin",
+                    "POST",
+                    "/api/v1/namespaces/prod/pods",
+                    "fieldManager=kubectl-run"
+                )
+            },
+            exec("admin", 101),
+            ApiRequest {
+                verb: "delete".into(),
+                name: Some("probe".into()),
+                status: 200,
+                ..request("admin", "DELETE", "/api/v1/namespaces/prod/pods/probe", "")
+            },
+            exec("restricted", 403),
+            // Refused over WebSocket, kubectl retries over SPDY: refused again.
+            ApiRequest {
+                method: "POST".into(),
+                ..exec("restricted", 403)
+            },
+            // A question, marked as one: it changed nothing.
+            ApiRequest {
+                kind: RequestKind::AccessReview,
+                verb: "create".into(),
+                group: "authorization.k8s.io".into(),
+                resource: "selfsubjectaccessreviews".into(),
+                namespace: None,
+                status: 201,
+                review: Some(AccessQuestion {
+                    verb: "create".into(),
+                    resource: "pods".into(),
+                    subresource: Some("exec".into()),
+                    namespace: Some("prod".into()),
+                    ..AccessQuestion::default()
+                }),
+                ..request(
+                    "restricted",
+                    "POST",
+                    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                    ""
+                )
+            },
+        ]
+    );
+    let acted: Vec<bool> = log.iter().map(ApiRequest::acted).collect();
+    assert_eq!(acted, [true, true, true, false, false, false]);
 }

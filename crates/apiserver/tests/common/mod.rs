@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use kcap_apiserver::runtime::{
     ContainerLaunch, ContainerStarted, PodLaunch, PodRuntime, PodStarted, RuntimeError,
 };
-use kcap_apiserver::{ApiServer, ClusterSpec, Features, NodeInfo, ServerOptions};
+use kcap_apiserver::{ApiRequest, ApiServer, ClusterSpec, Features, NodeInfo, ServerOptions};
 use serde_json::{Value, json};
 
 fn hex(n: u64) -> String {
@@ -261,11 +261,13 @@ impl Bed {
             objects,
             features,
         };
+        let dir = tempfile::tempdir().unwrap();
         let server = ApiServer::start(
             spec,
             ServerOptions {
                 listener,
                 advertise: vec![],
+                request_log: Some(dir.path().join("api-requests.log")),
             },
             Arc::new(LocalRuntime::default()),
         )
@@ -273,7 +275,6 @@ impl Bed {
         server
             .wait_ready(Duration::from_secs(30))
             .expect("cluster ready");
-        let dir = tempfile::tempdir().unwrap();
         let admin = dir.path().join("admin.kubeconfig");
         let restricted = dir.path().join("restricted.kubeconfig");
         std::fs::write(&admin, server.kubeconfig(server.admin_token(), "default")).unwrap();
@@ -288,6 +289,12 @@ impl Bed {
             admin,
             restricted,
         }
+    }
+
+    /// The server's request log so far.
+    pub fn requests(&self) -> Vec<ApiRequest> {
+        kcap_apiserver::request_log::read(&self.dir.path().join("api-requests.log"))
+            .expect("request log readable")
     }
 
     /// A kubectl command with its own kubeconfig, cache dir and HOME.
