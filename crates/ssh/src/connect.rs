@@ -1,20 +1,19 @@
-//! Establishing sessions: transport (TCP or a jump tunnel), handshake with host key
-//! verification, authentication, and the resulting [`Session`].
+//! Establishing sessions: the jump chain, then the target (see `hop` for one hop's
+//! transport, handshake and login), and the resulting [`Session`].
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::{Preferred, cipher};
 
-use crate::auth::authenticate;
 use crate::error::Error;
-use crate::host_keys::{ClientHandler, HandlerState, HostKeyCheck, lock};
-use crate::jump::{JumpSession, connect_chain, tunnel};
+use crate::hop::{Transport, connect_hop};
+use crate::host_keys::{ClientHandler, HandlerState};
+use crate::jump::{JumpSession, connect_chain};
 use crate::options::ConnectOptions;
 use crate::process::RemoteProcess;
-use crate::resolve::{Hop, resolve};
+use crate::resolve::resolve;
 
 /// Unanswered keepalives after which the connection counts as lost.
 pub const KEEPALIVE_MAX: usize = 3;
@@ -39,13 +38,6 @@ pub struct Session {
     /// Kept alive because the target's connection runs through them; innermost last.
     jumps: Vec<JumpSession>,
     description: String,
-}
-
-/// How a hop's byte stream is obtained.
-pub(crate) enum Transport<'a> {
-    Tcp,
-    /// A direct-tcpip channel through this jump session (with its label).
-    Via(&'a Handle<ClientHandler>, &'a str),
 }
 
 /// Connects to the target of `opts` (through its jump chain) and logs in.
@@ -82,62 +74,6 @@ fn client_config(opts: &ConnectOptions) -> client::Config {
             ..Preferred::default()
         },
         ..client::Config::default()
-    }
-}
-
-/// Transport, handshake (bounded by the hop's connect timeout) and authentication
-/// of one hop.
-pub(crate) async fn connect_hop(
-    hop: &Hop,
-    transport: Transport<'_>,
-    config: Arc<client::Config>,
-    opts: &ConnectOptions,
-) -> Result<(Handle<ClientHandler>, Arc<Mutex<HandlerState>>), Error> {
-    let (handler, state) = ClientHandler::new(HostKeyCheck::for_hop(hop)?);
-    let handshake = async {
-        match transport {
-            Transport::Tcp => {
-                let tcp = tokio::net::TcpStream::connect((hop.host.as_str(), hop.port))
-                    .await
-                    .map_err(|source| Error::Connect {
-                        target: hop.label.clone(),
-                        address: hop.address(),
-                        source,
-                    })?;
-                // Latency matters for heartbeats and interactive use; throughput is
-                // unaffected since SSH writes whole packets.
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!("set_nodelay: {e}");
-                }
-                client::connect_stream(config, tcp, handler).await
-            }
-            Transport::Via(via, via_label) => {
-                let stream = tunnel(via, via_label, hop).await?;
-                client::connect_stream(config, stream, handler).await
-            }
-        }
-    };
-    let result = match hop.connect_timeout {
-        Some(limit) => tokio::time::timeout(limit, handshake)
-            .await
-            .map_err(|_| timeout(hop, limit))?,
-        None => handshake.await,
-    };
-    let mut handle = match result {
-        Ok(h) => h,
-        // A rejected host key surfaces from russh as a generic failure; the precise
-        // verdict was parked by the handler.
-        Err(e) => return Err(lock(&state).rejected.take().unwrap_or(e)),
-    };
-    authenticate(&mut handle, hop, opts).await?;
-    tracing::debug!("logged in to {} as {}", hop.label, hop.user);
-    Ok((handle, state))
-}
-
-fn timeout(hop: &Hop, after: Duration) -> Error {
-    Error::Timeout {
-        target: format!("{} ({})", hop.label, hop.address()),
-        after,
     }
 }
 

@@ -2,12 +2,10 @@
 //! connection in a direct-tcpip channel, for chains of any length. Every jump
 //! session must stay alive as long as the sessions tunnelled through it.
 
-use std::io;
-
 use russh::client::Handle;
 
-use crate::connect::{Transport, connect_hop};
 use crate::error::Error;
+use crate::hop::{Transport, connect_hop};
 use crate::host_keys::ClientHandler;
 use crate::options::ConnectOptions;
 use crate::resolve::Hop;
@@ -39,22 +37,4 @@ pub(crate) async fn connect_chain(
         });
     }
     Ok(chain)
-}
-
-/// Asks `via` to open a TCP connection to `hop` and returns it as a byte stream.
-pub(crate) async fn tunnel(
-    via: &Handle<ClientHandler>,
-    via_label: &str,
-    hop: &Hop,
-) -> Result<russh::ChannelStream<russh::client::Msg>, Error> {
-    // The originator address is informational; OpenSSH sends the loopback too.
-    let channel = via
-        .channel_open_direct_tcpip(hop.host.clone(), u32::from(hop.port), "127.0.0.1", 0)
-        .await
-        .map_err(|e| Error::Connect {
-            target: hop.label.clone(),
-            address: format!("{} via {via_label}", hop.address()),
-            source: io::Error::other(e),
-        })?;
-    Ok(channel.into_stream())
 }

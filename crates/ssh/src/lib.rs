@@ -5,6 +5,7 @@
 mod auth;
 mod connect;
 mod error;
+mod hop;
 mod host_keys;
 mod jump;
 mod options;
@@ -18,4 +19,3 @@ pub use options::{
     AgentSource, ConnectOptions, PASSPHRASE_ENV, PASSWORD_ENV, PasswordSource, Secret,
 };
 pub use process::{ExitStatus, Output, RemoteProcess, Stdin};
-pub use russh::Sig;
