@@ -42,7 +42,11 @@ pub struct Session {
 
 /// Connects to the target of `opts` (through its jump chain) and logs in.
 pub async fn connect(opts: &ConnectOptions) -> Result<Session, Error> {
-    let (hops, target) = resolve(opts)?;
+    // `Match exec` runs commands: keep them off the async workers.
+    let resolving = opts.clone();
+    let (hops, target) = tokio::task::spawn_blocking(move || resolve(&resolving))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let config = Arc::new(client_config(opts));
     let jumps = connect_chain(&hops, &config, opts).await?;
     let transport = match jumps.last() {

@@ -46,10 +46,11 @@ impl Hop {
     }
 }
 
-/// The resolved jump chain (first hop first) and the target.
+/// The resolved jump chain (first hop first) and the target. Blocking: ssh_config
+/// `Match exec` runs commands.
 pub(crate) fn resolve(opts: &ConnectOptions) -> Result<(Vec<Hop>, Hop), Error> {
     let config = load_config(opts)?;
-    let target_cfg = lookup(config.as_ref(), &opts.destination);
+    let target_cfg = lookup(config.as_ref(), &opts.destination)?;
     let chain = match &opts.jump_hosts {
         Some(chain) => chain.clone(),
         None => target_cfg.proxy_jump.clone().unwrap_or_default(),
@@ -57,7 +58,7 @@ pub(crate) fn resolve(opts: &ConnectOptions) -> Result<(Vec<Hop>, Hop), Error> {
     let jumps = chain
         .iter()
         .map(|d| {
-            let cfg = lookup(config.as_ref(), d);
+            let cfg = lookup(config.as_ref(), d)?;
             hop(opts, d, &cfg)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -77,15 +78,39 @@ fn load_config(opts: &ConnectOptions) -> Result<Option<SshConfig>, Error> {
     Ok(Some(SshConfig::load(&path)?))
 }
 
-fn lookup(config: Option<&SshConfig>, dest: &Destination) -> HostConfig {
-    // User and port from the command line feed `%r`/`%p` in ssh_config paths.
-    let cfg = config
-        .map(|c| c.resolve_with(&dest.host, dest.user.as_deref(), dest.port))
-        .unwrap_or_default();
+fn lookup(config: Option<&SshConfig>, dest: &Destination) -> Result<HostConfig, Error> {
+    // User and port from the command line feed `%r`/`%p` and `Match user`.
+    let cfg = match config {
+        Some(c) => c.resolve_with(&dest.host, dest.user.as_deref(), dest.port)?,
+        None => HostConfig::default(),
+    };
     for what in &cfg.ignored {
-        tracing::warn!("ssh_config for {}: ignored {what}", dest.host);
+        warn_once(format!("ssh_config: ignored {what}"));
     }
-    cfg
+    if let Some(c) = &cfg.proxy_command {
+        warn_once(format!(
+            "ssh_config for {}: ignored ProxyCommand {c:?} (not supported)",
+            dest.host
+        ));
+    }
+    if !cfg.certificate_files.is_empty() {
+        warn_once(format!(
+            "ssh_config for {}: ignored CertificateFile (kcap does not use certificates)",
+            dest.host
+        ));
+    }
+    Ok(cfg)
+}
+
+/// Warns about something kcap skipped, once per process however many hosts and
+/// hops share the line.
+fn warn_once(message: String) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if !warned.contains(&message) {
+        tracing::warn!("{message}");
+        warned.push(message);
+    }
 }
 
 fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Hop, Error> {
