@@ -275,6 +275,11 @@ fn explain_ssh(error: &kcap_ssh::Error) -> (Exit, Option<String>) {
             Exit::Connect,
             Some("check the address and port, that sshd runs there, and the route (--jump-host?)".into()),
         ),
+        Ssh::ProxyCommand { .. } => (
+            Exit::Connect,
+            Some("run the ProxyCommand by hand to see it work (or `ssh -v HOST`); --proxy-command none connects directly".into()),
+        ),
+        Ssh::Unsupported(_) => (Exit::Usage, None),
         Ssh::Jump { source, .. } => explain_ssh(source),
         Ssh::Auth { .. } => (
             Exit::Auth,

@@ -50,7 +50,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Session, Error> {
     let config = Arc::new(client_config(opts));
     let jumps = connect_chain(&hops, &config, opts).await?;
     let transport = match jumps.last() {
-        None => Transport::Tcp,
+        None => Transport::Direct,
         Some(j) => Transport::Via(&j.handle, &j.label),
     };
     let (handle, state) = connect_hop(&target, transport, config, opts).await?;

@@ -25,7 +25,7 @@ pub(crate) async fn connect_chain(
     let mut chain: Vec<JumpSession> = Vec::with_capacity(hops.len());
     for hop in hops {
         let transport = match chain.last() {
-            None => Transport::Tcp,
+            None => Transport::Direct,
             Some(prev) => Transport::Via(&prev.handle, &prev.label),
         };
         let (handle, _state) = connect_hop(hop, transport, config.clone(), opts)

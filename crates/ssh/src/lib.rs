@@ -10,6 +10,7 @@ mod host_keys;
 mod jump;
 mod options;
 mod process;
+mod proxy;
 mod resolve;
 
 pub use connect::{KEEPALIVE_MAX, Session, connect};

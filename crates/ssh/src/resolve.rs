@@ -37,12 +37,32 @@ pub(crate) struct Hop {
     pub accept_new_host_key: bool,
     /// `None` = no timeout (ssh_config `ConnectTimeout 0`/`none`).
     pub connect_timeout: Option<Duration>,
+    /// Reach this hop through a local command instead of TCP (only the first hop
+    /// of a chain, or a target without jump hosts, as in OpenSSH).
+    pub proxy: Option<ProxyCommand>,
+}
+
+/// A `ProxyCommand` to run for one hop.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyCommand {
+    /// As configured, for messages.
+    pub command: String,
+    /// `exec ...` with the `%` tokens expanded, for `$SHELL -c`.
+    pub line: String,
 }
 
 impl Hop {
     /// `user@host:port` of what we actually connect to.
     pub fn address(&self) -> String {
         format!("{}:{}", bracket_v6(&self.host), self.port)
+    }
+
+    /// The address, and the ProxyCommand that leads there if there is one.
+    pub fn route(&self) -> String {
+        match &self.proxy {
+            Some(p) => format!("{} through ProxyCommand {:?}", self.address(), p.command),
+            None => self.address(),
+        }
     }
 }
 
@@ -51,18 +71,38 @@ impl Hop {
 pub(crate) fn resolve(opts: &ConnectOptions) -> Result<(Vec<Hop>, Hop), Error> {
     let config = load_config(opts)?;
     let target_cfg = lookup(config.as_ref(), &opts.destination)?;
-    let chain = match &opts.jump_hosts {
-        Some(chain) => chain.clone(),
-        None => target_cfg.proxy_jump.clone().unwrap_or_default(),
+    // The command line beats ssh_config; ProxyJump and ProxyCommand exclude each
+    // other, as in OpenSSH.
+    let (chain, target_proxy) = match (&opts.proxy_command, &opts.jump_hosts) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Unsupported(
+                "a ProxyCommand and jump hosts cannot be combined; give one of them".into(),
+            ));
+        }
+        (Some(c), None) if c.eq_ignore_ascii_case("none") => (Vec::new(), None),
+        (Some(c), None) => (Vec::new(), Some(c.clone())),
+        (None, Some(chain)) => (chain.clone(), None),
+        (None, None) => (
+            target_cfg.proxy_jump.clone().unwrap_or_default(),
+            target_cfg.proxy_command.clone(),
+        ),
     };
     let jumps = chain
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             let cfg = lookup(config.as_ref(), d)?;
-            hop(opts, d, &cfg)
+            // The first hop is reached like any host, so its own ProxyCommand
+            // applies; the later ones are reached through the previous hop.
+            let proxy = if i == 0 {
+                cfg.proxy_command.clone()
+            } else {
+                None
+            };
+            hop(opts, d, &cfg, proxy)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let target = hop(opts, &opts.destination, &target_cfg)?;
+    let target = hop(opts, &opts.destination, &target_cfg, target_proxy)?;
     Ok((jumps, target))
 }
 
@@ -87,12 +127,6 @@ fn lookup(config: Option<&SshConfig>, dest: &Destination) -> Result<HostConfig, 
     for what in &cfg.ignored {
         warn_once(format!("ssh_config: ignored {what}"));
     }
-    if let Some(c) = &cfg.proxy_command {
-        warn_once(format!(
-            "ssh_config for {}: ignored ProxyCommand {c:?} (not supported)",
-            dest.host
-        ));
-    }
     if !cfg.certificate_files.is_empty() {
         warn_once(format!(
             "ssh_config for {}: ignored CertificateFile (kcap does not use certificates)",
@@ -113,7 +147,12 @@ fn warn_once(message: String) {
     }
 }
 
-fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Hop, Error> {
+fn hop(
+    opts: &ConnectOptions,
+    dest: &Destination,
+    cfg: &HostConfig,
+    proxy: Option<String>,
+) -> Result<Hop, Error> {
     let host = cfg.hostname.clone().unwrap_or_else(|| dest.host.clone());
     let user = match dest.user.clone().or_else(|| cfg.user.clone()) {
         Some(u) => u,
@@ -156,6 +195,22 @@ fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Ho
         (None, None) => dest.host.clone(),
     };
 
+    let proxy = match proxy {
+        None => None,
+        Some(_) if cfg.proxy_use_fdpass == Some(true) => {
+            return Err(Error::Unsupported(format!(
+                "ssh_config sets ProxyUseFdpass yes for {}: kcap cannot take a socket \
+                 passed back by a ProxyCommand; set ProxyUseFdpass no for it \
+                 (or use ProxyJump)",
+                dest.host
+            )));
+        }
+        Some(command) => Some(ProxyCommand {
+            line: kcap_openssh::config::proxy_command(&command, &host, port, &user, &dest.host)?,
+            command,
+        }),
+    };
+
     Ok(Hop {
         label,
         alias: dest.host.clone(),
@@ -173,6 +228,7 @@ fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Ho
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         )
         .filter(|t| !t.is_zero()),
+        proxy,
     })
 }
 

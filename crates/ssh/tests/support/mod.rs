@@ -282,3 +282,22 @@ pub fn known_hosts(dir: &Path, servers: &[&Sshd]) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Pids of processes whose command line contains `needle` (arguments joined by
+/// spaces), zombies excluded.
+pub fn processes_with(needle: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
