@@ -15,3 +15,4 @@ mod kube_lifecycle;
 mod lifecycle;
 mod nodes;
 mod output;
+mod proxy;

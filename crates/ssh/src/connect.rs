@@ -54,7 +54,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Session, Error> {
         Some(j) => Transport::Via(&j.handle, &j.label),
     };
     let (handle, state) = connect_hop(&target, transport, config, opts).await?;
-    let mut description = format!("{}@{} ({})", target.user, target.alias, target.address());
+    let mut description = format!("{}@{} ({})", target.user, target.alias, target.route());
     if !jumps.is_empty() {
         let via: Vec<&str> = jumps.iter().map(|j| j.label.as_str()).collect();
         description.push_str(&format!(" via {}", via.join(", ")));

@@ -80,11 +80,15 @@ async fn through_a_tcp_relay_and_gone_when_dropped() {
     session.disconnect().await;
     assert_eq!(wait_gone(&relay).await, Vec::<i32>::new());
 
-    // Dropped without a goodbye: killed all the same.
+    // Dropped without a goodbye, and a shell that would outlive the relay: the
+    // whole process group is killed.
+    o.proxy_command = Some("sh -c 'socat - TCP:%h:%p; sleep 600.25'".into());
     let session = kcap_ssh::connect(&o).await.unwrap();
-    assert_eq!(processes_with(&relay).len(), 1);
+    // The shell and its socat.
+    assert_eq!(processes_with(&relay).len(), 2);
     drop(session);
     assert_eq!(wait_gone(&relay).await, Vec::<i32>::new());
+    assert_eq!(wait_gone("sleep 600.25").await, Vec::<i32>::new());
 
     // `none` connects directly.
     o.proxy_command = Some("none".into());
@@ -124,7 +128,11 @@ async fn ssh_w_through_a_bastion_from_ssh_config() {
     let session = kcap_ssh::connect(&o).await.unwrap();
     assert_eq!(
         session.describe(),
-        format!("root@node (127.0.0.1:{})", target.port)
+        format!(
+            "root@node (127.0.0.1:{} through ProxyCommand \"ssh -F {} -W %h:%p bastion\")",
+            target.port,
+            cfg.display()
+        )
     );
     let conn = ssh_connection(&session).await;
     // The target sees the connection coming from the bastion's sshd, as with ssh.
