@@ -305,6 +305,11 @@ fn explain_ssh(error: &kcap_ssh::Error) -> (Exit, Option<String>) {
                 file.display()
             )),
         ),
+        Ssh::HostCertificate { .. } => (
+            Exit::HostKeyChanged,
+            Some("ask the node's owner for a valid host certificate (ssh-keygen -s CA -h -n HOST); \
+                  check the clock; or remove the @cert-authority line to check the host key itself".into()),
+        ),
         Ssh::HostKeyRevoked { .. } => (Exit::HostKeyChanged, Some("the key is marked @revoked in known_hosts".into())),
         Ssh::KeyFile { .. } => (Exit::Auth, Some("check the key file path and its passphrase".into())),
         Ssh::Config(_) => (Exit::Usage, Some("fix the ssh_config file named above".into())),

@@ -1,11 +1,9 @@
 //! Establishing sessions: the jump chain, then the target (see `hop` for one hop's
 //! transport, handshake and login), and the resulting [`Session`].
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use russh::client::{self, Handle};
-use russh::{Preferred, cipher};
+use russh::client::Handle;
 
 use crate::error::Error;
 use crate::hop::{Transport, connect_hop};
@@ -14,22 +12,6 @@ use crate::jump::{JumpSession, connect_chain};
 use crate::options::ConnectOptions;
 use crate::process::RemoteProcess;
 use crate::resolve::resolve;
-
-/// Unanswered keepalives after which the connection counts as lost.
-pub const KEEPALIVE_MAX: usize = 3;
-/// Per-channel receive window. Larger than russh's 2 MiB default so one round trip
-/// can carry enough data for ~1 GB/s on links with some latency.
-const WINDOW_SIZE: u32 = 16 * 1024 * 1024;
-/// AES-GCM is hardware-accelerated on the CPUs kcap runs on, and far faster than
-/// chacha20-poly1305 there.
-const CIPHERS: &[cipher::Name] = &[
-    cipher::AES_128_GCM,
-    cipher::AES_256_GCM,
-    cipher::CHACHA20_POLY1305,
-    cipher::AES_256_CTR,
-    cipher::AES_192_CTR,
-    cipher::AES_128_CTR,
-];
 
 /// A logged-in SSH connection to the target, possibly through jump hosts.
 pub struct Session {
@@ -47,13 +29,12 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Session, Error> {
     let (hops, target) = tokio::task::spawn_blocking(move || resolve(&resolving))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-    let config = Arc::new(client_config(opts));
-    let jumps = connect_chain(&hops, &config, opts).await?;
+    let jumps = connect_chain(&hops, opts).await?;
     let transport = match jumps.last() {
         None => Transport::Direct,
         Some(j) => Transport::Via(&j.handle, &j.label),
     };
-    let (handle, state) = connect_hop(&target, transport, config, opts).await?;
+    let (handle, state) = connect_hop(&target, transport, opts).await?;
     let mut description = format!("{}@{} ({})", target.user, target.alias, target.route());
     if !jumps.is_empty() {
         let via: Vec<&str> = jumps.iter().map(|j| j.label.as_str()).collect();
@@ -65,20 +46,6 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Session, Error> {
         jumps,
         description,
     })
-}
-
-fn client_config(opts: &ConnectOptions) -> client::Config {
-    client::Config {
-        window_size: WINDOW_SIZE,
-        keepalive_interval: Some(opts.keepalive_interval),
-        keepalive_max: KEEPALIVE_MAX,
-        nodelay: true,
-        preferred: Preferred {
-            cipher: Cow::Borrowed(CIPHERS),
-            ..Preferred::default()
-        },
-        ..client::Config::default()
-    }
 }
 
 impl Session {

@@ -76,6 +76,15 @@ pub enum Error {
         file: PathBuf,
         line: usize,
     },
+    /// The server's host certificate is signed by a trusted authority but is not
+    /// valid for this connection (expired, wrong host, bad signature, ...).
+    #[error("host certificate of {host} ({fingerprint}, signed by {ca}) is refused: {reason}")]
+    HostCertificate {
+        host: String,
+        fingerprint: String,
+        ca: String,
+        reason: String,
+    },
     /// Failure while connecting to or through a jump host; `hop` names it.
     #[error("via jump host {hop}")]
     Jump {

@@ -19,7 +19,6 @@ pub(crate) struct JumpSession {
 /// Connects through `hops` in order; an error names the hop that failed.
 pub(crate) async fn connect_chain(
     hops: &[Hop],
-    config: &std::sync::Arc<russh::client::Config>,
     opts: &ConnectOptions,
 ) -> Result<Vec<JumpSession>, Error> {
     let mut chain: Vec<JumpSession> = Vec::with_capacity(hops.len());
@@ -28,7 +27,7 @@ pub(crate) async fn connect_chain(
             None => Transport::Direct,
             Some(prev) => Transport::Via(&prev.handle, &prev.label),
         };
-        let (handle, _state) = connect_hop(hop, transport, config.clone(), opts)
+        let (handle, _state) = connect_hop(hop, transport, opts)
             .await
             .map_err(|e| e.at_jump(&hop.label))?;
         chain.push(JumpSession {

@@ -13,8 +13,9 @@ mod process;
 mod proxy;
 mod resolve;
 
-pub use connect::{KEEPALIVE_MAX, Session, connect};
+pub use connect::{Session, connect};
 pub use error::Error;
+pub use hop::KEEPALIVE_MAX;
 pub use kcap_openssh::destination::Destination;
 pub use options::{
     AgentSource, ConnectOptions, PASSPHRASE_ENV, PASSWORD_ENV, PasswordSource, Secret,

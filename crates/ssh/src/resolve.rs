@@ -33,6 +33,9 @@ pub(crate) struct Hop {
     /// ssh_config); missing explicit files are reported, missing defaults are not.
     pub explicit_identities: usize,
     pub identities_only: bool,
+    /// ssh_config `CertificateFile`s: user certificates offered with the key
+    /// they certify (besides `KEY-cert.pub` next to each key).
+    pub certificate_files: Vec<PathBuf>,
     pub known_hosts_files: Vec<PathBuf>,
     pub accept_new_host_key: bool,
     /// `None` = no timeout (ssh_config `ConnectTimeout 0`/`none`).
@@ -127,12 +130,6 @@ fn lookup(config: Option<&SshConfig>, dest: &Destination) -> Result<HostConfig, 
     for what in &cfg.ignored {
         warn_once(format!("ssh_config: ignored {what}"));
     }
-    if !cfg.certificate_files.is_empty() {
-        warn_once(format!(
-            "ssh_config for {}: ignored CertificateFile (kcap does not use certificates)",
-            dest.host
-        ));
-    }
     Ok(cfg)
 }
 
@@ -220,6 +217,7 @@ fn hop(
         identity_files,
         explicit_identities,
         identities_only: cfg.identities_only.unwrap_or(false),
+        certificate_files: cfg.certificate_files.clone(),
         known_hosts_files,
         accept_new_host_key: opts.accept_new_host_key || config_accepts_new,
         connect_timeout: Some(
