@@ -7,8 +7,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kcap_ssh::{Destination, Error};
-use support::{Key, Sshd, options, run};
+use kcap_ssh::{AgentSource, Destination, Error};
+use support::{Agent, Key, Sshd, options, run};
 use tempfile::TempDir;
 
 /// Signs `public` (a `.pub` file) with the CA key; the certificate lands next to
@@ -153,6 +153,30 @@ async fn user_certificates_next_to_the_key_and_from_certificate_file() {
         ),
         other => panic!("expected Auth, got {:?}", other.err()),
     }
+}
+
+#[tokio::test]
+async fn user_certificate_from_the_agent() {
+    let ca = Key::new();
+    let ca_pub = ca.private.with_extension("pub");
+    let sshd = Sshd::start_with(&[], &|_| {
+        format!("TrustedUserCAKeys {}\n", ca_pub.display())
+    });
+    let tmp = TempDir::new().unwrap();
+    let kh = known_hosts(tmp.path(), &sshd.known_hosts_line());
+    let key = Key::new();
+    sign(
+        &ca,
+        &key.private.with_extension("pub"),
+        false,
+        "root",
+        "-5m:+1h",
+    );
+    // ssh-add loads KEY-cert.pub along with the key.
+    let agent = Agent::start(&key);
+    let mut o = options(sshd.destination("root"), None, &kh);
+    o.agent = AgentSource::Socket(agent.socket.clone());
+    kcap_ssh::connect(&o).await.unwrap().disconnect().await;
 }
 
 /// A server whose host key is certified by `ca` for `principals`, valid `validity`.
