@@ -171,9 +171,9 @@ fn failing_proxy_command_is_a_connect_error_with_its_stderr() {
             "hint: run the ProxyCommand by hand",
         ],
     );
-    // A command that cannot even be found.
+    // A command that cannot even be found (by /bin/sh, so the wording is known).
     let out = capture_count(
-        bed.kcap().args([
+        bed.kcap().env("SHELL", "/bin/sh").args([
             "--ssh-host",
             "node-a",
             "--proxy-command",
