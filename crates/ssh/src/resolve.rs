@@ -90,6 +90,7 @@ pub(crate) fn resolve(opts: &ConnectOptions) -> Result<(Vec<Hop>, Hop), Error> {
             target_cfg.proxy_command.clone(),
         ),
     };
+    let chain = expand_first_hop(config.as_ref(), chain)?;
     let jumps = chain
         .iter()
         .enumerate()
@@ -107,6 +108,32 @@ pub(crate) fn resolve(opts: &ConnectOptions) -> Result<(Vec<Hop>, Hop), Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let target = hop(opts, &opts.destination, &target_cfg, target_proxy)?;
     Ok((jumps, target))
+}
+
+/// OpenSSH reaches the first jump host like any host, so that host's own
+/// ProxyJump applies too (`ssh -J b t`, where b has `ProxyJump a`, goes a, b, t).
+/// Followed until the first hop has none; a loop is an error.
+fn expand_first_hop(
+    config: Option<&SshConfig>,
+    mut chain: Vec<Destination>,
+) -> Result<Vec<Destination>, Error> {
+    const MAX_HOPS: usize = 16;
+    while let Some(first) = chain.first() {
+        let cfg = lookup(config, first)?;
+        let inner = match cfg.proxy_jump {
+            Some(inner) if !inner.is_empty() => inner,
+            _ => break,
+        };
+        if chain.len() + inner.len() > MAX_HOPS {
+            return Err(Error::Unsupported(format!(
+                "the ProxyJump chain through {} is longer than {MAX_HOPS} hops (a loop in \
+                 ssh_config?)",
+                first.host
+            )));
+        }
+        chain.splice(0..0, inner);
+    }
+    Ok(chain)
 }
 
 fn load_config(opts: &ConnectOptions) -> Result<Option<SshConfig>, Error> {

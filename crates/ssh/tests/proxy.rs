@@ -181,6 +181,55 @@ async fn jump_host_with_its_own_proxy_command() {
 }
 
 #[tokio::test]
+async fn a_jump_hosts_own_proxy_jump_is_followed() {
+    let key = Key::new();
+    let outer = Sshd::start(&[&key]);
+    let inner = Sshd::start(&[&key]);
+    let target = Sshd::start(&[&key]);
+    let tmp = TempDir::new().unwrap();
+    let kh = known_hosts(tmp.path(), &[&outer, &inner, &target]);
+    let cfg = config(
+        tmp.path(),
+        &key,
+        &kh,
+        &[
+            ("outer", &outer, ""),
+            ("inner", &inner, "  ProxyJump outer\n"),
+            ("node", &target, "  ProxyJump inner\n"),
+            ("loop-a", &outer, "  ProxyJump loop-b\n"),
+            ("loop-b", &inner, "  ProxyJump loop-a\n"),
+            ("looped", &target, "  ProxyJump loop-a\n"),
+        ],
+    );
+    // OpenSSH goes outer, inner, node with this file.
+    let ssh = run(std::process::Command::new("ssh")
+        .arg("-F")
+        .arg(&cfg)
+        .args(["node", "echo $SSH_CONNECTION"]));
+    let mut o = options(alias("node"), None, &kh);
+    o.known_hosts_files = Vec::new();
+    o.ssh_config = Some(cfg);
+    o.jump_hosts = None;
+    let session = kcap_ssh::connect(&o).await.unwrap();
+    assert_eq!(
+        session.describe(),
+        format!("root@node (127.0.0.1:{}) via outer, inner", target.port)
+    );
+    let conn = ssh_connection(&session).await;
+    assert!(conn.ends_with(&format!(" {}", target.port)), "{conn}");
+    assert!(
+        ssh.trim_end().ends_with(&format!(" {}", target.port)),
+        "{ssh}"
+    );
+    o.destination = alias("looped");
+    let err = kcap_ssh::connect(&o).await.err().unwrap();
+    assert!(
+        matches!(&err, Error::Unsupported(m) if m.contains("longer than 16 hops")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn failing_proxy_commands_say_why() {
     let key = Key::new();
     let sshd = Sshd::start(&[&key]);
