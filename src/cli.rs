@@ -115,6 +115,17 @@ pub struct Cli {
     )]
     pub jump_host: Option<String>,
 
+    /// Reach the node through this local command, like OpenSSH's ProxyCommand: run
+    /// with `$SHELL -c`, `%h %p %r %n %%` expanded, SSH over its stdin/stdout
+    /// (e.g. `ssh -W %h:%p bastion`). Beats ssh_config; `none` connects directly.
+    #[arg(
+        long,
+        value_name = "CMD",
+        conflicts_with = "jump_host",
+        help_heading = "Target (SSH)"
+    )]
+    pub proxy_command: Option<String>,
+
     /// Private key file to try (repeatable); tried before ssh_config's IdentityFile.
     #[arg(long = "ssh-key", value_name = "PATH", help_heading = "Target (SSH)")]
     pub ssh_keys: Vec<PathBuf>,

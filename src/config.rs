@@ -529,6 +529,7 @@ impl SshFlags {
         // Reads KCAP_SSH_PASSWORD, KCAP_SSH_KEY_PASSPHRASE and SSH_AUTH_SOCK.
         let mut connect = ConnectOptions::new(destination);
         connect.jump_hosts = self.jump_hosts.clone();
+        connect.proxy_command = cli.proxy_command.clone();
         connect.identity_files = cli.ssh_keys.clone();
         connect.known_hosts_files = cli.known_hosts.clone();
         connect.accept_new_host_key = cli.accept_new_host_key;

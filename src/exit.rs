@@ -293,6 +293,23 @@ fn ssh(error: &kcap_ssh::Error) -> Explained {
             Exit::Connect,
             Some("check the address and port, that sshd runs there, and the route (--jump-host?)".into()),
         ),
+        Ssh::ProxyCommand { .. } => (
+            Exit::Connect,
+            Some(
+                "run the ProxyCommand by hand to see it work (or `ssh -v HOST`); \
+                 --proxy-command none connects directly"
+                    .into(),
+            ),
+        ),
+        Ssh::Unsupported(_) => (Exit::Usage, None),
+        Ssh::HostCertificate { .. } => (
+            Exit::HostKeyChanged,
+            Some(
+                "ask the node's owner for a valid host certificate (ssh-keygen -s CA -h -n HOST); \
+                 check the clock; or remove the @cert-authority line to check the host key itself"
+                    .into(),
+            ),
+        ),
         Ssh::Jump { source, .. } => return ssh(source),
         Ssh::Auth { .. } => (
             Exit::Auth,

@@ -280,8 +280,9 @@ async fn ssh_target(ctx: &KubeContext, node: &str, ip: Option<String>) -> NodeTa
         .clone()
         .unwrap_or_else(kcap_openssh::config::default_user_config);
     let has_alias = kcap_openssh::config::SshConfig::load(&config)
-        .map(|c| c.resolve(node).hostname.is_some_and(|h| h != node))
-        .unwrap_or(false);
+        .ok()
+        .and_then(|c| c.resolve(node).ok())
+        .is_some_and(|c| c.hostname.is_some_and(|h| h != node));
     let host = if has_alias {
         node.to_string()
     } else {

@@ -17,3 +17,4 @@ mod lifecycle;
 mod lines;
 mod nodes;
 mod output;
+mod proxy;

@@ -84,6 +84,12 @@ impl HostKey {
     }
 }
 
+/// Whether a host certificate principal names `host`: OpenSSH accepts `*`/`?`
+/// patterns there; case does not matter, as for host names everywhere.
+pub fn principal_matches(principal: &str, host: &str) -> bool {
+    crate::pattern::glob_match(&host.to_ascii_lowercase(), &principal.to_ascii_lowercase())
+}
+
 fn key_error(message: &str) -> Error {
     Error::Key {
         message: message.to_string(),
@@ -205,6 +211,53 @@ impl KnownHosts {
             },
             (false, None) => Verdict::Unknown,
         }
+    }
+
+    /// Whether some `@cert-authority` line names `host` on `port`: then a host
+    /// certificate is worth asking the server for.
+    pub fn has_cert_authority(&self, host: &str, port: u16) -> bool {
+        let name = lookup_name(host, port);
+        self.entries
+            .iter()
+            .any(|e| e.marker == Marker::CertAuthority && host_matches(&e.hosts, &name))
+    }
+
+    /// Checks the authority `ca` that signed a host certificate for `host` on
+    /// `port`: [`Verdict::Trusted`] if an `@cert-authority` line for this host names
+    /// it, [`Verdict::Revoked`] if an `@revoked` line for this host names it,
+    /// else [`Verdict::Unknown`]. `Changed` is never returned.
+    pub fn check_authority(&self, host: &str, port: u16, ca: &HostKey) -> Verdict {
+        let name = lookup_name(host, port);
+        let Some(blob) = ca.blob() else {
+            return Verdict::Unknown;
+        };
+        if let Some(v) = self.revoked(&blob, &name) {
+            return v;
+        }
+        let trusted = self.entries.iter().any(|e| {
+            e.marker == Marker::CertAuthority && e.blob == blob && host_matches(&e.hosts, &name)
+        });
+        if trusted {
+            Verdict::Trusted
+        } else {
+            Verdict::Unknown
+        }
+    }
+
+    /// [`Verdict::Revoked`] if an `@revoked` line for `host` on `port` names `key`
+    /// (e.g. the key inside a host certificate).
+    pub fn check_revoked(&self, host: &str, port: u16, key: &HostKey) -> Option<Verdict> {
+        self.revoked(&key.blob()?, &lookup_name(host, port))
+    }
+
+    fn revoked(&self, blob: &[u8], name: &str) -> Option<Verdict> {
+        self.entries
+            .iter()
+            .find(|e| e.marker == Marker::Revoked && e.blob == blob && host_matches(&e.hosts, name))
+            .map(|e| Verdict::Revoked {
+                file: e.file.clone(),
+                line: e.line,
+            })
     }
 
     /// Appends a hashed entry for `host`/`port` to `path` (creating it and its parent

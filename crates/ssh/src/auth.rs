@@ -3,13 +3,13 @@
 //! recorded so a failure can say exactly what was tried. Secrets are never logged.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{MethodKind, MethodSet};
 
 use crate::error::Error;
@@ -108,11 +108,21 @@ impl Attempts<'_> {
                 return Ok(false);
             }
         };
+        let certificates: Vec<Certificate> = identities
+            .iter()
+            .filter_map(|id| match id {
+                AgentIdentity::Certificate { certificate, .. } => Some(certificate.clone()),
+                AgentIdentity::PublicKey { .. } => None,
+            })
+            .filter(|c| match &only {
+                Some(allowed) => allowed.iter().any(|a| a.key_data() == c.public_key()),
+                None => true,
+            })
+            .collect();
         let keys: Vec<PublicKey> = identities
             .iter()
             .filter_map(|id| match id {
                 AgentIdentity::PublicKey { key, .. } => Some(key.clone()),
-                // Certificates are not offered (kcap does not use them).
                 AgentIdentity::Certificate { .. } => None,
             })
             .filter(|k| match &only {
@@ -120,8 +130,30 @@ impl Attempts<'_> {
                 None => true,
             })
             .collect();
-        self.tried
-            .push(format!("publickey (agent: {} keys)", keys.len()));
+        self.tried.push(if certificates.is_empty() {
+            format!("publickey (agent: {} keys)", keys.len())
+        } else {
+            format!(
+                "publickey (agent: {} keys, {} certificates)",
+                keys.len(),
+                certificates.len()
+            )
+        });
+        for cert in certificates {
+            let hash = cert.algorithm().is_rsa().then_some(self.rsa_hash).flatten();
+            match self
+                .session
+                .authenticate_certificate_with(&self.hop.user, cert, hash, &mut agent)
+                .await
+            {
+                Ok(r) => {
+                    if self.record(r) {
+                        return Ok(true);
+                    }
+                }
+                Err(e) => tracing::debug!("agent could not sign: {e}"),
+            }
+        }
         for key in keys {
             let hash = self.hash_for(&key);
             match self
@@ -154,9 +186,25 @@ impl Attempts<'_> {
             let Some(key) = self.load_key(path, explicit, opts)? else {
                 continue;
             };
+            let key = Arc::new(key);
+            // Certificates for this key first, as OpenSSH offers them.
+            for (cert_path, cert) in self.certificates_for(path, key.public_key()) {
+                self.tried
+                    .push(format!("publickey ({})", cert_path.display()));
+                let result = self
+                    .session
+                    .authenticate_openssh_cert(&self.hop.user, key.clone(), cert)
+                    .await?;
+                if self.record(result) {
+                    return Ok(true);
+                }
+                if !self.allows(MethodKind::PublicKey) {
+                    return Ok(false);
+                }
+            }
             self.tried.push(format!("publickey ({})", path.display()));
             let hash = self.hash_for(key.public_key());
-            let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+            let key = PrivateKeyWithHashAlg::new(key, hash);
             let result = self
                 .session
                 .authenticate_publickey(&self.hop.user, key)
@@ -166,6 +214,37 @@ impl Attempts<'_> {
             }
         }
         Ok(false)
+    }
+
+    /// User certificates of `public`: `KEY-cert.pub` next to the key file, then
+    /// the hop's `CertificateFile`s, those that certify this very key. A named
+    /// certificate that cannot be read is noted in `tried`.
+    fn certificates_for(
+        &mut self,
+        key_path: &Path,
+        public: &PublicKey,
+    ) -> Vec<(PathBuf, Certificate)> {
+        let mut next_to = key_path.as_os_str().to_owned();
+        next_to.push("-cert.pub");
+        let next_to = PathBuf::from(next_to);
+        let mut found = Vec::new();
+        let candidates = std::iter::once((next_to, false))
+            .chain(self.hop.certificate_files.iter().map(|p| (p.clone(), true)));
+        for (path, explicit) in candidates {
+            if found.iter().any(|(p, _)| p == &path) {
+                continue;
+            }
+            match Certificate::read_file(&path) {
+                Ok(cert) if cert.public_key() == public.key_data() => found.push((path, cert)),
+                Ok(_) => {}
+                // `none` and missing files are skipped quietly, like OpenSSH.
+                Err(_) if !explicit || !path.exists() => {}
+                Err(e) => self
+                    .tried
+                    .push(format!("publickey ({}: {e})", path.display())),
+            }
+        }
+        found
     }
 
     /// Loads and if needed decrypts a key. Problems that merely make the key

@@ -16,6 +16,24 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A ProxyCommand could not be started, or ended before the SSH handshake was
+    /// done; `stderr` is the end of what it said.
+    #[error(
+        "ProxyCommand {command:?} for {target} {reason}{}",
+        stderr_text(stderr)
+    )]
+    ProxyCommand {
+        target: String,
+        /// As configured, before `%` expansion.
+        command: String,
+        /// e.g. `exited with status 1`, `cannot be started by /bin/sh: ...`.
+        reason: String,
+        stderr: String,
+    },
+    /// Something in ssh_config or the options that kcap refuses to do, e.g.
+    /// `ProxyUseFdpass yes`, or `--proxy-command` together with `--jump-host`.
+    #[error("{0}")]
+    Unsupported(String),
     /// The TCP connect or SSH handshake of one hop took longer than allowed.
     #[error("connecting to {target} timed out after {after:?}")]
     Timeout { target: String, after: Duration },
@@ -58,6 +76,15 @@ pub enum Error {
         file: PathBuf,
         line: usize,
     },
+    /// The server's host certificate is signed by a trusted authority but is not
+    /// valid for this connection (expired, wrong host, bad signature, ...).
+    #[error("host certificate of {host} ({fingerprint}, signed by {ca}) is refused: {reason}")]
+    HostCertificate {
+        host: String,
+        fingerprint: String,
+        ca: String,
+        reason: String,
+    },
     /// Failure while connecting to or through a jump host; `hop` names it.
     #[error("via jump host {hop}")]
     Jump {
@@ -95,6 +122,14 @@ impl From<russh::Error> for Error {
             },
             e => Error::Protocol(e),
         }
+    }
+}
+
+fn stderr_text(stderr: &str) -> String {
+    if stderr.is_empty() {
+        " (it wrote nothing to stderr)".into()
+    } else {
+        format!("; its stderr ends:\n{stderr}")
     }
 }
 

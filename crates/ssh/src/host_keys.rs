@@ -5,9 +5,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use kcap_openssh::known_hosts::{HostKey, KnownHosts, Verdict};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kcap_openssh::known_hosts::{HostKey, KnownHosts, Verdict, principal_matches};
 use russh::client;
-use russh::keys::PublicKeyOrCertificate;
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::ssh_key::public::KeyData;
+use russh::keys::{Certificate, HashAlg, PublicKeyOrCertificate};
 
 use crate::error::Error;
 use crate::resolve::{Hop, known_hosts_name};
@@ -19,17 +23,83 @@ pub(crate) struct HostKeyCheck {
     files: Vec<PathBuf>,
     known: KnownHosts,
     accept_new: bool,
+    /// An `@cert-authority` line names this host: ask for a host certificate.
+    pub wants_certificate: bool,
 }
 
 impl HostKeyCheck {
     pub fn for_hop(hop: &Hop) -> Result<HostKeyCheck, Error> {
+        let known = KnownHosts::load(&hop.known_hosts_files)?;
         Ok(HostKeyCheck {
             host: hop.host.clone(),
             port: hop.port,
             files: hop.known_hosts_files.clone(),
-            known: KnownHosts::load(&hop.known_hosts_files)?,
+            wants_certificate: known.has_cert_authority(&hop.host, hop.port),
+            known,
             accept_new: hop.accept_new_host_key,
         })
+    }
+
+    /// A host certificate is trusted when an `@cert-authority` line for this host
+    /// names its signer, neither is `@revoked`, and it holds (see
+    /// `certificate_problem`). Otherwise its key is checked as a plain key, as
+    /// OpenSSH does; a revoked key is never accepted.
+    fn verify_certificate(&self, cert: &Certificate) -> Result<(), Error> {
+        let name = known_hosts_name(&self.host, self.port);
+        let (Some(key), Some(ca)) = (key_of(cert.public_key()), key_of(cert.signature_key()))
+        else {
+            return Err(Error::HostCertificate {
+                host: name,
+                fingerprint: String::new(),
+                ca: String::new(),
+                reason: "its keys cannot be read".into(),
+            });
+        };
+        let revoked = |k: &HostKey, file, line| Error::HostKeyRevoked {
+            host: name.clone(),
+            algorithm: k.algorithm.clone(),
+            fingerprint: k.fingerprint(),
+            file,
+            line,
+        };
+        if let Some(Verdict::Revoked { file, line }) =
+            self.known.check_revoked(&self.host, self.port, &key)
+        {
+            return Err(revoked(&key, file, line));
+        }
+        match self.known.check_authority(&self.host, self.port, &ca) {
+            Verdict::Trusted => {}
+            Verdict::Revoked { file, line } => return Err(revoked(&ca, file, line)),
+            Verdict::Unknown | Verdict::Changed { .. } => {
+                tracing::debug!(
+                    "host certificate of {name} is signed by {}, not trusted for it: \
+                     checking its key instead",
+                    ca.fingerprint()
+                );
+                return self.verify(&key);
+            }
+        }
+        match certificate_problem(cert, &self.host) {
+            None => Ok(()),
+            // OpenSSH then checks the key inside as a plain key; when that is not
+            // trusted either, the certificate's problem is the better message.
+            Some(reason) => match self.verify(&key) {
+                Err(Error::HostKeyUnknown { .. }) => Err(Error::HostCertificate {
+                    host: name.clone(),
+                    fingerprint: key.fingerprint(),
+                    ca: ca.fingerprint(),
+                    reason,
+                }),
+                Err(e) => Err(e),
+                Ok(()) => {
+                    tracing::warn!(
+                        "host certificate of {name} not accepted ({reason}); its key is \
+                         trusted as a plain key"
+                    );
+                    Ok(())
+                }
+            },
+        }
     }
 
     /// Ok(()) if the key may be used; otherwise the error to report.
@@ -111,6 +181,44 @@ pub(crate) fn lock(state: &Mutex<HandlerState>) -> std::sync::MutexGuard<'_, Han
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Why a host certificate from a trusted authority does not hold for `host`, if
+/// it does not: not a host certificate, not valid now, a bad signature, `host`
+/// not among its principals (none = every host), or critical options.
+fn certificate_problem(cert: &Certificate, host: &str) -> Option<String> {
+    if cert.cert_type() != CertType::Host {
+        return Some("it is a user certificate, not a host certificate".into());
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if now < cert.valid_after() {
+        return Some(format!(
+            "it is not valid yet (for another {}s)",
+            cert.valid_after() - now
+        ));
+    }
+    if now >= cert.valid_before() {
+        return Some(format!("it expired {}s ago", now - cert.valid_before()));
+    }
+    let signer = cert.signature_key().fingerprint(HashAlg::Sha256);
+    if cert.validate_at(now, [&signer]).is_err() {
+        return Some("its signature does not verify".into());
+    }
+    let principals = cert.valid_principals();
+    if !principals.is_empty() && !principals.iter().any(|p| principal_matches(p, host)) {
+        return Some(format!("it is for {}, not {host}", principals.join(", ")));
+    }
+    if let Some(option) = cert.critical_options().keys().next() {
+        return Some(format!("it has the critical option {option:?}"));
+    }
+    None
+}
+
+/// A key inside a certificate as a HostKey.
+fn key_of(data: &KeyData) -> Option<HostKey> {
+    host_key(&russh::keys::PublicKey::new(data.clone(), ""))
+}
+
 /// `ssh-ed25519 AAAA...` -> HostKey, the form kcap-openssh works with.
 pub(crate) fn host_key(key: &russh::keys::PublicKey) -> Option<HostKey> {
     let text = key.to_openssh().ok()?;
@@ -128,15 +236,14 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_public_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        // We never advertise certificate host key algorithms, so a certificate here
-        // is unexpected and rejected.
-        let PublicKeyOrCertificate::PublicKey { key, .. } = server_public_key else {
-            return Ok(false);
+        let verdict = match server_public_key {
+            PublicKeyOrCertificate::Certificate(cert) => self.check.verify_certificate(cert),
+            PublicKeyOrCertificate::PublicKey { key, .. } => match host_key(key) {
+                Some(key) => self.check.verify(&key),
+                None => return Ok(false),
+            },
         };
-        let Some(key) = host_key(key) else {
-            return Ok(false);
-        };
-        match self.check.verify(&key) {
+        match verdict {
             Ok(()) => Ok(true),
             Err(e) => {
                 self.park(e);

@@ -2,12 +2,10 @@
 //! connection in a direct-tcpip channel, for chains of any length. Every jump
 //! session must stay alive as long as the sessions tunnelled through it.
 
-use std::io;
-
 use russh::client::Handle;
 
-use crate::connect::{Transport, connect_hop};
 use crate::error::Error;
+use crate::hop::{Transport, connect_hop};
 use crate::host_keys::ClientHandler;
 use crate::options::ConnectOptions;
 use crate::resolve::Hop;
@@ -21,16 +19,15 @@ pub(crate) struct JumpSession {
 /// Connects through `hops` in order; an error names the hop that failed.
 pub(crate) async fn connect_chain(
     hops: &[Hop],
-    config: &std::sync::Arc<russh::client::Config>,
     opts: &ConnectOptions,
 ) -> Result<Vec<JumpSession>, Error> {
     let mut chain: Vec<JumpSession> = Vec::with_capacity(hops.len());
     for hop in hops {
         let transport = match chain.last() {
-            None => Transport::Tcp,
+            None => Transport::Direct,
             Some(prev) => Transport::Via(&prev.handle, &prev.label),
         };
-        let (handle, _state) = connect_hop(hop, transport, config.clone(), opts)
+        let (handle, _state) = connect_hop(hop, transport, opts)
             .await
             .map_err(|e| e.at_jump(&hop.label))?;
         chain.push(JumpSession {
@@ -39,22 +36,4 @@ pub(crate) async fn connect_chain(
         });
     }
     Ok(chain)
-}
-
-/// Asks `via` to open a TCP connection to `hop` and returns it as a byte stream.
-pub(crate) async fn tunnel(
-    via: &Handle<ClientHandler>,
-    via_label: &str,
-    hop: &Hop,
-) -> Result<russh::ChannelStream<russh::client::Msg>, Error> {
-    // The originator address is informational; OpenSSH sends the loopback too.
-    let channel = via
-        .channel_open_direct_tcpip(hop.host.clone(), u32::from(hop.port), "127.0.0.1", 0)
-        .await
-        .map_err(|e| Error::Connect {
-            target: hop.label.clone(),
-            address: format!("{} via {via_label}", hop.address()),
-            source: io::Error::other(e),
-        })?;
-    Ok(channel.into_stream())
 }

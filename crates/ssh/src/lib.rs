@@ -5,17 +5,19 @@
 mod auth;
 mod connect;
 mod error;
+mod hop;
 mod host_keys;
 mod jump;
 mod options;
 mod process;
+mod proxy;
 mod resolve;
 
-pub use connect::{KEEPALIVE_MAX, Session, connect};
+pub use connect::{Session, connect};
 pub use error::Error;
+pub use hop::KEEPALIVE_MAX;
 pub use kcap_openssh::destination::Destination;
 pub use options::{
     AgentSource, ConnectOptions, PASSPHRASE_ENV, PASSWORD_ENV, PasswordSource, Secret,
 };
 pub use process::{ExitStatus, Output, RemoteProcess, Stdin};
-pub use russh::Sig;

@@ -23,6 +23,11 @@ pub struct ConnectOptions {
     /// `ProxyJump`; `Some(vec![])` = connect directly. Each hop is itself resolved
     /// through ssh_config.
     pub jump_hosts: Option<Vec<Destination>>,
+    /// `--proxy-command`: run locally (OpenSSH's `ProxyCommand`, `%h %p %r %n %%`
+    /// expanded) and speak SSH over its stdin/stdout; beats ssh_config's
+    /// ProxyJump/ProxyCommand for the target. `Some("none")` = connect directly.
+    /// Cannot be combined with `jump_hosts`.
+    pub proxy_command: Option<String>,
     /// `--ssh-key`: tried before ssh_config `IdentityFile` and the default keys.
     pub identity_files: Vec<PathBuf>,
     /// `--known-hosts`; empty = ssh_config `UserKnownHostsFile`, else the defaults.
@@ -83,6 +88,7 @@ impl ConnectOptions {
         ConnectOptions {
             destination,
             jump_hosts: None,
+            proxy_command: None,
             identity_files: Vec::new(),
             known_hosts_files: Vec::new(),
             accept_new_host_key: false,

@@ -82,7 +82,7 @@ impl RemoteProcess {
         })
     }
 
-    /// A handle for writing to stdin and sending signals from another task.
+    /// A handle for writing to stdin from another task.
     pub fn stdin(&self) -> Stdin {
         self.stdin.clone()
     }
@@ -136,10 +136,6 @@ impl RemoteProcess {
     pub async fn close_stdin(&mut self) -> Result<(), Error> {
         self.stdin.close().await
     }
-
-    pub async fn signal(&mut self, sig: Sig) -> Result<(), Error> {
-        self.stdin.signal(sig).await
-    }
 }
 
 impl Stdin {
@@ -151,12 +147,6 @@ impl Stdin {
     /// Sends EOF: the remote command sees its stdin end.
     pub async fn close(&self) -> Result<(), Error> {
         self.tx.eof().await.map_err(|e| self.lost(e))
-    }
-
-    /// Asks the server to deliver `sig` to the command (OpenSSH supports this since
-    /// 7.9; older servers ignore it).
-    pub async fn signal(&self, sig: Sig) -> Result<(), Error> {
-        self.tx.signal(sig).await.map_err(|e| self.lost(e))
     }
 }
 

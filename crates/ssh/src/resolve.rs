@@ -33,10 +33,25 @@ pub(crate) struct Hop {
     /// ssh_config); missing explicit files are reported, missing defaults are not.
     pub explicit_identities: usize,
     pub identities_only: bool,
+    /// ssh_config `CertificateFile`s: user certificates offered with the key
+    /// they certify (besides `KEY-cert.pub` next to each key).
+    pub certificate_files: Vec<PathBuf>,
     pub known_hosts_files: Vec<PathBuf>,
     pub accept_new_host_key: bool,
     /// `None` = no timeout (ssh_config `ConnectTimeout 0`/`none`).
     pub connect_timeout: Option<Duration>,
+    /// Reach this hop through a local command instead of TCP (only the first hop
+    /// of a chain, or a target without jump hosts, as in OpenSSH).
+    pub proxy: Option<ProxyCommand>,
+}
+
+/// A `ProxyCommand` to run for one hop.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyCommand {
+    /// As configured, for messages.
+    pub command: String,
+    /// `exec ...` with the `%` tokens expanded, for `$SHELL -c`.
+    pub line: String,
 }
 
 impl Hop {
@@ -44,25 +59,81 @@ impl Hop {
     pub fn address(&self) -> String {
         format!("{}:{}", bracket_v6(&self.host), self.port)
     }
+
+    /// The address, and the ProxyCommand that leads there if there is one.
+    pub fn route(&self) -> String {
+        match &self.proxy {
+            Some(p) => format!("{} through ProxyCommand {:?}", self.address(), p.command),
+            None => self.address(),
+        }
+    }
 }
 
-/// The resolved jump chain (first hop first) and the target.
+/// The resolved jump chain (first hop first) and the target. Blocking: ssh_config
+/// `Match exec` runs commands.
 pub(crate) fn resolve(opts: &ConnectOptions) -> Result<(Vec<Hop>, Hop), Error> {
     let config = load_config(opts)?;
-    let target_cfg = lookup(config.as_ref(), &opts.destination);
-    let chain = match &opts.jump_hosts {
-        Some(chain) => chain.clone(),
-        None => target_cfg.proxy_jump.clone().unwrap_or_default(),
+    let target_cfg = lookup(config.as_ref(), &opts.destination)?;
+    // The command line beats ssh_config; ProxyJump and ProxyCommand exclude each
+    // other, as in OpenSSH.
+    let (chain, target_proxy) = match (&opts.proxy_command, &opts.jump_hosts) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Unsupported(
+                "a ProxyCommand and jump hosts cannot be combined; give one of them".into(),
+            ));
+        }
+        (Some(c), None) if c.eq_ignore_ascii_case("none") => (Vec::new(), None),
+        (Some(c), None) => (Vec::new(), Some(c.clone())),
+        (None, Some(chain)) => (chain.clone(), None),
+        (None, None) => (
+            target_cfg.proxy_jump.clone().unwrap_or_default(),
+            target_cfg.proxy_command.clone(),
+        ),
     };
+    let chain = expand_first_hop(config.as_ref(), chain)?;
     let jumps = chain
         .iter()
-        .map(|d| {
-            let cfg = lookup(config.as_ref(), d);
-            hop(opts, d, &cfg)
+        .enumerate()
+        .map(|(i, d)| {
+            let cfg = lookup(config.as_ref(), d)?;
+            // The first hop is reached like any host, so its own ProxyCommand
+            // applies; the later ones are reached through the previous hop.
+            let proxy = if i == 0 {
+                cfg.proxy_command.clone()
+            } else {
+                None
+            };
+            hop(opts, d, &cfg, proxy)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let target = hop(opts, &opts.destination, &target_cfg)?;
+    let target = hop(opts, &opts.destination, &target_cfg, target_proxy)?;
     Ok((jumps, target))
+}
+
+/// OpenSSH reaches the first jump host like any host, so that host's own
+/// ProxyJump applies too (`ssh -J b t`, where b has `ProxyJump a`, goes a, b, t).
+/// Followed until the first hop has none; a loop is an error.
+fn expand_first_hop(
+    config: Option<&SshConfig>,
+    mut chain: Vec<Destination>,
+) -> Result<Vec<Destination>, Error> {
+    const MAX_HOPS: usize = 16;
+    while let Some(first) = chain.first() {
+        let cfg = lookup(config, first)?;
+        let inner = match cfg.proxy_jump {
+            Some(inner) if !inner.is_empty() => inner,
+            _ => break,
+        };
+        if chain.len() + inner.len() > MAX_HOPS {
+            return Err(Error::Unsupported(format!(
+                "the ProxyJump chain through {} is longer than {MAX_HOPS} hops (a loop in \
+                 ssh_config?)",
+                first.host
+            )));
+        }
+        chain.splice(0..0, inner);
+    }
+    Ok(chain)
 }
 
 fn load_config(opts: &ConnectOptions) -> Result<Option<SshConfig>, Error> {
@@ -77,18 +148,35 @@ fn load_config(opts: &ConnectOptions) -> Result<Option<SshConfig>, Error> {
     Ok(Some(SshConfig::load(&path)?))
 }
 
-fn lookup(config: Option<&SshConfig>, dest: &Destination) -> HostConfig {
-    // User and port from the command line feed `%r`/`%p` in ssh_config paths.
-    let cfg = config
-        .map(|c| c.resolve_with(&dest.host, dest.user.as_deref(), dest.port))
-        .unwrap_or_default();
+fn lookup(config: Option<&SshConfig>, dest: &Destination) -> Result<HostConfig, Error> {
+    // User and port from the command line feed `%r`/`%p` and `Match user`.
+    let cfg = match config {
+        Some(c) => c.resolve_with(&dest.host, dest.user.as_deref(), dest.port)?,
+        None => HostConfig::default(),
+    };
     for what in &cfg.ignored {
-        tracing::warn!("ssh_config for {}: ignored {what}", dest.host);
+        warn_once(format!("ssh_config: ignored {what}"));
     }
-    cfg
+    Ok(cfg)
 }
 
-fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Hop, Error> {
+/// Warns about something kcap skipped, once per process however many hosts and
+/// hops share the line.
+fn warn_once(message: String) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if !warned.contains(&message) {
+        tracing::warn!("{message}");
+        warned.push(message);
+    }
+}
+
+fn hop(
+    opts: &ConnectOptions,
+    dest: &Destination,
+    cfg: &HostConfig,
+    proxy: Option<String>,
+) -> Result<Hop, Error> {
     let host = cfg.hostname.clone().unwrap_or_else(|| dest.host.clone());
     let user = match dest.user.clone().or_else(|| cfg.user.clone()) {
         Some(u) => u,
@@ -131,6 +219,22 @@ fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Ho
         (None, None) => dest.host.clone(),
     };
 
+    let proxy = match proxy {
+        None => None,
+        Some(_) if cfg.proxy_use_fdpass == Some(true) => {
+            return Err(Error::Unsupported(format!(
+                "ssh_config sets ProxyUseFdpass yes for {}: kcap cannot take a socket \
+                 passed back by a ProxyCommand; set ProxyUseFdpass no for it \
+                 (or use ProxyJump)",
+                dest.host
+            )));
+        }
+        Some(command) => Some(ProxyCommand {
+            line: kcap_openssh::config::proxy_command(&command, &host, port, &user, &dest.host)?,
+            command,
+        }),
+    };
+
     Ok(Hop {
         label,
         alias: dest.host.clone(),
@@ -140,6 +244,7 @@ fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Ho
         identity_files,
         explicit_identities,
         identities_only: cfg.identities_only.unwrap_or(false),
+        certificate_files: cfg.certificate_files.clone(),
         known_hosts_files,
         accept_new_host_key: opts.accept_new_host_key || config_accepts_new,
         connect_timeout: Some(
@@ -148,6 +253,7 @@ fn hop(opts: &ConnectOptions, dest: &Destination, cfg: &HostConfig) -> Result<Ho
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         )
         .filter(|t| !t.is_zero()),
+        proxy,
     })
 }
 

@@ -96,16 +96,61 @@ pub(crate) fn home() -> PathBuf {
         .map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
 
-fn uid() -> Option<u32> {
+pub(crate) fn uid() -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     // /proc/self is owned by the process's real uid; this avoids a libc dependency.
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
-fn local_hostname() -> String {
+pub(crate) fn local_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+/// `%C`: the SHA-1 hex of `%l%h%p%r`, as OpenSSH computes it.
+pub(crate) fn connection_hash(local: &str, host: &str, port: u16, user: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::digest(format!("{local}{host}{port}{user}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Expands the `%` tokens of a shell command (`%%` and those `value` knows).
+/// OpenSSH splices values in unquoted; kcap does the same but refuses a value
+/// the shell could misread (anything beyond letters, digits and `._-:@+=/,`, or
+/// a leading `-`), and an unknown token, instead of running something else.
+pub(crate) fn command<'v>(
+    s: &str,
+    value: &dyn Fn(char) -> Option<&'v str>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some(t) => {
+                let v = value(t).ok_or_else(|| format!("unknown token %{t}"))?;
+                let unsafe_char = v
+                    .chars()
+                    .find(|c| !(c.is_ascii_alphanumeric() || "._-:@+=/,".contains(*c)));
+                if let Some(bad) = unsafe_char {
+                    return Err(format!(
+                        "the value of %{t} ({v:?}) contains {bad:?}, which a shell would interpret"
+                    ));
+                }
+                if v.starts_with('-') {
+                    return Err(format!("the value of %{t} ({v:?}) starts with '-'"));
+                }
+                out.push_str(v);
+            }
+            None => return Err("a lone % at the end".into()),
+        }
+    }
+    Ok(out)
 }
 
 /// The local login name: `$USER`, `$LOGNAME`, else the passwd entry of our uid

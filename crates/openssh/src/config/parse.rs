@@ -15,15 +15,43 @@ const MAX_DEPTH: usize = 16;
 #[derive(Debug, Clone)]
 pub(crate) enum Item {
     Host(Vec<String>),
-    /// `Match` (other than `Match all`), whose block kcap skips.
+    /// `Match`: its criteria are evaluated (in order, all must hold) when a host
+    /// is resolved, as OpenSSH does while reading the file.
     Match {
-        text: String,
+        criteria: Vec<Criterion>,
+        /// `file:line`, for messages.
         at: String,
     },
-    /// `Match all`: starts a block that applies to every host.
-    MatchAll,
     Set(Setting),
     Include(Vec<Item>),
+}
+
+/// One `Match` criterion, possibly `!negated`.
+#[derive(Debug, Clone)]
+pub(crate) struct Criterion {
+    pub negate: bool,
+    pub kind: Criteria,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Criteria {
+    All,
+    /// Holds only on the final pass (after "canonicalization").
+    Canonical,
+    /// Holds only on the final pass; asks for one when not negated.
+    Final,
+    /// Comma-separated patterns against the host name after `HostName`.
+    Host(Vec<String>),
+    /// Against the host as typed.
+    OriginalHost(Vec<String>),
+    /// Against the remote user (command line, else `User` so far, else local).
+    User(Vec<String>),
+    LocalUser(Vec<String>),
+    /// A shell command, `%` tokens expanded; holds when it exits 0.
+    Exec(String),
+    /// A criterion OpenSSH knows but kcap does not evaluate (`tagged`,
+    /// `localnetwork`, `command`, `version`, `sessiontype`): the block is skipped.
+    Unsupported(String),
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +67,10 @@ pub(crate) enum Setting {
     UserKnownHostsFile(Vec<String>),
     StrictHostKeyChecking(String),
     ConnectTimeout(Duration),
+    CertificateFile(String),
+    ProxyUseFdpass(bool),
+    /// `no`, `yes` or `always`.
+    CanonicalizeHostname(String),
 }
 
 /// Reads and parses `path`; `Ok(None)` if it does not exist.
@@ -81,9 +113,8 @@ pub(crate) fn parse_text(
         let item = match keyword.as_str() {
             "host" if args.is_empty() => return Err(fail("Host needs a pattern".into())),
             "host" => Item::Host(args),
-            "match" if args.len() == 1 && args[0].eq_ignore_ascii_case("all") => Item::MatchAll,
             "match" => Item::Match {
-                text: args.join(" "),
+                criteria: match_criteria(&args).map_err(fail)?,
                 at: format!("{}:{}", path.display(), i + 1),
             },
             "include" => {
@@ -116,6 +147,61 @@ pub(crate) fn parse_text(
     Ok(items)
 }
 
+/// Parses `Match` arguments with OpenSSH's rules: criteria are case-insensitive,
+/// `!` negates one, `all` stands alone or right after `canonical`/`final`.
+fn match_criteria(args: &[String]) -> Result<Vec<Criterion>, String> {
+    if args.is_empty() {
+        return Err("Match needs criteria (e.g. Match host NAME, Match all)".into());
+    }
+    let mut criteria = Vec::new();
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let (negate, name) = match word.strip_prefix('!') {
+            Some(n) => (true, n),
+            None => (false, word.as_str()),
+        };
+        let name = name.to_ascii_lowercase();
+        let mut arg = || {
+            words
+                .next()
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .ok_or_else(|| format!("Match {name} needs an argument"))
+        };
+        let list = |a: String| a.split(',').map(str::to_string).collect::<Vec<_>>();
+        let kind = match name.as_str() {
+            "all" => Criteria::All,
+            "canonical" => Criteria::Canonical,
+            "final" => Criteria::Final,
+            "host" => Criteria::Host(list(arg()?.to_ascii_lowercase())),
+            "originalhost" => Criteria::OriginalHost(list(arg()?.to_ascii_lowercase())),
+            "user" => Criteria::User(list(arg()?)),
+            "localuser" => Criteria::LocalUser(list(arg()?)),
+            "exec" => Criteria::Exec(arg()?),
+            "tagged" | "localnetwork" | "command" | "version" | "sessiontype" => {
+                Criteria::Unsupported(format!("{name} {}", arg()?))
+            }
+            other => return Err(format!("unsupported Match criterion {other:?}")),
+        };
+        criteria.push(Criterion { negate, kind });
+    }
+    if let Some(i) = criteria
+        .iter()
+        .position(|c| matches!(c.kind, Criteria::All))
+    {
+        let before_ok = criteria[..i]
+            .iter()
+            .all(|c| matches!(c.kind, Criteria::Canonical | Criteria::Final));
+        if i + 1 != criteria.len() || !before_ok {
+            return Err(
+                "Match all cannot be combined with other criteria (only canonical or final before it)"
+                    .into(),
+            );
+        }
+    }
+    Ok(criteria)
+}
+
 fn setting(keyword: &str, args: &[String]) -> Result<Option<Setting>, String> {
     let one = || match args {
         [a] if !a.is_empty() => Ok(a.clone()),
@@ -130,6 +216,9 @@ fn setting(keyword: &str, args: &[String]) -> Result<Option<Setting>, String> {
         "port" => Setting::Port(port(&one()?)?),
         "identityfile" => Setting::IdentityFile(one()?),
         "identitiesonly" => Setting::IdentitiesOnly(yes_no(&one()?)?),
+        "certificatefile" => Setting::CertificateFile(one()?),
+        "proxyusefdpass" => Setting::ProxyUseFdpass(yes_no(&one()?)?),
+        "canonicalizehostname" => Setting::CanonicalizeHostname(canonicalize(&one()?)?),
         "proxyjump" => {
             let arg = one()?;
             if arg.eq_ignore_ascii_case("none") {
@@ -167,6 +256,16 @@ fn yes_no(s: &str) -> Result<bool, String> {
         "no" | "false" => Ok(false),
         _ => Err(format!("expected yes or no, not {s:?}")),
     }
+}
+
+fn canonicalize(s: &str) -> Result<String, String> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" => "yes",
+        "no" | "false" => "no",
+        "always" => "always",
+        _ => return Err(format!("bad CanonicalizeHostname {s:?}")),
+    }
+    .to_string())
 }
 
 fn strict(s: &str) -> Result<String, String> {

@@ -6,15 +6,18 @@ use std::process::Command;
 
 use super::*;
 
-/// `ssh -G` output as keyword -> values (identityfile repeats).
-fn ssh_g(file: &Path, alias: &str) -> HashMap<String, Vec<String>> {
-    let out = Command::new("ssh")
-        .arg("-G")
-        .arg("-F")
-        .arg(file)
-        .arg(alias)
-        .output()
-        .expect("run ssh -G");
+/// `ssh -G` output for `dest` (`[user@]host[:port]`, passed as `-l`/`-p` like a
+/// command line) as keyword -> values (identityfile repeats).
+fn ssh_g(file: &Path, dest: &Destination) -> HashMap<String, Vec<String>> {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-G").arg("-F").arg(file);
+    if let Some(u) = &dest.user {
+        cmd.arg("-l").arg(u);
+    }
+    if let Some(p) = dest.port {
+        cmd.arg("-p").arg(p.to_string());
+    }
+    let out = cmd.arg(&dest.host).output().expect("run ssh -G");
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success(),
@@ -27,6 +30,25 @@ fn ssh_g(file: &Path, alias: &str) -> HashMap<String, Vec<String>> {
         map.entry(k.to_string()).or_default().push(v.to_string());
     }
     map
+}
+
+/// What ssh itself does to `ssh -G`'s raw IdentityFile/CertificateFile values
+/// before use: `~`, then `%d %h %n %p %r %u %%`. Written out here, independently
+/// of `expand`, so the comparison does not check the code with itself.
+fn ssh_expand(raw: &str, host: &str, alias: &str, user: &str, port: &str) -> String {
+    let home = expand::home().display().to_string();
+    let s = match raw.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("{home}{rest}"),
+        _ => raw.to_string(),
+    };
+    s.replace("%%", "\0")
+        .replace("%d", &home)
+        .replace("%h", host)
+        .replace("%n", alias)
+        .replace("%p", port)
+        .replace("%r", user)
+        .replace("%u", &local_user())
+        .replace('\0', "%")
 }
 
 /// ssh -G's spelling of a jump hop: IPv6 always bracketed.
@@ -46,52 +68,74 @@ fn join(paths: &[PathBuf]) -> String {
     v.join(" ")
 }
 
-/// Writes `text` to a temp file, checks every alias against `ssh -G` and returns
-/// our answers for further assertions.
-fn assert_like_ssh(text: &str, aliases: &[&str]) -> Vec<HostConfig> {
-    let mut answers = Vec::new();
+/// Writes `text` to a temp file, checks every destination (`[user@]alias[:port]`)
+/// against `ssh -G` on every field kcap uses, and returns our answers for further
+/// assertions.
+fn assert_like_ssh(text: &str, dests: &[&str]) -> Vec<HostConfig> {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config");
-    fs::write(
-        &path,
-        text.replace("$DIR", &dir.path().display().to_string()),
-    )
-    .unwrap();
-    for (name, body) in extra_files(text) {
-        let file = dir.path().join(name);
+    assert_like_ssh_in(dir.path(), text, dests)
+}
+
+/// [`assert_like_ssh`] with `$DIR` standing for `dir`.
+fn assert_like_ssh_in(dir: &Path, text: &str, dests: &[&str]) -> Vec<HostConfig> {
+    let mut answers = Vec::new();
+    let path = dir.join("config");
+    let text = text
+        .replace("$DIR", &dir.display().to_string())
+        .replace("$LOCALUSER", &local_user());
+    fs::write(&path, &text).unwrap();
+    for (name, body) in extra_files(&text) {
+        let file = dir.join(name);
         fs::create_dir_all(file.parent().unwrap()).unwrap();
         fs::write(file, body).unwrap();
     }
     let config = SshConfig::load(&path).unwrap();
-    let home = expand::home();
-    for &alias in aliases {
-        let ssh = ssh_g(&path, alias);
-        let got = config.resolve(alias);
+    for &typed in dests {
+        let dest = Destination::parse(typed).unwrap();
+        let alias = dest.host.as_str();
+        let ssh = ssh_g(&path, &dest);
+        let got = config
+            .resolve_with(alias, dest.user.as_deref(), dest.port)
+            .unwrap();
         let one = |k: &str| ssh.get(k).map(|v| v.join(" "));
-        let ctx = format!("alias {alias:?} in\n{text}\ngot {got:#?}");
+        let ctx = format!("{typed:?} in\n{text}\ngot {got:#?}");
         let hostname = got.hostname.clone().unwrap_or(alias.to_lowercase());
         assert_eq!(one("hostname").unwrap(), hostname, "{ctx}");
-        let user = got.user.clone().unwrap_or_else(local_user);
+        let user = dest
+            .user
+            .clone()
+            .or(got.user.clone())
+            .unwrap_or_else(local_user);
         assert_eq!(one("user").unwrap(), user, "{ctx}");
-        assert_eq!(
-            one("port").unwrap(),
-            got.port.unwrap_or(22).to_string(),
-            "{ctx}"
-        );
-        let ssh_ids = ssh["identityfile"].iter().map(|f| expand::tilde(f, &home));
+        let port = dest.port.or(got.port).unwrap_or(22).to_string();
+        assert_eq!(one("port").unwrap(), port, "{ctx}");
+        let expand_all = |key: &str| -> Vec<String> {
+            ssh.get(key)
+                .into_iter()
+                .flatten()
+                .map(|f| ssh_expand(f, &hostname, alias, &user, &port))
+                .collect()
+        };
+        let shown = |paths: &[PathBuf]| -> Vec<String> {
+            paths.iter().map(|p| p.display().to_string()).collect()
+        };
         if got.identity_files.is_empty() {
             assert!(
                 ssh["identityfile"].contains(&"~/.ssh/id_rsa".to_string()),
                 "{ctx}"
             );
         } else {
-            let ours = got.identity_files.iter().map(|p| p.display().to_string());
             assert_eq!(
-                ssh_ids.collect::<Vec<_>>(),
-                ours.collect::<Vec<_>>(),
+                expand_all("identityfile"),
+                shown(&got.identity_files),
                 "{ctx}"
             );
         }
+        assert_eq!(
+            expand_all("certificatefile"),
+            shown(&got.certificate_files),
+            "{ctx}"
+        );
         let jump = got.proxy_jump.as_ref().filter(|c| !c.is_empty());
         let jump = jump.map(|c| c.iter().map(hop).collect::<Vec<_>>().join(","));
         assert_eq!(one("proxyjump"), jump, "{ctx}");
@@ -101,7 +145,8 @@ fn assert_like_ssh(text: &str, aliases: &[&str]) -> Vec<HostConfig> {
             [p] if p == Path::new("/dev/null") => "none".to_string(),
             files => join(files),
         };
-        assert_eq!(one("userknownhostsfile").unwrap(), known, "{ctx}");
+        let ssh_known = expand_all("userknownhostsfile").join(" ");
+        assert_eq!(ssh_known, known, "{ctx}");
         let strict = match got.strict_host_key_checking.as_deref() {
             None | Some("ask") => "ask",
             Some("yes") => "true",
@@ -119,6 +164,15 @@ fn assert_like_ssh(text: &str, aliases: &[&str]) -> Vec<HostConfig> {
             "no"
         };
         assert_eq!(one("identitiesonly").unwrap(), only, "{ctx}");
+        // Only meaningful with a ProxyCommand (ssh clears it for ProxyJump).
+        if got.proxy_command.is_some() {
+            let fdpass = if got.proxy_use_fdpass == Some(true) {
+                "yes"
+            } else {
+                "no"
+            };
+            assert_eq!(one("proxyusefdpass").unwrap(), fdpass, "{ctx}");
+        }
         answers.push(got);
     }
     answers
@@ -157,7 +211,7 @@ fn first_value_wins_and_identity_files_accumulate() {
     assert_eq!(got[1].identity_files.len(), 2);
     assert_eq!(got[1].proxy_jump.as_ref().map(Vec::len), Some(2));
     assert_eq!(got[2].proxy_command.as_deref(), Some("nc %h %p"));
-    assert!(got[2].ignored[0].contains("ProxyCommand"));
+    assert!(got[2].ignored.is_empty());
 }
 
 #[test]
@@ -203,15 +257,226 @@ fn match_blocks_do_not_leak() {
                 Match all\n  IdentityFile /all/key\n";
     assert_like_ssh(text, &["a", "b", "c"]);
     let config = SshConfig::parse_str(text, Path::new("cfg")).unwrap();
-    let a = config.resolve("a");
+    let a = config.resolve("a").unwrap();
     assert_eq!(a.port, None);
     assert_eq!(a.identity_files, [PathBuf::from("/all/key")]);
-    assert_eq!(a.ignored.len(), 1);
-    assert!(a.ignored[0].starts_with("cfg:3: \"Match host nothing-matches-this\""));
-    // A Match that OpenSSH would apply is still skipped, with the note to warn about.
-    let config = SshConfig::parse_str("Match host a\n  User m\n", Path::new("cfg")).unwrap();
-    let a = config.resolve("a");
-    assert_eq!((a.user, a.ignored.len()), (None, 1));
+    assert!(a.ignored.is_empty(), "{:?}", a.ignored);
+}
+
+/// The issue's table: one config, many destinations, kcap and `ssh -G` agreeing on
+/// every field kcap uses. Covers Match host (after HostName), originalhost, user
+/// (command line first), localuser, exec with `%` tokens, all, `!` negation inside
+/// lists and of whole criteria, exec skipped after a failed criterion, `final`
+/// with its second pass (where Host lines see the resolved name) and
+/// `canonical`, ProxyCommand and ProxyJump from Match blocks, CertificateFile.
+#[test]
+fn match_table_agrees_with_ssh_g() {
+    let text = "\
+Host fd-*
+  ProxyCommand nc %h %p
+  ProxyUseFdpass yes
+Host alias-a
+  HostName real-a.example
+Host alias-b
+  HostName real-b.example
+  User b-user
+Match host real-a.example
+  User from-match-host
+  CertificateFile ~/.ssh/a-cert-%h.pub
+Match originalhost alias-b user bob
+  Port 2202
+Match !originalhost alias-*,!x-* user root,!nobody
+  IdentityFile ~/.ssh/root-key
+Match user b-user exec \"test %r = b-user && test %h = real-b.example && test %n = alias-b\"
+  IdentityFile /keys/b-%r
+  ProxyCommand ssh -W %h:%p bastion
+Match exec \"test -e $DIR/flag\"
+  ConnectTimeout 11
+Match exec \"test -e $DIR/no-such-flag\"
+  Port 9
+Match !exec false host x-*
+  ProxyJump j1,u@j2:2022
+Match host x-2 exec \"touch $DIR/ran-%n\"
+  ProxyUseFdpass yes
+Match host nothing exec \"touch $DIR/skipped-%n\"
+  User never
+Match localuser $LOCALUSER
+  UserKnownHostsFile $DIR/kh-%n
+Match !localuser $LOCALUSER
+  UserKnownHostsFile /never
+Match final host real-b.example
+  CertificateFile /final/%n
+  StrictHostKeyChecking no
+Host real-b.example
+  IdentityFile /final-host/%h
+Match canonical all
+  IdentitiesOnly yes
+Host *
+  IdentityFile ~/.ssh/last
+  ProxyCommand none
+";
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("flag"), "").unwrap();
+    let table = [
+        "alias-a",
+        "ALIAS-A",
+        "alias-b",
+        "bob@alias-b",
+        "root@alias-b:2300",
+        "b-user@real-b.example",
+        "x-1",
+        "x-2",
+        "root@x-3:2022",
+        "fd-1",
+        "other",
+        "nobody@other",
+        "root@other",
+    ];
+    let got = assert_like_ssh_in(dir.path(), text, &table);
+    // A few exact values, so agreement is not agreement on nothing.
+    let by = |typed: &str| &got[table.iter().position(|t| *t == typed).unwrap()];
+    assert_eq!(by("alias-a").user.as_deref(), Some("from-match-host"));
+    assert_eq!(
+        by("alias-b").proxy_command.as_deref(),
+        Some("ssh -W %h:%p bastion")
+    );
+    assert_eq!(by("bob@alias-b").port, Some(2202));
+    assert_eq!(by("bob@alias-b").proxy_jump, Some(vec![]));
+    assert_eq!(by("x-1").connect_timeout, Some(Duration::from_secs(11)));
+    assert_eq!(by("x-1").proxy_jump.as_ref().map(Vec::len), Some(2));
+    assert_eq!(by("x-2").proxy_use_fdpass, Some(true));
+    assert_eq!(by("fd-1").proxy_use_fdpass, Some(true));
+    assert_eq!(by("fd-1").proxy_command.as_deref(), Some("nc %h %p"));
+    assert_eq!(
+        by("alias-b").certificate_files,
+        [PathBuf::from("/final/alias-b")]
+    );
+    assert_eq!(by("alias-b").identities_only, Some(true));
+    // Any `Match final` line asks for the final pass, whatever else it says.
+    assert_eq!(by("other").identities_only, Some(true));
+    assert_eq!(
+        by("other").user_known_hosts_files,
+        [dir.path().join("kh-other")]
+    );
+    // exec runs only when the criteria before it held.
+    assert!(dir.path().join("ran-x-2").exists());
+    assert!(!dir.path().join("skipped-other").exists());
+    assert!(got.iter().all(|g| g.ignored.is_empty()), "{got:#?}");
+}
+
+#[test]
+fn match_syntax_and_unsupported_criteria() {
+    for (text, says) in [
+        ("Match\n", "needs criteria"),
+        ("Match host\n", "Match host needs an argument"),
+        ("Match exec\n", "Match exec needs an argument"),
+        ("Match all host a\n", "cannot be combined"),
+        ("Match host a all\n", "cannot be combined"),
+        (
+            "Match frobnicate x\n",
+            "unsupported Match criterion \"frobnicate\"",
+        ),
+    ] {
+        match SshConfig::parse_str(text, Path::new("f")) {
+            Err(Error::Syntax {
+                line: 1, message, ..
+            }) => {
+                assert!(message.contains(says), "{text:?}: {message}")
+            }
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+    let ok = SshConfig::parse_str(
+        "Match final all\nUser f\nMatch canonical !all\nUser c\n",
+        Path::new("f"),
+    );
+    // `Match final` asks for the final pass, where both blocks are looked at.
+    assert_eq!(ok.unwrap().resolve("h").unwrap().user.as_deref(), Some("f"));
+    let config = SshConfig::parse_str(
+        "Match tagged x\n  User t\nMatch host h localnetwork 10.0.0.0/8\n  User l\nHost *\n  User u\n",
+        Path::new("cfg"),
+    )
+    .unwrap();
+    let h = config.resolve("h").unwrap();
+    assert_eq!(h.user.as_deref(), Some("u"));
+    assert_eq!(
+        h.ignored,
+        [
+            "cfg:1: \"Match tagged x\" is not supported; its block was skipped",
+            "cfg:3: \"Match localnetwork 10.0.0.0/8\" is not supported; its block was skipped",
+        ]
+    );
+    let config = SshConfig::parse_str(
+        "Host *\n  CanonicalizeHostname yes\nMatch canonical\n  User c\n",
+        Path::new("cfg"),
+    )
+    .unwrap();
+    let h = config.resolve("h").unwrap();
+    assert_eq!(h.user.as_deref(), Some("c"));
+    assert_eq!(
+        h.ignored,
+        ["CanonicalizeHostname (kcap does not canonicalize host names)"]
+    );
+}
+
+#[test]
+fn match_exec_refuses_what_a_shell_would_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let text = format!("Match exec \"touch {} %Z\"\n  User x\n", marker.display());
+    let config = SshConfig::parse_str(&text, Path::new("cfg")).unwrap();
+    let err = config.resolve("h").unwrap_err().to_string();
+    assert!(err.starts_with("cfg:1: cannot run"), "{err}");
+    assert!(err.ends_with("unknown token %Z"), "{err}");
+    // A user name from the command line with a quote in it never reaches the shell.
+    let text = format!("Match exec \"touch {} %r\"\n  User x\n", marker.display());
+    let config = SshConfig::parse_str(&text, Path::new("cfg")).unwrap();
+    let err = config
+        .resolve_with("h", Some("a'b"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the value of %r (\"a'b\") contains '\\''"),
+        "{err}"
+    );
+    assert!(!marker.exists());
+    // Its exit status decides; stdout goes nowhere.
+    let config = SshConfig::parse_str(
+        "Match exec \"echo noise; exit 1\"\n  User x\n",
+        Path::new("c"),
+    )
+    .unwrap();
+    assert_eq!(config.resolve("h").unwrap().user, None);
+}
+
+#[test]
+fn proxy_command_expansion() {
+    assert_eq!(
+        proxy_command(
+            "ssh -W %h:%p -l %r jump # %n %%",
+            "10.0.0.1",
+            2222,
+            "ops",
+            "web"
+        )
+        .unwrap(),
+        "exec ssh -W 10.0.0.1:2222 -l ops jump # web %"
+    );
+    assert_eq!(
+        proxy_command("socat - TCP:[%h]:%p", "::1", 22, "u", "v6").unwrap(),
+        "exec socat - TCP:[::1]:22"
+    );
+    for (cmd, host, says) in [
+        ("nc %h %p %C", "h", "unknown token %C"),
+        ("nc %h %p", "h;reboot", "contains ';'"),
+        ("nc %h %p", "-oX", "starts with '-'"),
+        ("nc %h %p %", "h", "a lone %"),
+    ] {
+        let err = proxy_command(cmd, host, 22, "u", "a")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{cmd} {host}: {err}");
+    }
 }
 
 #[test]
@@ -258,10 +523,10 @@ fn relative_include_uses_home_ssh_dir() {
     )
     .unwrap();
     let config = SshConfig::load_with_home(&main, home.path()).unwrap();
-    let h = config.resolve("h");
+    let h = config.resolve("h").unwrap();
     assert_eq!((h.user.as_deref(), h.port), (Some("included"), Some(4)));
     let missing = SshConfig::load_with_home(&home.path().join("nope"), home.path()).unwrap();
-    assert_eq!(missing.resolve("h"), HostConfig::default());
+    assert_eq!(missing.resolve("h").unwrap(), HostConfig::default());
 }
 
 #[test]
@@ -281,7 +546,7 @@ fn paths_expand_tokens() {
                 \x20 UserKnownHostsFile ~/kh/%h ~/kh2\n";
     let config = SshConfig::parse_str_with_home(text, Path::new("c"), home).unwrap();
     let me = local_user();
-    let web = config.resolve("web");
+    let web = config.resolve("web").unwrap();
     assert_eq!(web.hostname.as_deref(), Some("web.example.com"));
     assert_eq!(
         web.identity_files,
@@ -298,7 +563,7 @@ fn paths_expand_tokens() {
         ]
     );
     // Command-line user and port win in expansions; the fields keep the file's view.
-    let cli = config.resolve_with("web", Some("root"), Some(22));
+    let cli = config.resolve_with("web", Some("root"), Some(22)).unwrap();
     assert_eq!(
         cli.identity_files[0],
         PathBuf::from("/home/me/.ssh/root@web.example.com:22")
@@ -333,7 +598,7 @@ fn syntax_errors_name_the_line() {
         "ForwardAgent yes\nFrobnicate 1 2 3\nUser u\n",
         Path::new("f"),
     );
-    assert_eq!(ok.unwrap().resolve("x").user.as_deref(), Some("u"));
+    assert_eq!(ok.unwrap().resolve("x").unwrap().user.as_deref(), Some("u"));
 }
 
 #[test]

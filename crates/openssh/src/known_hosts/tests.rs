@@ -136,6 +136,15 @@ fn markers() {
     assert_eq!(known.check("new", 22, &k.a), revoked);
     assert_eq!(known.check("x.ca", 22, &k.b), Verdict::Unknown);
     assert_eq!(known.check("x.ca", 22, &k.a), revoked);
+    // Authorities: only for the hosts their line names, never when revoked.
+    assert!(known.has_cert_authority("x.ca", 22));
+    assert!(!known.has_cert_authority("h", 22));
+    assert_eq!(known.check_authority("x.ca", 22, &k.b), Verdict::Trusted);
+    assert_eq!(known.check_authority("x.ca", 2, &k.b), Verdict::Unknown);
+    assert_eq!(known.check_authority("h", 22, &k.b), Verdict::Unknown);
+    assert_eq!(known.check_authority("x.ca", 22, &k.a), revoked);
+    assert_eq!(known.check_revoked("x.ca", 22, &k.a), Some(revoked.clone()));
+    assert_eq!(known.check_revoked("x.ca", 22, &k.b), None);
     // Unknown markers make the line unusable rather than trusted.
     assert_eq!(
         kh(&line("@bogus h", &k.b)).check("h", 22, &k.b),

@@ -67,6 +67,12 @@ pub struct Sshd {
 impl Sshd {
     /// A server that accepts `keys` for every user (and passwords).
     pub fn start(keys: &[&Key]) -> Sshd {
+        Sshd::start_with(keys, &|_| String::new())
+    }
+
+    /// [`Sshd::start`] with more sshd_config lines, from `extra` given the
+    /// server's directory (where its host key `host_ed25519` already is).
+    pub fn start_with(keys: &[&Key], extra: &dyn Fn(&Path) -> String) -> Sshd {
         std::fs::create_dir_all("/run/sshd").unwrap();
         let dir = TempDir::new().unwrap();
         let host_key = dir.path().join("host_ed25519");
@@ -87,9 +93,10 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
                  StrictModes no\nUsePAM no\nPermitRootLogin yes\nPidFile none\n\
                  PasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
-                 AllowTcpForwarding yes\nLogLevel ERROR\n",
+                 AllowTcpForwarding yes\nLogLevel ERROR\n{}",
                 host_key.display(),
-                auth_file.display()
+                auth_file.display(),
+                extra(dir.path())
             ),
         )
         .unwrap();
@@ -281,4 +288,23 @@ pub fn known_hosts(dir: &Path, servers: &[&Sshd]) -> PathBuf {
     let text: String = servers.iter().map(|s| s.known_hosts_line()).collect();
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Pids of processes whose command line contains `needle` (arguments joined by
+/// spaces), zombies excluded.
+pub fn processes_with(needle: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
 }
