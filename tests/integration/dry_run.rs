@@ -6,7 +6,7 @@
 
 use std::process::Output;
 
-use kcap_testbed::{SECURE_NAMESPACE, Spec};
+use kcap_testbed::{RequestKind, SECURE_NAMESPACE, Spec};
 use serde_json::Value;
 
 use crate::kube::LIMIT;
@@ -47,9 +47,38 @@ fn methods(source: &Value) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Nothing kcap could have started exists: no capture process in any namespace
-/// of the bed, no helper pod, no ephemeral container in any pod.
+/// Nothing kcap could have started exists: the API server saw no create, patch,
+/// delete, exec or attach (only questions), no capture process runs in any
+/// namespace of the bed, no helper pod, no ephemeral container in any pod.
 fn assert_untouched(bed: &Bed) {
+    let requests = bed.bed.api_requests();
+    let acted: Vec<_> = requests
+        .iter()
+        .filter(|r| r.kind != RequestKind::AccessReview)
+        .collect();
+    assert!(acted.is_empty(), "the API server saw {acted:#?}");
+    let asked: Vec<String> = requests
+        .iter()
+        .filter_map(|r| r.review.as_ref())
+        .map(|q| {
+            format!(
+                "{} {}/{}",
+                q.verb,
+                q.resource,
+                q.subresource.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    for question in [
+        "create pods/exec",
+        "patch pods/ephemeralcontainers",
+        "create pods/",
+    ] {
+        assert!(
+            asked.iter().any(|a| a == question),
+            "never asked {question:?}: {asked:?}"
+        );
+    }
     assert_eq!(bed.capture_processes(), vec![]);
     let helpers = bed.kubectl_out(&["get", "pods", "-A", "-l", "kcap/helper", "-o", "name"]);
     assert_eq!(helpers, "");
@@ -168,6 +197,31 @@ fn dry_run_plans_every_target_and_touches_nothing() {
         methods(&plan["sources"][0]),
         [
             ("exec".into(), true),
+            ("ephemeral".into(), false),
+            ("node".into(), false)
+        ]
+    );
+
+    // An account that may only read: every method needs a verb it lacks, so the
+    // plan fails as a run would, with RBAC's exit code and the verb named.
+    let (out, plan) = dry_run(
+        &bed,
+        &bed.bed.restricted_kubeconfig(),
+        &["-n", "prod", "pod/toolbox"],
+    );
+    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    let error = &plan["sources"][0]["error"];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("forbidden: this account may not create pods/exec in namespace prod"),
+        "{error:#}"
+    );
+    assert_eq!(
+        methods(&plan["sources"][0]),
+        [
+            ("exec".into(), false),
             ("ephemeral".into(), false),
             ("node".into(), false)
         ]
