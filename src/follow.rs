@@ -10,9 +10,9 @@ use kcap_kube::follow::{self, Change};
 use kcap_kube::pod::PodTarget;
 use tokio::sync::mpsc;
 
+use crate::captures::{Captures, by_id};
 use crate::event::SourceId;
 use crate::plan::{KubePlan, PlannedSource, Target};
-use crate::run::{Captures, by_id};
 use crate::source::{KubeContext, SourceError, SourceReport, StreamError};
 
 /// The pods being captured, by label and by source id.

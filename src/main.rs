@@ -7,6 +7,7 @@
 //! [`sink`]) -> [`report`] (summary; errors with hints and the [`exit`] code).
 //! [`reaper`] deletes helper pods if kcap is killed.
 
+mod captures;
 mod cli;
 mod config;
 mod dry_run;
@@ -70,7 +71,10 @@ fn main() -> std::process::ExitCode {
 /// Read a file (`-r`), or plan, then print the plan (`--dry-run`) or capture it and report.
 async fn kcap(config: &Config) -> Exit {
     if let Some(read) = &config.read {
-        return read::replay(config, read);
+        return match read::replay(config, read) {
+            Ok(()) => Exit::Success,
+            Err(e) => report::error(None, e.as_ref()),
+        };
     }
     if let Some(format) = config.dry_run {
         return match plan::build(config).await {

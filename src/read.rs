@@ -10,7 +10,6 @@ use kcap_pcap::{CaptureFileReader, InterfaceInfo};
 
 use crate::config::{Config, ReadSettings};
 use crate::event::SourceInfo;
-use crate::exit::Exit;
 use crate::sink::file::FileSink;
 use crate::sink::lines::LinesSink;
 use crate::sink::{Interface, Sink, SinkError, SourceEnd};
@@ -39,8 +38,9 @@ pub enum ReadError {
     },
 }
 
-/// Reads the file to its end (or `-c`) into the sinks; returns the exit code.
-pub fn replay(config: &Config, read: &ReadSettings) -> Exit {
+/// Reads the file to its end (or `-c`) into the sinks. On a read error the sinks
+/// are finished first, so a rewritten file is complete up to there.
+pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::error::Error>> {
     let name = match &read.path {
         Some(p) => p.display().to_string(),
         None => "stdin".to_string(),
@@ -49,15 +49,13 @@ pub fn replay(config: &Config, read: &ReadSettings) -> Exit {
         None => Box::new(std::io::stdin().lock()),
         Some(p) => match std::fs::File::open(p) {
             Ok(f) => Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
-            Err(source) => return crate::report::error(None, &ReadError::Open { name, source }),
+            Err(source) => return Err(Box::new(ReadError::Open { name, source })),
         },
     };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(output) = &config.output {
-        match crate::sink::file::open(output).and_then(|o| FileSink::new(o, output.format)) {
-            Ok(sink) => sinks.push(Box::new(sink)),
-            Err(e) => return crate::report::error(None, &e),
-        }
+        let open = crate::sink::file::open(output)?;
+        sinks.push(Box::new(FileSink::new(open, output.format)?));
     }
     if let Some(print) = config.print {
         // A file names no addresses (its name resolution blocks are not read yet).
@@ -69,16 +67,13 @@ pub fn replay(config: &Config, read: &ReadSettings) -> Exit {
         shown: Vec::new(),
         quiet: config.verbosity == crate::config::Verbosity::Quiet,
     };
-    let result = replay.run(input, &name, config.count);
-    match result {
-        Ok(()) => Exit::Success,
+    match replay.run(input, &name, config.count) {
+        Ok(()) => Ok(()),
         Err(Failure::Read(e)) => {
-            let exit = crate::report::error(None, &e);
-            // What was read is out: finish the sinks so a rewritten file is complete.
             let _ = replay.finish();
-            exit
+            Err(Box::new(e))
         }
-        Err(Failure::Sink(e)) => crate::report::error(None, &e),
+        Err(Failure::Sink(e)) => Err(Box::new(e)),
     }
 }
 

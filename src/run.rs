@@ -7,18 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
+use crate::captures::Captures;
 use crate::config::{Config, Via};
-use crate::event::{CHANNEL_BATCHES, Event, SourceId};
+use crate::event::{CHANNEL_BATCHES, Event};
 use crate::pipeline::{Pipeline, PipelineReport};
-use crate::plan::{KubePlan, Plan, PlannedSource};
+use crate::plan::{KubePlan, Plan};
 use crate::reaper::Reaper;
 use crate::sink::file::{FileSink, OpenOutput};
 use crate::sink::lines::LinesSink;
 use crate::sink::{Sink, SinkError};
 use crate::source::helper_pool::HelperPool;
-use crate::source::{self, KubeContext, SourceReport};
+use crate::source::{KubeContext, SourceReport};
 use crate::stop::{self, Progress, Stop, StopReason};
 
 /// How often the pipeline is woken to release held packets and flush.
@@ -48,13 +48,7 @@ pub async fn capture(
     let pipeline = start_pipeline(config, plan, output, receiver, &stop)?;
     let ticker = tokio::spawn(tick(events.clone()));
     let kube = plan.kube.as_ref().map(|k| Arc::new(kube_context(k, plan)));
-    let mut captures = Captures {
-        tasks: JoinSet::new(),
-        next_id: 0,
-        events,
-        stop: stop.clone(),
-        kube: kube.clone(),
-    };
+    let mut captures = Captures::new(events, stop.clone(), kube.clone());
     for planned in &plan.sources {
         captures.start(planned.clone());
     }
@@ -131,72 +125,4 @@ fn kube_context(kube: &KubePlan, plan: &Plan) -> KubeContext {
         settings: kube.settings.clone(),
         helpers: HelperPool::new(kube.client.clone(), kube.settings.image.clone(), reaper),
     }
-}
-
-/// The running captures, numbered in the order they started.
-pub struct Captures {
-    tasks: JoinSet<(SourceId, SourceReport)>,
-    next_id: SourceId,
-    events: mpsc::Sender<Event>,
-    stop: Stop,
-    kube: Option<Arc<KubeContext>>,
-}
-
-impl Captures {
-    /// Starts capturing `planned` as the next source.
-    fn start(&mut self, planned: PlannedSource) -> SourceId {
-        let id = self.next_id;
-        self.next_id += 1;
-        let capture = source::capture(
-            id,
-            planned,
-            self.kube.clone(),
-            self.events.clone(),
-            self.stop.clone(),
-        );
-        self.tasks.spawn(async move { (id, capture.await) });
-        id
-    }
-
-    /// A source that joins during the capture: the pipeline learns it first.
-    pub async fn add(&mut self, planned: PlannedSource) -> SourceId {
-        let info = planned.info.clone();
-        let _ = self
-            .events
-            .send(Event::Added {
-                source: self.next_id,
-                info,
-            })
-            .await;
-        self.start(planned)
-    }
-
-    /// The next capture to end; `None` when none runs.
-    pub async fn next_done(&mut self) -> Option<(SourceId, SourceReport)> {
-        let done = self.tasks.join_next().await?;
-        Some(done.expect("capture task panicked"))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
-    pub fn stop(&self) -> &Stop {
-        &self.stop
-    }
-
-    /// Waits for every capture; their reports by source id.
-    pub async fn wait_all(mut self) -> Vec<SourceReport> {
-        let mut reports = Vec::new();
-        while let Some(done) = self.next_done().await {
-            reports.push(done);
-        }
-        by_id(reports)
-    }
-}
-
-/// Reports sorted by source id, ids dropped.
-pub fn by_id(mut reports: Vec<(SourceId, SourceReport)>) -> Vec<SourceReport> {
-    reports.sort_by_key(|(id, _)| *id);
-    reports.into_iter().map(|(_, r)| r).collect()
 }

@@ -5,108 +5,23 @@
 //! heartbeat going, stops it and says how it ended.
 
 pub mod helper_pool;
+mod outcome;
 pub mod pod;
 pub mod ssh;
 pub mod stream;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use kcap_capture::outcome::ToolStatistics;
-use kcap_kube::Method;
 use tokio::sync::mpsc;
 
+pub use outcome::{SourceError, SourceReport};
 pub use pod::KubeContext;
 pub use stream::StreamError;
 
 use crate::event::{Event, SourceId};
 use crate::plan::{PlannedSource, Target};
 use crate::stop::Stop;
-
-/// Why a source's capture failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error(transparent)]
-    Ssh(#[from] kcap_ssh::Error),
-    #[error(transparent)]
-    Kube(#[from] kcap_kube::Error),
-    #[error(transparent)]
-    Stream(#[from] StreamError),
-    /// A value cannot be passed to the remote shell safely (refused, never run).
-    #[error("cannot build the remote command line")]
-    Command(#[from] kcap_capture::Error),
-    /// The capture could not run where the method put it: in the pod's own
-    /// container (`--via exec`), or in the debug or helper container's image.
-    #[error("{}", in_container(.pod, .container, *.method, .image, .error))]
-    InContainer {
-        pod: String,
-        container: String,
-        method: Method,
-        image: String,
-        #[source]
-        error: StreamError,
-    },
-}
-
-/// What a failure inside a container means for that container (or image).
-fn in_container(
-    pod: &str,
-    container: &str,
-    method: Method,
-    image: &str,
-    error: &StreamError,
-) -> String {
-    use kcap_capture::outcome::Failure;
-    let what = match error {
-        StreamError::Capture {
-            failure: Failure::ToolMissing { .. },
-            ..
-        } => "no capture tool (tcpdump)",
-        StreamError::Capture {
-            failure: Failure::PermissionDenied { .. },
-            ..
-        } => "permission denied: may not capture (non-root or no NET_RAW)",
-        _ => "no shell",
-    };
-    match method {
-        Method::Exec => format!("pod {pod}, container {container}: {what} in the container"),
-        _ => format!("pod {pod}, --via {method}: {what} in the image {image}"),
-    }
-}
-
-/// How one source's capture went.
-#[derive(Debug)]
-pub struct SourceReport {
-    pub label: String,
-    /// SSH session description, or for pods the method and node.
-    pub session: Option<String>,
-    /// `--via` method that captured (pods only).
-    pub method: Option<Method>,
-    pub tool: Option<String>,
-    pub statistics: Option<ToolStatistics>,
-    pub elapsed: Duration,
-    pub error: Option<SourceError>,
-}
-
-impl SourceReport {
-    pub fn new(label: String) -> SourceReport {
-        SourceReport {
-            label,
-            session: None,
-            method: None,
-            tool: None,
-            statistics: None,
-            elapsed: Duration::ZERO,
-            error: None,
-        }
-    }
-
-    /// Keeps what the stream said about the tool.
-    fn record(&mut self, ended: &stream::Ended) {
-        self.tool.clone_from(&ended.tool);
-        self.statistics = ended.statistics;
-    }
-}
 
 /// Captures `planned` until its remote tool ends or `stop` fires. Always sends
 /// `Event::Ended` for this source, whatever happens.

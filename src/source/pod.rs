@@ -10,8 +10,8 @@ use kcap_kube::{Error as KubeError, Method};
 use tokio::sync::mpsc;
 
 use super::helper_pool::HelperPool;
+use super::outcome::{SourceError, SourceReport};
 use super::stream::{self, Chunk, Feed, Process, StreamError};
-use super::{SourceError, SourceReport};
 use crate::config::{KubeSettings, NodeTarget};
 use crate::event::{Event, SourceId};
 use crate::plan::{self, PlannedSource, Target};

@@ -4,8 +4,8 @@
 
 use kcap_ssh::{ExitStatus, Output, RemoteProcess, Session};
 
+use super::outcome::{SourceError, SourceReport};
 use super::stream::{self, Chunk, Feed, Process};
-use super::{SourceError, SourceReport};
 use crate::config::NodeTarget;
 use crate::stop::Stop;
 
