@@ -83,6 +83,8 @@ pub struct SourceReport {
     /// `--via` method that captured (pods only).
     pub method: Option<Method>,
     pub tool: Option<String>,
+    /// How the pod's network was found from its node (`--via node`, `--via ssh`).
+    pub way: Option<String>,
     pub statistics: Option<ToolStatistics>,
     pub elapsed: Duration,
     pub error: Option<SourceError>,
@@ -95,6 +97,7 @@ impl SourceReport {
             session: None,
             method: None,
             tool: None,
+            way: None,
             statistics: None,
             elapsed: Duration::ZERO,
             error: None,
@@ -104,6 +107,7 @@ impl SourceReport {
     /// Keeps what the stream said about the tool.
     fn record(&mut self, ended: &stream::Ended) {
         self.tool.clone_from(&ended.tool);
+        self.way.clone_from(&ended.way);
         self.statistics = ended.statistics;
     }
 }

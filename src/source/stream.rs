@@ -57,6 +57,8 @@ pub struct Ended {
     /// reason to try another method).
     pub started: bool,
     pub tool: Option<String>,
+    /// How the node-side script found the pod's network (`netns by IP`, ...).
+    pub way: Option<String>,
     pub statistics: Option<ToolStatistics>,
     pub result: Result<(), StreamError>,
 }
@@ -93,7 +95,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
             output = process.next() => match output {
                 Ok(Some(Chunk::Stdout(bytes))) => {
                     decoder.push(&bytes);
-                    if let Err(e) = forward(source, info, &mut decoder, &mut started, events).await {
+                    if let Err(e) = forward(source, info, &stderr, &mut decoder, &mut started, events).await {
                         break Err(e);
                     }
                 }
@@ -121,6 +123,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     tracing::debug!("{}: remote stderr:\n{stderr}", info.label);
     let tool = outcome::tool_used(&stderr).map(str::to_string);
+    let way = outcome::netns_way(&stderr).map(str::to_string);
     let statistics = ToolStatistics::parse(&stderr);
     let heartbeat_lost = stopping.is_none() && stderr.contains(MARKER_HEARTBEAT_LOST);
     let result = result.and_then(|()| match exit {
@@ -143,15 +146,19 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     Ended {
         started,
         tool,
+        way,
         statistics,
         result,
     }
 }
 
-/// Decodes what is buffered and hands complete packets to the writer.
+/// Decodes what is buffered and hands complete packets to the writer. The
+/// source's description on `Started` says how the node-side script found the
+/// pod's network, when it said so on stderr (before the capture started).
 async fn forward(
     source: SourceId,
     info: &SourceInfo,
+    stderr: &[u8],
     decoder: &mut StreamDecoder,
     started: &mut bool,
     events: &mpsc::Sender<Event>,
@@ -167,7 +174,11 @@ async fn forward(
     if !*started && let Some(header) = decoder.header() {
         *started = true;
         let header = header.clone();
-        let info = info.clone();
+        let stderr = String::from_utf8_lossy(stderr);
+        let info = match outcome::netns_way(&stderr) {
+            Some(way) => crate::plan::found_by(info, way),
+            None => info.clone(),
+        };
         let _ = events
             .send(Event::Started {
                 source,

@@ -130,8 +130,16 @@ fn dry_run_plans_every_target_and_touches_nothing() {
         (Some("prod/distroless"), Some("node"))
     );
     let checks = s["methods"][0]["checks"].to_string();
+    let (ip, id) = (
+        s["pod_ip"].as_str().unwrap(),
+        s["container_id"].as_str().unwrap(),
+    );
+    assert_eq!(s["capture_point"], "netns");
     assert!(
-        checks.contains("nsenter and crictl: known only by trying"),
+        checks.contains(&format!(
+            "sh, tcpdump, nsenter and ip; the pod's network namespace is found by crictl \
+             (container {id}), else netns by IP (the namespace holding {ip}), else cgroup"
+        )),
         "{checks}"
     );
     // The filter token is expanded to the client pods' addresses.
