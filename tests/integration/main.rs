@@ -14,5 +14,6 @@ mod kube;
 mod kube_errors;
 mod kube_lifecycle;
 mod lifecycle;
+mod netns;
 mod nodes;
 mod output;
