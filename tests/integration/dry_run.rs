@@ -154,6 +154,25 @@ fn dry_run_plans_every_target_and_touches_nothing() {
         "jsonpath={.items[0].status.podIP}",
     ]);
     assert_eq!(plan["filter"], format!("(host {client_ip})"));
+    // --capture-point veth: with --via auto only the node's method reaches the
+    // host-side interface, found by the pod's IP.
+    let (out, plan) = dry_run(
+        &bed,
+        &admin,
+        &["-n", "prod", "pod/distroless", "--capture-point", "veth"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = &plan["sources"][0];
+    assert_eq!(s["capture_point"], "veth");
+    assert_eq!(methods(s), [("node".into(), true)]);
+    let checks = s["methods"][0]["checks"].to_string();
+    assert!(
+        checks.contains(&format!(
+            "sh, tcpdump and ip (and bridge on a bridge CNI); captures on the pod's host-side \
+             veth in the node's namespace, found by the route to {ip}"
+        )),
+        "{checks}"
+    );
     let (out, plan) = dry_run(
         &bed,
         &admin,
