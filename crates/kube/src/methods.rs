@@ -580,10 +580,19 @@ mod tests {
     /// wrote it; conmon and the pod's slice are passed over.
     #[test]
     fn the_process_whose_cgroup_names_the_container_is_found() {
-        let root = std::env::temp_dir().join(format!("kcap-cgroups-{}", std::process::id()));
+        /// Removed however the test ends.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let scratch =
+            Scratch(std::env::temp_dir().join(format!("kcap-cgroups-{}", std::process::id())));
+        let root = &scratch.0;
         let lines = recorded_lines();
         for (i, (line, id)) in lines.iter().enumerate() {
-            let _ = std::fs::remove_dir_all(&root);
+            let _ = std::fs::remove_dir_all(root);
             // Process 10: the pod's slice, 20: CRI-O's conmon, 30 + i: the recorded line.
             for (pid, text) in [
                 (10, lines[10].0.clone()),
@@ -604,7 +613,6 @@ mod tests {
             };
             assert_eq!(got, want, "{line}");
         }
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     /// NETNS puts the veth in the wrapper's 7th word (`sh -c SCRIPT kcap CONN TOOL IFACE`).
