@@ -32,6 +32,57 @@ fn bed_without_crictl() -> Bed {
     )
 }
 
+/// A network namespace of its own holding `ip` on an interface (a veth pair within it), with a
+/// process in it; removed however the test ends.
+struct Twin {
+    name: String,
+    process: Child,
+}
+
+impl Twin {
+    fn new(ip: &str) -> Twin {
+        let name = format!("kcap-twin-{}", std::process::id());
+        let ip_in = |args: &[&str]| {
+            let out = run(
+                std::process::Command::new("ip")
+                    .args(["-n", &name])
+                    .args(args),
+                LIMIT,
+            );
+            assert!(out.status.success(), "ip {args:?}: {}", stderr(&out));
+        };
+        let added = run(
+            std::process::Command::new("ip").args(["netns", "add", &name]),
+            LIMIT,
+        );
+        assert!(added.status.success(), "{}", stderr(&added));
+        let process = std::process::Command::new("ip")
+            .args(["netns", "exec", &name, "sleep", "300"])
+            .spawn()
+            .unwrap();
+        let twin = Twin {
+            name: name.clone(),
+            process,
+        };
+        ip_in(&[
+            "link", "add", "twin0", "type", "veth", "peer", "name", "twin1",
+        ]);
+        ip_in(&["addr", "add", &format!("{ip}/32"), "dev", "twin0"]);
+        ip_in(&["link", "set", "twin0", "up"]);
+        twin
+    }
+}
+
+impl Drop for Twin {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+    }
+}
+
 struct Probe {
     name: String,
     ip: String,
@@ -277,6 +328,37 @@ fn without_crictl_the_pod_is_found_by_its_ip_or_its_veth() {
     assert!(
         bed.wait_no_capture(std::time::Duration::from_secs(10))
             .is_empty()
+    );
+
+    // A second namespace holding the bridge pod's IP (a process in it, a veth
+    // pair of its own): of the two, the pod's is the one whose MAC the node's neighbour
+    // table has for the IP; the capture holds the pod's traffic.
+    let twin = Twin::new(&probes[0].ip);
+    let file = bed.path("twin.pcapng");
+    let out = run(
+        bed.kcap()
+            .arg("--kubeconfig")
+            .arg(bed.bed.kubeconfig())
+            .args(["-n", "prod", "--iface", "eth0", "-f", "ip", "-c", "20"])
+            .args(["--via", "node", "--image", NETSHOOT, "-o"])
+            .arg(&file)
+            .arg(format!("pod/{}", probes[0].name)),
+        LIMIT,
+    );
+    assert_ok(&out);
+    drop(twin);
+    let interface = format!("prod/{}/eth0", probes[0].name);
+    let (packets, description) = packets_of(&file, &interface);
+    assert!(
+        description.ends_with(" via node (netns by IP)"),
+        "{description}"
+    );
+    assert_eq!(packets.len(), 20, "{}", stderr(&out));
+    assert!(
+        packets
+            .iter()
+            .all(|(_, s, d)| *s == probes[0].ip || *d == probes[0].ip),
+        "{packets:?}"
     );
 
     // A pod whose IP is in no namespace (its address removed): every way says
