@@ -79,8 +79,21 @@ pub struct Cli {
     )]
     pub via: String,
 
+    /// Where --via node and --via ssh capture a pod: netns (inside the pod's network
+    /// namespace, found by crictl, else by the pod's IP in the process table, else
+    /// by the container's cgroup) or veth (the pod's host-side interface in the
+    /// node's namespace, found by the pod's IP; replaces --iface; needs only tcpdump
+    /// and ip on the node).
+    #[arg(
+        long,
+        value_name = "POINT",
+        default_value = "netns",
+        help_heading = "Target (Kubernetes)"
+    )]
+    pub capture_point: String,
+
     /// Image of ephemeral and helper containers (needs sh and tcpdump; for --via node
-    /// also nsenter and crictl).
+    /// also nsenter and ip).
     #[arg(long, value_name = "IMAGE", default_value = kcap_kube::methods::DEFAULT_IMAGE, help_heading = "Target (Kubernetes)")]
     pub image: String,
 

@@ -101,6 +101,8 @@ pub struct KubeSettings {
     pub container: Option<String>,
     pub targets: Vec<kcap_kube::target::Target>,
     pub via: Via,
+    /// `--capture-point`: where `--via node` and `--via ssh` capture a pod.
+    pub capture_point: kcap_kube::methods::CapturePoint,
     pub image: String,
     pub follow: bool,
     pub annotate: bool,
@@ -586,6 +588,25 @@ fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
             cli.via
         ))
     })?;
+    use kcap_kube::methods::CapturePoint;
+    let capture_point = CapturePoint::parse(&cli.capture_point).ok_or_else(|| {
+        usage(format!(
+            "unknown --capture-point {:?}: use netns or veth",
+            cli.capture_point
+        ))
+    })?;
+    if capture_point == CapturePoint::Veth
+        && matches!(
+            via,
+            Via::Only(kcap_kube::Method::Exec | kcap_kube::Method::Ephemeral)
+        )
+    {
+        return Err(usage(format!(
+            "--capture-point veth captures from the pod's node, which --via {} does not reach: \
+             use --via node or --via ssh (or leave --via auto, which then means node)",
+            cli.via
+        )));
+    }
     if cli.image.is_empty() || cli.image.contains(char::is_whitespace) {
         return Err(usage(format!(
             "--image {:?} is not an image reference",
@@ -604,6 +625,7 @@ fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
         container: cli.container.clone(),
         targets,
         via,
+        capture_point,
         image: cli.image.clone(),
         follow: cli.follow,
         annotate: !cli.no_annotate,
@@ -677,6 +699,15 @@ mod tests {
             (
                 &["--via", "magic", "pod/x"],
                 "unknown --via \"magic\": use auto, exec, ephemeral, node or ssh",
+            ),
+            (
+                &["--capture-point", "bridge", "pod/x"],
+                "unknown --capture-point \"bridge\": use netns or veth",
+            ),
+            (
+                &["--capture-point", "veth", "--via", "exec", "pod/x"],
+                "--capture-point veth captures from the pod's node, which --via exec does not reach: \
+                 use --via node or --via ssh (or leave --via auto, which then means node)",
             ),
             (
                 &["--image", "a b", "pod/x"],
@@ -794,7 +825,12 @@ mod tests {
         assert_eq!(k.dry_run, Some(DryRun::Json));
         let kube = k.kube.unwrap();
         assert_eq!(kube.via, Via::Only(kcap_kube::Method::Node));
+        assert_eq!(kube.capture_point, kcap_kube::methods::CapturePoint::Netns);
         assert_eq!(kube.targets[0].to_string(), "deployment/web");
+        let v = config(&["pod/web-0", "--capture-point", "veth"]).unwrap();
+        let kube = v.kube.unwrap();
+        assert_eq!(kube.capture_point, kcap_kube::methods::CapturePoint::Veth);
+        assert_eq!(kube.via, Via::Auto);
         // Pod tokens in --filter alone need the API.
         let t = config(&["--ssh-host", "n", "--filter", "pod/web-0"]).unwrap();
         assert!(t.kube.is_some());

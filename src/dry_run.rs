@@ -8,6 +8,7 @@
 //! would give.
 
 use kcap_capture::command::{CaptureCommand, REMOTE_SCRIPT};
+use kcap_kube::methods::CapturePoint;
 use kcap_kube::{Error as KubeError, Method, access};
 use serde_json::{Value, json};
 
@@ -222,17 +223,47 @@ async fn check(client: &kube::Client, target: &Target, method: Method) -> Verdic
                 });
                 verdict.checks.push(format!("namespace enforces Pod Security {level}"));
             }
-            verdict.checks.push(
-                "needs the --image to have sh, tcpdump, nsenter and crictl: known only by trying"
-                    .into(),
-            );
+            verdict
+                .checks
+                .push(format!("needs the --image to have {}", from_node(target)));
         }
-        Method::Ssh => verdict.checks.push(
-            "SSH to the node with the SSH flags; needs tcpdump, nsenter and crictl there: known only by trying"
-                .into(),
-        ),
+        Method::Ssh => verdict.checks.push(format!(
+            "SSH to the node with the SSH flags; needs there {}",
+            from_node(target)
+        )),
     }
     verdict
+}
+
+/// What `--via node` and `--via ssh` need on the node, and the ways the node-side
+/// script will try to reach the pod (which one answers is known only by trying).
+fn from_node(target: &Target) -> String {
+    let side = target.node_side();
+    if side.container_id.is_empty() && side.pod_ip.is_empty() {
+        return "sh and tcpdump (the node's own network): known only by trying".into();
+    }
+    let ip = if side.pod_ip.is_empty() {
+        "?"
+    } else {
+        &side.pod_ip
+    };
+    let id = if side.container_id.is_empty() {
+        "?"
+    } else {
+        &side.container_id
+    };
+    match side.point {
+        CapturePoint::Netns => format!(
+            "sh, tcpdump, nsenter and ip; the pod's network namespace is found by crictl \
+             (container {id}), else netns by IP (the namespace holding {ip}), else cgroup (the \
+             process whose /proc/PID/cgroup names the container): known only by trying"
+        ),
+        CapturePoint::Veth => format!(
+            "sh, tcpdump and ip (and bridge on a bridge CNI); captures on the pod's host-side \
+             veth in the node's namespace, found by the route to {ip} (or the bridge's \
+             forwarding entry for its MAC): known only by trying"
+        ),
+    }
 }
 
 /// The command's words, the wrapper scripts shortened for reading.
@@ -347,8 +378,9 @@ fn as_json(plan: &Plan, judged: &[Judged<'_>], exit: Exit) -> Value {
                     "session": j.session,
                     "host_key": if j.session.is_some() { "verified" } else { "see error" },
                 }),
-                Target::Pod { pod, .. } => json!({
+                Target::Pod { pod, point, .. } => json!({
                     "kind": "pod",
+                    "capture_point": point.name(),
                     "label": pod.label(),
                     "namespace": pod.namespace,
                     "name": pod.name,

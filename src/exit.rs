@@ -254,6 +254,16 @@ fn stream(error: &StreamError) -> Explained {
                     command.interface
                 )),
             ),
+            Failure::NoPodNetwork { .. } => explained(
+                Exit::NoMethod,
+                Some(
+                    "is the pod on that node and running? Without crictl on the node, kcap needs \
+                     nsenter and ip there (and root) to find the namespace holding the pod's IP; \
+                     --capture-point veth needs only tcpdump (and ip, bridge) on the node; or try \
+                     --via exec or --via ephemeral"
+                        .into(),
+                ),
+            ),
             Failure::Other { .. } => explained(Exit::Other, None),
         },
     }

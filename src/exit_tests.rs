@@ -60,6 +60,7 @@ fn every_capture_failure_has_its_code_and_the_filter_it_got() {
             Failure::BadInterface { message: message() },
             Exit::CaptureRejected,
         ),
+        (Failure::NoPodNetwork { message: message() }, Exit::NoMethod),
         (Failure::Other { message: message() }, Exit::Other),
     ];
     for (failure, exit) in cases {

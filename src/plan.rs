@@ -11,7 +11,7 @@ use std::sync::Arc;
 use kcap_capture::command::CaptureCommand;
 use kcap_capture::filter::{FilterSpec, Protocol};
 use kcap_kube::Method;
-use kcap_kube::methods::AUTO_ORDER;
+use kcap_kube::methods::{AUTO_ORDER, CapturePoint, NodeSide};
 use kcap_kube::pod::PodTarget;
 use kcap_kube::resolve::{self, Resolved, Scope};
 
@@ -64,10 +64,12 @@ pub struct PlannedSource {
 pub enum Target {
     /// An SSH node (`--ssh-host`).
     Ssh(NodeTarget),
-    /// A pod through the API, with the methods to try in order.
+    /// A pod through the API, with the methods to try in order, and where the
+    /// node methods capture it (`--capture-point`).
     Pod {
         pod: PodTarget,
         methods: Vec<Method>,
+        point: CapturePoint,
     },
     /// A node through the API (`node/NAME`).
     Node {
@@ -85,6 +87,29 @@ impl Target {
         match self {
             Target::Ssh(_) => &[],
             Target::Pod { methods, .. } | Target::Node { methods, .. } => methods,
+        }
+    }
+
+    /// The node it runs on (for `--via node` and `--via ssh`).
+    pub fn node(&self) -> String {
+        match self {
+            Target::Pod { pod, .. } => pod.node.clone().unwrap_or_default(),
+            Target::Node { name, .. } => name.clone(),
+            Target::Ssh(node) => node.label.clone(),
+        }
+    }
+
+    /// Where the capture runs, seen from the node: the pod's network (its
+    /// container ID and IP, found by the node-side script) or the node's own
+    /// (nodes and hostNetwork pods: nothing to find).
+    pub fn node_side(&self) -> NodeSide {
+        match self {
+            Target::Pod { pod, point, .. } if !pod.host_network => NodeSide {
+                container_id: pod.container_id.clone().unwrap_or_default(),
+                pod_ip: pod.ip.clone().unwrap_or_default(),
+                point: *point,
+            },
+            _ => NodeSide::default(),
         }
     }
 }
@@ -114,11 +139,17 @@ impl PlannedSource {
             node_methods(settings.via)
         } else {
             match settings.via {
+                // Only the node's methods reach the host-side veth.
+                Via::Auto if settings.capture_point == CapturePoint::Veth => vec![Method::Node],
                 Via::Auto => AUTO_ORDER.to_vec(),
                 Via::Only(m) => vec![m],
             }
         };
-        let target = Target::Pod { pod, methods };
+        let target = Target::Pod {
+            pod,
+            methods,
+            point: settings.capture_point,
+        };
         let info = describe(&target, &command.interface, None, settings.annotate);
         PlannedSource {
             target,
@@ -210,6 +241,20 @@ pub fn describe(
             comment: None,
         },
     }
+}
+
+/// `info` once the node-side script told how it found the pod's network (`way`:
+/// `crictl`, `netns by IP`, `cgroup`, `veth caliXXXX`): the description says so,
+/// and a capture on the host-side veth is named after that interface.
+pub fn found_by(info: &SourceInfo, way: &str) -> SourceInfo {
+    let mut info = info.clone();
+    info.description = format!("{} ({way})", info.description);
+    if let Some(veth) = way.strip_prefix("veth ")
+        && let Some((pod, _)) = info.interface_name.rsplit_once('/')
+    {
+        info.interface_name = format!("{pod}/{veth}");
+    }
+    info
 }
 
 /// Builds the plan. Kubernetes targets that fail are kept as [`FailedTarget`]s

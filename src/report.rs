@@ -90,6 +90,9 @@ fn summary_line(source: &SourceReport, packets: u64, bytes: u64) -> String {
     if let Some(method) = source.method {
         line.push_str(&format!(" via {method}"));
     }
+    if let Some(way) = &source.way {
+        line.push_str(&format!(", {way}"));
+    }
     if let Some(tool) = &source.tool {
         line.push_str(&format!(" ({tool}"));
         if let Some(stats) = &source.statistics {

@@ -67,6 +67,8 @@ pub struct SourceReport {
     /// `--via` method that captured (pods only).
     pub method: Option<Method>,
     pub tool: Option<String>,
+    /// How the pod's network was found from its node (`--via node`, `--via ssh`).
+    pub way: Option<String>,
     pub statistics: Option<ToolStatistics>,
     pub elapsed: Duration,
     pub error: Option<SourceError>,
@@ -79,6 +81,7 @@ impl SourceReport {
             session: None,
             method: None,
             tool: None,
+            way: None,
             statistics: None,
             elapsed: Duration::ZERO,
             error: None,
@@ -88,6 +91,7 @@ impl SourceReport {
     /// Keeps what the stream said about the tool.
     pub(super) fn record(&mut self, ended: &stream::Ended) {
         self.tool.clone_from(&ended.tool);
+        self.way.clone_from(&ended.way);
         self.statistics = ended.statistics;
     }
 }

@@ -178,7 +178,8 @@ async fn attempt(
 ) -> Result<(), Failed> {
     let client = &ctx.client;
     let command = feed.command;
-    let (node, container_id) = where_from(target);
+    let node = target.node();
+    let side = target.node_side();
     match method {
         Method::Exec | Method::Ephemeral => {
             let Target::Pod { pod, .. } = target else {
@@ -213,8 +214,7 @@ async fn attempt(
                     "via node (helper pod {}/{} on {node})",
                     helper.namespace, helper.name
                 ));
-                let mut process =
-                    methods::exec_in_helper(client, &helper, &container_id, command).await?;
+                let mut process = methods::exec_in_helper(client, &helper, &side, command).await?;
                 outcome_of(stream::drive(&mut process, feed).await, report)
             }
             .await;
@@ -227,28 +227,10 @@ async fn attempt(
                 _ => None,
             };
             let node_target = ssh_target(ctx, &node, ip).await;
-            let line = command.to_shell_after(&methods::netns_prefix(&container_id))?;
+            let line = command.to_shell_after(&methods::netns_prefix(&side))?;
             // The only method tried for its target: whether it started does not matter.
             Ok(super::ssh::capture(&node_target, &line, feed, report).await?)
         }
-    }
-}
-
-/// The node a Kubernetes target runs on, and the container whose network
-/// namespace to enter from there (empty: the node's own, for nodes and
-/// hostNetwork pods).
-fn where_from(target: &Target) -> (String, String) {
-    match target {
-        Target::Pod { pod, .. } => (
-            pod.node.clone().unwrap_or_default(),
-            if pod.host_network {
-                String::new()
-            } else {
-                pod.container_id.clone().unwrap_or_default()
-            },
-        ),
-        Target::Node { name, .. } => (name.clone(), String::new()),
-        Target::Ssh(node) => (node.label.clone(), String::new()),
     }
 }
 

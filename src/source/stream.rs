@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use kcap_capture::command::{CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST};
+use kcap_capture::command::{
+    CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST, MARKER_TOOL,
+};
 use kcap_capture::outcome::{self, Failure, ToolStatistics};
 use kcap_pcap::StreamDecoder;
 use tokio::sync::mpsc;
@@ -15,6 +17,10 @@ use crate::stop::Stop;
 
 /// After asking the remote side to stop, how long to wait for its last packets.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stream's first packets wait for the wrapper's tool line on stderr
+/// (stdout and stderr travel apart, and the line comes after the node-side
+/// script's way line), so that `Started` can say how a pod's network was found.
+const DESCRIBE_WAIT: Duration = Duration::from_secs(1);
 /// The most stderr kept per source (the end is what matters: errors and statistics).
 const STDERR_KEEP: usize = 16 << 10;
 
@@ -57,6 +63,8 @@ pub struct Ended {
     /// reason to try another method).
     pub started: bool,
     pub tool: Option<String>,
+    /// How the node-side script found the pod's network (`netns by IP`, ...).
+    pub way: Option<String>,
     pub statistics: Option<ToolStatistics>,
     pub result: Result<(), StreamError>,
 }
@@ -83,6 +91,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     } = *feed;
     let mut decoder = StreamDecoder::new();
     let mut started = false;
+    let mut held = Held::default();
     let mut stderr = Vec::new();
     let mut exit: Option<Option<String>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
@@ -93,11 +102,20 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
             output = process.next() => match output {
                 Ok(Some(Chunk::Stdout(bytes))) => {
                     decoder.push(&bytes);
-                    if let Err(e) = forward(source, info, &mut decoder, &mut started, events).await {
+                    let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                    if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
                         break Err(e);
                     }
                 }
-                Ok(Some(Chunk::Stderr(bytes))) => keep_tail(&mut stderr, &bytes),
+                Ok(Some(Chunk::Stderr(bytes))) => {
+                    keep_tail(&mut stderr, &bytes);
+                    if !started {
+                        let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                        if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
+                            break Err(e);
+                        }
+                    }
+                }
                 Ok(Some(Chunk::Exit(status))) => exit = Some(status),
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(StreamError::ConnectionLost(e)),
@@ -105,6 +123,12 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
             _ = heartbeat.tick(), if stopping.is_none() => {
                 // A failed write means the stream is going away; `next()` will say why.
                 process.write_stdin(HEARTBEAT).await;
+                if !started {
+                    let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                    if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
+                        break Err(e);
+                    }
+                }
             }
             _ = stop.stopped(), if stopping.is_none() => {
                 stopping = Some(Instant::now());
@@ -118,9 +142,21 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
             }
         }
     };
+    // Packets still held for the tool line go out now.
+    let mut stream = Stream {
+        decoder: &mut decoder,
+        started: &mut started,
+        held: &mut held,
+    };
+    let flushed = forward(source, info, &stderr, &mut stream, events, true).await;
+    let result = match (result, flushed) {
+        (Ok(()), Err(e)) => Err(e),
+        (result, _) => result,
+    };
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     tracing::debug!("{}: remote stderr:\n{stderr}", info.label);
     let tool = outcome::tool_used(&stderr).map(str::to_string);
+    let way = outcome::netns_way(&stderr).map(str::to_string);
     let statistics = ToolStatistics::parse(&stderr);
     let heartbeat_lost = stopping.is_none() && stderr.contains(MARKER_HEARTBEAT_LOST);
     let result = result.and_then(|()| match exit {
@@ -143,31 +179,60 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     Ended {
         started,
         tool,
+        way,
         statistics,
         result,
     }
 }
 
-/// Decodes what is buffered and hands complete packets to the writer.
+/// A stream's decoding state: packets decoded before `Started` was sent are held.
+struct Stream<'a> {
+    decoder: &'a mut StreamDecoder,
+    started: &'a mut bool,
+    held: &'a mut Held,
+}
+
+#[derive(Default)]
+struct Held {
+    packets: Vec<kcap_pcap::Packet>,
+    /// When the pcap header arrived.
+    since: Option<Instant>,
+}
+
+/// Decodes what is buffered and hands complete packets to the writer. `Started`
+/// goes first, once the header arrived and the wrapper's tool line is on stderr
+/// (or [`DESCRIBE_WAIT`] passed, or `now`): its description then says how the
+/// node-side script found the pod's network, when it said so.
 async fn forward(
     source: SourceId,
     info: &SourceInfo,
-    decoder: &mut StreamDecoder,
-    started: &mut bool,
+    stderr: &[u8],
+    stream: &mut Stream<'_>,
     events: &mpsc::Sender<Event>,
+    now: bool,
 ) -> Result<(), StreamError> {
-    let mut packets = Vec::new();
     loop {
-        match decoder.next_packet() {
-            Ok(Some(packet)) => packets.push(packet),
+        match stream.decoder.next_packet() {
+            Ok(Some(packet)) => stream.held.packets.push(packet),
             Ok(None) => break,
             Err(e) => return Err(StreamError::NotACapture(e)),
         }
     }
-    if !*started && let Some(header) = decoder.header() {
-        *started = true;
+    if !*stream.started {
+        let Some(header) = stream.decoder.header() else {
+            return Ok(());
+        };
+        let since = *stream.held.since.get_or_insert_with(Instant::now);
+        let stderr = String::from_utf8_lossy(stderr);
+        if !(now || stderr.contains(MARKER_TOOL) || since.elapsed() >= DESCRIBE_WAIT) {
+            return Ok(());
+        }
+        *stream.started = true;
         let header = header.clone();
-        let info = info.clone();
+        let info = match outcome::netns_way(&stderr) {
+            Some(way) => crate::plan::found_by(info, way),
+            None => info.clone(),
+        };
         let _ = events
             .send(Event::Started {
                 source,
@@ -176,7 +241,8 @@ async fn forward(
             })
             .await;
     }
-    if !packets.is_empty() {
+    if !stream.held.packets.is_empty() {
+        let packets = std::mem::take(&mut stream.held.packets);
         let _ = events.send(Event::Packets { source, packets }).await;
     }
     Ok(())

@@ -228,3 +228,59 @@ async fn a_lost_transport_and_a_lost_heartbeat_are_lost_connections() {
         ended.result
     );
 }
+
+/// The pcap header may overtake stderr (they travel apart): the packets wait for
+/// the wrapper's tool line, so `Started` says how the node-side script found the
+/// pod's network, and a veth capture is named after the interface.
+#[tokio::test]
+async fn started_waits_for_the_way_the_pod_was_found() {
+    let mut script: Vec<_> = vec![Ok(Some(Chunk::Stdout(pcap_stream())))];
+    script.push(Ok(Some(Chunk::Stderr(
+        b"kcap-netns: way: veth cali1a2b3c4d5e6\nkcap-remote: tool: tcpdump\n".to_vec(),
+    ))));
+    script.push(Ok(Some(Chunk::Exit(None))));
+    let mut process = Scripted::new(script);
+    let (ended, events) = drive_script(&mut process, &Stop::default()).await;
+    assert!(ended.result.is_ok(), "{:?}", ended.result);
+    assert_eq!(ended.way.as_deref(), Some("veth cali1a2b3c4d5e6"));
+    let Event::Started { info: started, .. } = &events[0] else {
+        panic!("first event: {:?}", events[0]);
+    };
+    let want = crate::plan::found_by(&info(), "veth cali1a2b3c4d5e6");
+    assert_eq!(started, &want);
+    assert_eq!(
+        want.description,
+        format!("{} (veth cali1a2b3c4d5e6)", info().description)
+    );
+    let packets: usize = events[1..]
+        .iter()
+        .map(|e| match e {
+            Event::Packets { packets, .. } => packets.len(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .sum();
+    assert_eq!(packets, 2);
+}
+
+#[test]
+fn a_veth_capture_is_named_after_its_interface() {
+    let pod = SourceInfo {
+        label: "prod/web-0".into(),
+        point: "prod/web-0".into(),
+        interface_name: "prod/web-0/any".into(),
+        description: "pod prod/web-0 on node node-b, via ssh".into(),
+        comment: None,
+    };
+    let veth = crate::plan::found_by(&pod, "veth cali1a2b3c4d5e6");
+    assert_eq!(veth.interface_name, "prod/web-0/cali1a2b3c4d5e6");
+    assert_eq!(
+        veth.description,
+        "pod prod/web-0 on node node-b, via ssh (veth cali1a2b3c4d5e6)"
+    );
+    let netns = crate::plan::found_by(&pod, "netns by IP");
+    assert_eq!(netns.interface_name, "prod/web-0/any");
+    assert_eq!(
+        netns.description,
+        "pod prod/web-0 on node node-b, via ssh (netns by IP)"
+    );
+}

@@ -151,13 +151,40 @@ fn dry_run_plans_every_target_and_touches_nothing() {
         (Some("prod/distroless"), Some("node"))
     );
     let checks = s["methods"][0]["checks"].to_string();
+    let (ip, id) = (
+        s["pod_ip"].as_str().unwrap(),
+        s["container_id"].as_str().unwrap(),
+    );
+    assert_eq!(s["capture_point"], "netns");
     assert!(
-        checks.contains("nsenter and crictl: known only by trying"),
+        checks.contains(&format!(
+            "sh, tcpdump, nsenter and ip; the pod's network namespace is found by crictl \
+             (container {id}), else netns by IP (the namespace holding {ip}), else cgroup"
+        )),
         "{checks}"
     );
     // The filter token is expanded to the client pods' addresses.
     let client_ip = pod_ips(&bed, "client").join(" or host ");
     assert_eq!(plan["filter"], format!("(host {client_ip})"));
+    // --capture-point veth: with --via auto only the node's method reaches the
+    // host-side interface, found by the pod's IP.
+    let (out, plan) = dry_run(
+        &bed,
+        &admin,
+        &["-n", "prod", "pod/distroless", "--capture-point", "veth"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = &plan["sources"][0];
+    assert_eq!(s["capture_point"], "veth");
+    assert_eq!(methods(s), [("node".into(), true)]);
+    let checks = s["methods"][0]["checks"].to_string();
+    assert!(
+        checks.contains(&format!(
+            "sh, tcpdump and ip (and bridge on a bridge CNI); captures on the pod's host-side \
+             veth in the node's namespace, found by the route to {ip}"
+        )),
+        "{checks}"
+    );
     let (out, plan) = dry_run(
         &bed,
         &admin,

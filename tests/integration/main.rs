@@ -15,6 +15,7 @@ mod kube_errors;
 mod kube_lifecycle;
 mod lifecycle;
 mod lines;
+mod netns;
 mod nodes;
 mod output;
 mod proxy;

@@ -19,6 +19,12 @@ pub const MARKER_MISSING_TOOL: &str = "kcap-remote: missing-tool: ";
 /// The wrapper stopped the tool because kcap's heartbeat went silent for 5 s.
 pub const MARKER_HEARTBEAT_LOST: &str = "kcap-remote: heartbeat-lost";
 
+/// Marker lines of the script that finds a pod's network from its node
+/// (`netns.sh` in crates/kube): the way it was found (`crictl`, `netns by IP`,
+/// `cgroup`, `veth caliXXXX`), or what every way found when none worked.
+pub const MARKER_NETNS_WAY: &str = "kcap-netns: way: ";
+pub const MARKER_NETNS_NOT_FOUND: &str = "kcap-netns: not-found: ";
+
 /// The largest snaplen tcpdump accepts, and what `-s 0` means to it.
 pub const FULL_SNAPLEN: u32 = 262_144;
 

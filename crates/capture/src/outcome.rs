@@ -1,7 +1,7 @@
 //! What the remote side said when it ended: why a capture failed (from the tool's
 //! stderr and exit status) and the drop statistics tcpdump, tshark and dumpcap print.
 
-use crate::command::{MARKER_MISSING_TOOL, MARKER_TOOL};
+use crate::command::{MARKER_MISSING_TOOL, MARKER_NETNS_NOT_FOUND, MARKER_NETNS_WAY, MARKER_TOOL};
 
 /// Why a remote capture did not run. Each kind maps to its own exit code in kcap.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub enum Failure {
     BadFilter { message: String },
     /// The tool rejected the interface.
     BadInterface { message: String },
+    /// The pod's network was not found from its node: what each way found.
+    NoPodNetwork { message: String },
     /// Anything else: the tool's own words.
     Other { message: String },
 }
@@ -28,6 +30,7 @@ impl Failure {
             | Failure::SudoNeedsPassword { message }
             | Failure::BadFilter { message }
             | Failure::BadInterface { message }
+            | Failure::NoPodNetwork { message }
             | Failure::Other { message } => message,
         }
     }
@@ -36,6 +39,7 @@ impl Failure {
 /// Lines of stderr that are the tool talking about itself rather than an error.
 fn is_chatter(line: &str) -> bool {
     line.starts_with(MARKER_TOOL)
+        || line.starts_with(MARKER_NETNS_WAY)
         || line.contains("listening on ")
         || line.starts_with("Capturing on ")
         // tcpdump's note on -i any ("tcpdump: data link type LINUX_SLL2"), printed
@@ -61,6 +65,17 @@ pub fn classify(stderr: &str) -> Failure {
     if let Some(line) = stderr.lines().find(|l| l.starts_with(MARKER_MISSING_TOOL)) {
         return Failure::ToolMissing {
             message: line[MARKER_MISSING_TOOL.len()..].to_string(),
+        };
+    }
+    if let Some(line) = stderr
+        .lines()
+        .find(|l| l.starts_with(MARKER_NETNS_NOT_FOUND))
+    {
+        return Failure::NoPodNetwork {
+            message: format!(
+                "the pod's network was not found from its node: {}",
+                &line[MARKER_NETNS_NOT_FOUND.len()..]
+            ),
         };
     }
     let message = error_text(stderr);
@@ -112,6 +127,15 @@ pub fn tool_used(stderr: &str) -> Option<&str> {
     stderr
         .lines()
         .find_map(|l| l.strip_prefix(MARKER_TOOL))
+        .map(str::trim)
+}
+
+/// How the pod's network was found from its node, once it was (`crictl`,
+/// `netns by IP`, `cgroup`, `veth caliXXXX`).
+pub fn netns_way(stderr: &str) -> Option<&str> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(MARKER_NETNS_WAY))
         .map(str::trim)
 }
 
@@ -183,6 +207,10 @@ mod tests {
             ),
             ("sudo: a password is required\n", "sudo"),
             (
+                "kcap-netns: not-found: container abc, pod IP 10.244.0.9: crictl: crictl is not on PATH; netns by IP: none of the 9 network namespaces of the node's processes holds 10.244.0.9; cgroup: no process's /proc/PID/cgroup names container abc\n",
+                "netns",
+            ),
+            (
                 "Capturing on 'any'\ntshark: Invalid capture filter \"port x\" for interface 'any'.\n",
                 "filter",
             ),
@@ -194,6 +222,7 @@ mod tests {
                 Failure::BadFilter { .. } => "filter",
                 Failure::BadInterface { .. } => "iface",
                 Failure::SudoNeedsPassword { .. } => "sudo",
+                Failure::NoPodNetwork { .. } => "netns",
                 Failure::Other { .. } => "other",
             };
             assert_eq!(got, want, "{stderr}");
@@ -202,6 +231,15 @@ mod tests {
             classify("tcpdump: listening on any\ntcpdump: boom\n").message(),
             "tcpdump: boom"
         );
+    }
+
+    /// The way the pod's network was found is told, and is not part of an error.
+    #[test]
+    fn the_netns_way_is_read_and_is_no_error() {
+        let stderr = "kcap-netns: way: netns by IP\nkcap-remote: tool: tcpdump\ntcpdump: boom\n";
+        assert_eq!(netns_way(stderr), Some("netns by IP"));
+        assert_eq!(error_text(stderr), "tcpdump: boom");
+        assert_eq!(netns_way("kcap-remote: tool: tcpdump\n"), None);
     }
 
     /// tcpdump's `-i any` note comes before its filter error; only the error is the message.

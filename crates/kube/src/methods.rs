@@ -21,7 +21,8 @@ use crate::start::{self, START_TIMEOUT, Start};
 pub use crate::method::AUTO_ORDER;
 
 /// Default image for ephemeral and helper containers: public, has sh, tcpdump,
-/// nsenter and crictl-less but `nsenter`; tests pass `--image kcap.test/capture:1`.
+/// nsenter and ip (no crictl: [`NETNS`] finds pods without it); tests pass
+/// `--image kcap.test/capture:1` or `kcap.test/netshoot:1`.
 pub const DEFAULT_IMAGE: &str = "docker.io/nicolaka/netshoot:latest";
 
 /// Waits for a first stdin line before starting the capture, so the pcap header is
@@ -38,34 +39,66 @@ exec "$@""#;
 /// The line that opens the gate.
 pub const GO: &[u8] = b"go\n";
 
-/// Enters the network namespace of a container (by runtime ID, through `crictl
-/// inspect` -> pid -> `nsenter -n`), or stays in the host's (empty ID: a node or
-/// hostNetwork pod), then runs the rest of the arguments.
-const NETNS: &str = r#"PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin
-cid=$1; shift
-if [ -z "$cid" ]; then exec "$@"; fi
-if ! command -v crictl >/dev/null 2>&1; then echo "kcap-netns: crictl is not on PATH: cannot find container $cid" >&2; exit 126; fi
-pid=$(crictl inspect -o go-template --template '{{.info.pid}}' "$cid") || { echo "kcap-netns: crictl inspect $cid failed" >&2; exit 126; }
-case $pid in ''|*[!0-9]*|0) echo "kcap-netns: no process for container $cid ($pid)" >&2; exit 126 ;; esac
-exec nsenter -t "$pid" -n -- "$@""#;
+/// Finds a pod's network from its node and runs the rest of the arguments there
+/// (`netns.sh`: crictl, else the namespace holding the pod's IP, else the process
+/// whose cgroup names the container; or the pod's host-side veth), or stays in the
+/// node's own namespace (empty container ID and IP: a node or hostNetwork pod).
+pub const NETNS: &str = include_str!("netns.sh");
 
-/// The command that captures inside a container's network namespace from its node
-/// (or in the node's own namespace when `container_id` is empty).
-pub fn netns_argv(container_id: &str, capture: Vec<String>) -> Vec<String> {
-    let mut argv = netns_prefix(container_id);
+/// Where a pod is captured from its node (`--capture-point`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CapturePoint {
+    /// Inside the pod's network namespace: what the pod sees.
+    #[default]
+    Netns,
+    /// On the pod's host-side interface in the node's namespace: what the node
+    /// sees; needs only the capture tool on the node.
+    Veth,
+}
+
+impl CapturePoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            CapturePoint::Netns => "netns",
+            CapturePoint::Veth => "veth",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<CapturePoint> {
+        [CapturePoint::Netns, CapturePoint::Veth]
+            .into_iter()
+            .find(|p| p.name() == input)
+    }
+}
+
+/// Where a capture runs, seen from the pod's node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeSide {
+    /// The container's runtime ID (empty: the node's own namespace).
+    pub container_id: String,
+    /// The pod's IP (empty: unknown, or the node's own namespace).
+    pub pod_ip: String,
+    pub point: CapturePoint,
+}
+
+/// The command that captures at `side` from the pod's node.
+pub fn netns_argv(side: &NodeSide, capture: Vec<String>) -> Vec<String> {
+    let mut argv = netns_prefix(side);
     argv.extend(capture);
     argv
 }
 
-/// The words that enter `container_id`'s network namespace before the capture's own
-/// (for a shell line over SSH: see `CaptureCommand::to_shell_after`).
-pub fn netns_prefix(container_id: &str) -> Vec<String> {
+/// The words that reach `side` before the capture's own (for a shell line over
+/// SSH: see `CaptureCommand::to_shell_after`). Every value is its own argument.
+pub fn netns_prefix(side: &NodeSide) -> Vec<String> {
     vec![
         "sh".into(),
         "-c".into(),
         NETNS.into(),
         "kcap-netns".into(),
-        container_id.into(),
+        side.container_id.clone(),
+        side.pod_ip.clone(),
+        side.point.name().into(),
     ]
 }
 
@@ -305,21 +338,17 @@ pub async fn create_helper(
     })
 }
 
-/// Captures in `container_id`'s network namespace (empty: the node's) from the helper.
+/// Captures at `side` (see [`NETNS`]) from the helper.
 pub async fn exec_in_helper(
     client: &kube::Client,
     helper: &HelperPod,
-    container_id: &str,
+    side: &NodeSide,
     command: &CaptureCommand,
 ) -> Result<PodProcess, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &helper.namespace);
     let capture = command.to_argv("").map_err(capture_command_error)?;
     let attached = api
-        .exec(
-            &helper.name,
-            netns_argv(container_id, capture),
-            &params("capture"),
-        )
+        .exec(&helper.name, netns_argv(side, capture), &params("capture"))
         .await
         .map_err(|e| Error::from_kube(e, "create", "pods/exec", &helper.namespace))?;
     Ok(PodProcess::new(attached))
@@ -403,5 +432,150 @@ mod tests {
             ephemeral_patch_error(rbac, &pod()),
             Error::Forbidden { .. }
         ));
+    }
+
+    /// NETNS's functions (not its main part), then `body`, run by the real `sh`.
+    fn netns_sh(body: &str, args: &[&str]) -> String {
+        let (functions, _) = NETNS.split_once("# ---- main ----").expect("a main part");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{functions}\n{body}"))
+            .arg("netns-test")
+            .args(args)
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    const ID: &str = "4c3f1b0e9d8a7c6b5a49382716f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3";
+    const UID: &str = "6f7c0b7e_3c2a_4d43_9a57_1f0e2b9c8d11";
+
+    /// `/proc/PID/cgroup` lines as containerd, CRI-O and Docker write them, with
+    /// the systemd and cgroupfs drivers, on cgroup v2 (`0::`) and v1
+    /// (`N:controllers:`): each names the container; the others name none.
+    fn recorded_lines() -> Vec<(String, &'static str)> {
+        let dashed = UID.replace('_', "-");
+        vec![
+            // containerd, systemd driver, v2 and v1.
+            (
+                format!(
+                    "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID}.slice/cri-containerd-{ID}.scope"
+                ),
+                ID,
+            ),
+            (
+                format!(
+                    "1:name=systemd:/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID}.slice/cri-containerd-{ID}.scope"
+                ),
+                ID,
+            ),
+            // containerd, cgroupfs driver, v1 and v2.
+            (
+                format!("11:memory:/kubepods/burstable/pod{dashed}/{ID}"),
+                ID,
+            ),
+            (format!("0::/kubepods/besteffort/pod{dashed}/{ID}"), ID),
+            // CRI-O, v2 and v1; its conmon is not the container.
+            (
+                format!(
+                    "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID}.slice/crio-{ID}.scope"
+                ),
+                ID,
+            ),
+            (
+                format!(
+                    "4:pids:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID}.slice/crio-{ID}.scope"
+                ),
+                ID,
+            ),
+            (
+                format!(
+                    "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID}.slice/crio-conmon-{ID}.scope"
+                ),
+                "",
+            ),
+            // Docker (cri-dockerd), systemd driver v2, cgroupfs v1.
+            (format!("0::/system.slice/docker-{ID}.scope"), ID),
+            (format!("12:devices:/docker/{ID}"), ID),
+            (
+                format!("9:cpu,cpuacct:/kubepods/besteffort/pod{dashed}/{ID}"),
+                ID,
+            ),
+            // Not containers.
+            (
+                format!(
+                    "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID}.slice"
+                ),
+                "",
+            ),
+            ("0::/user.slice/user-0.slice/session-3.scope".into(), ""),
+            ("0::/init.scope".into(), ""),
+            ("0::/".into(), ""),
+        ]
+    }
+
+    #[test]
+    fn cgroup_lines_of_every_runtime_name_their_container() {
+        for (line, id) in recorded_lines() {
+            let got = netns_sh(r#"cgroup_id "$1"; printf '%s' "$id""#, &[&line]);
+            assert_eq!(got, id, "{line}");
+        }
+    }
+
+    /// The process table way: in a recorded /proc (one cgroup file per process),
+    /// the process whose cgroup names the container is found, whichever runtime
+    /// wrote it; conmon and the pod's slice are passed over.
+    #[test]
+    fn the_process_whose_cgroup_names_the_container_is_found() {
+        /// Removed however the test ends.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let scratch =
+            Scratch(std::env::temp_dir().join(format!("kcap-cgroups-{}", std::process::id())));
+        let root = &scratch.0;
+        let lines = recorded_lines();
+        for (i, (line, id)) in lines.iter().enumerate() {
+            let _ = std::fs::remove_dir_all(root);
+            // Process 10: the pod's slice, 20: CRI-O's conmon, 30 + i: the recorded line.
+            for (pid, text) in [
+                (10, lines[10].0.clone()),
+                (20, lines[6].0.clone()),
+                (30 + i, format!("2:cpu:/\n{line}\n")),
+            ] {
+                std::fs::create_dir_all(root.join(pid.to_string())).unwrap();
+                std::fs::write(root.join(format!("{pid}/cgroup")), text).unwrap();
+            }
+            let got = netns_sh(
+                r#"cid=$2; if pid_in_cgroups "$1"; then printf '%s' "$pid"; else printf none; fi"#,
+                &[root.to_str().unwrap(), ID],
+            );
+            let want = if *id == ID {
+                (30 + i).to_string()
+            } else {
+                "none".into()
+            };
+            assert_eq!(got, want, "{line}");
+        }
+    }
+
+    /// NETNS puts the veth in the wrapper's 7th word (`sh -c SCRIPT kcap CONN TOOL IFACE`).
+    #[test]
+    fn the_wrapper_interface_is_the_seventh_word() {
+        let command = CaptureCommand {
+            tool: kcap_capture::command::Tool::Auto,
+            interface: "eth0".into(),
+            snaplen: 100,
+            buffer_kib: 1,
+            count: None,
+            filter: None,
+            sudo: false,
+        };
+        assert_eq!(command.to_argv("").unwrap()[6], "eth0");
+        assert!(NETNS.contains(r#"if [ "$i" -eq 7 ]; then a=$dev; fi"#));
     }
 }

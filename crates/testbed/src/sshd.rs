@@ -137,9 +137,14 @@ fn tool_mounts(host: &Host) -> Result<String> {
             );
         }
     }
-    if host.pods.is_some() {
-        // Nodes that run pods have crictl on root's (and sudo's) PATH; the
-        // directory is normally empty, so nothing of the machine is hidden.
+    let crictl_hidden = host
+        .tools
+        .iter()
+        .any(|t| t.name == "crictl" && t.replacement.is_none());
+    if host.pods.is_some() && !crictl_hidden {
+        // Nodes that run pods have crictl on root's (and sudo's) PATH (unless
+        // hidden: a node without the runtime's CLI); the directory is normally
+        // empty, so nothing of the machine is hidden.
         commands += &format!(
             "mount --bind '{}' /usr/local/sbin && ",
             crate::cluster::crictl_bin_dir(host).display()

@@ -14,6 +14,7 @@
 //! | `kcap.test/tcpdump:1`    | yes   | yes     | root | traffic server (+ client)  |
 //! | `kcap.test/client:1`     | yes   | no      | root | traffic client only        |
 //! | `kcap.test/capture:1`    | yes   | yes, + nsenter, crictl | root | `sh` with stdin, else `sleep infinity` |
+//! | `kcap.test/netshoot:1`   | yes   | yes, + nsenter, ip, no crictl (like nicolaka/netshoot) | root | `sh` with stdin, else `sleep infinity` |
 //!
 //! The traffic server (`traffic.py --pod`) serves HTTP on 8080 and a DNS-like
 //! UDP echo on 5353; with `TARGETS="10.244.1.2:8080,..."` in the environment it
@@ -98,6 +99,14 @@ pub(crate) const CATALOGUE: &[Image] = &[
         digest: "69b805a9af010025ea2a19a67562ea236007cca431cae835a38a07f32bbbabd8",
         missing: &[],
         crictl: true,
+        uid: 0,
+        default: DefaultProcess::Shell,
+    },
+    Image {
+        name: "kcap.test/netshoot:1",
+        digest: "14fcd2adbf17dd5c92a83970d111e8735fdec907adf34c322e4aeb6779bebf6c",
+        missing: &[],
+        crictl: false,
         uid: 0,
         default: DefaultProcess::Shell,
     },
