@@ -259,6 +259,25 @@ fn ssh_errors() {
         ),
         (Ssh::ExecRefused, Exit::Other),
         (
+            Ssh::ProxyCommand {
+                target: "node-a".into(),
+                command: "nc gw %h %p".into(),
+                reason: "exited with status 1".into(),
+                stderr: "nc: connection refused".into(),
+            },
+            Exit::Connect,
+        ),
+        (Ssh::Unsupported("ProxyUseFdpass yes".into()), Exit::Usage),
+        (
+            Ssh::HostCertificate {
+                host: "node-a".into(),
+                fingerprint: "SHA256:x".into(),
+                ca: "SHA256:ca".into(),
+                reason: "expired".into(),
+            },
+            Exit::HostKeyChanged,
+        ),
+        (
             Ssh::Disconnected {
                 reason: "gone".into(),
             },
