@@ -44,9 +44,7 @@ fn v4(p: &mut Printer, data: &[u8], length: u32, out: &mut Out) {
     let payload = data.get(ihl..).unwrap_or(&[]);
     if frag & 0x1fff != 0 {
         // A later fragment: no transport header to read.
-        out.addr(addrs.src);
-        out.push(" > ");
-        out.addr(addrs.dst);
+        out.addresses(addrs);
         out.fmt(format_args!(": {}", proto_name(proto)));
         return;
     }
@@ -95,18 +93,14 @@ fn v6(p: &mut Printer, data: &[u8], out: &mut Out) {
         remaining = remaining.saturating_sub(len as u32);
     }
     if next == 44 {
-        out.addr(addrs.src);
-        out.push(" > ");
-        out.addr(addrs.dst);
+        out.addresses(addrs);
         out.fmt(format_args!(": {prefix}frag"));
         return;
     }
     let payload = data.get(at..).unwrap_or(&[]);
     if !prefix.is_empty() {
         // tcpdump prints the addresses, then the extension headers, then the rest.
-        out.addr(addrs.src);
-        out.push(" > ");
-        out.addr(addrs.dst);
+        out.addresses(addrs);
         out.fmt(format_args!(": {prefix}"));
         transport_after_addresses(p, next, addrs, payload, remaining, out);
         return;
@@ -122,20 +116,15 @@ fn transport(
     length: u32,
     out: &mut Out,
 ) {
-    match proto {
-        6 => tcp::print(p, addrs, payload, length, out),
-        17 => udp::print(addrs, payload, length, out),
-        _ => {
-            out.addr(addrs.src);
-            out.push(" > ");
-            out.addr(addrs.dst);
-            out.push(": ");
-            transport_after_addresses(p, proto, addrs, payload, length, out);
-        }
+    // TCP and UDP put their ports on the addresses themselves.
+    if proto != 6 && proto != 17 {
+        out.addresses(addrs);
+        out.push(": ");
     }
+    transport_after_addresses(p, proto, addrs, payload, length, out);
 }
 
-/// What follows `src > dst: ` for protocols whose line puts no ports on the addresses.
+/// What follows `src > dst: ` (for TCP and UDP: the whole `src.port > dst.port: ...`).
 fn transport_after_addresses(
     p: &mut Printer,
     proto: u8,

@@ -105,6 +105,20 @@ impl Out<'_> {
         let _ = write!(self.text, ".{port}");
     }
 
+    /// `src > dst`.
+    pub fn addresses(&mut self, addrs: ip::Addresses) {
+        self.addr(addrs.src);
+        self.push(" > ");
+        self.addr(addrs.dst);
+    }
+
+    /// `src.sport > dst.dport`.
+    pub fn endpoints(&mut self, addrs: ip::Addresses, sport: u16, dport: u16) {
+        self.endpoint(addrs.src, sport);
+        self.push(" > ");
+        self.endpoint(addrs.dst, dport);
+    }
+
     pub fn fmt(&mut self, args: std::fmt::Arguments<'_>) {
         use std::fmt::Write;
         let _ = self.text.write_fmt(args);

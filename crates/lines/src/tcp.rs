@@ -42,15 +42,11 @@ pub struct Conversations {
 
 pub fn print(p: &mut Printer, addrs: Addresses, data: &[u8], length: u32, out: &mut Out) {
     let (Some(sport), Some(dport)) = (u16_at(data, 0), u16_at(data, 2)) else {
-        out.addr(addrs.src);
-        out.push(" > ");
-        out.addr(addrs.dst);
+        out.addresses(addrs);
         out.push(": [|tcp]");
         return;
     };
-    out.endpoint(addrs.src, sport);
-    out.push(" > ");
-    out.endpoint(addrs.dst, dport);
+    out.endpoints(addrs, sport, dport);
     out.push(":");
     let (Some(seq), Some(ack), Some(off), Some(flags), Some(win), Some(urp)) = (
         u32_at(data, 4),

@@ -9,15 +9,11 @@ pub fn print(addrs: Addresses, data: &[u8], length: u32, out: &mut Out) {
     let (Some(sport), Some(dport), Some(ulen)) =
         (u16_at(data, 0), u16_at(data, 2), u16_at(data, 4))
     else {
-        out.addr(addrs.src);
-        out.push(" > ");
-        out.addr(addrs.dst);
+        out.addresses(addrs);
         out.push(": [|udp]");
         return;
     };
-    out.endpoint(addrs.src, sport);
-    out.push(" > ");
-    out.endpoint(addrs.dst, dport);
+    out.endpoints(addrs, sport, dport);
     let ulen = u32::from(ulen);
     if ulen < 8 {
         out.fmt(format_args!(": UDP, bad length {ulen} < 8"));
