@@ -114,14 +114,14 @@ async fn ssh_w_through_a_bastion_from_ssh_config() {
         tmp.path(),
         &key,
         &kh,
-        &[("bastion", &bastion, ""), ("node", &target, &proxy)],
+        &[("bastion", &bastion, ""), ("target-node", &target, &proxy)],
     );
     // OpenSSH itself goes this way with this file.
     let ssh = run(std::process::Command::new("ssh")
         .arg("-F")
         .arg(&cfg)
-        .args(["node", "echo $SSH_CONNECTION"]));
-    let mut o = options(alias("node"), None, &kh);
+        .args(["target-node", "echo $SSH_CONNECTION"]));
+    let mut o = options(alias("target-node"), None, &kh);
     o.known_hosts_files = Vec::new();
     o.ssh_config = Some(cfg.clone());
     o.jump_hosts = None;
@@ -129,7 +129,7 @@ async fn ssh_w_through_a_bastion_from_ssh_config() {
     assert_eq!(
         session.describe(),
         format!(
-            "root@node (127.0.0.1:{} through ProxyCommand \"ssh -F {} -W %h:%p bastion\")",
+            "root@target-node (127.0.0.1:{} through ProxyCommand \"ssh -F {} -W %h:%p bastion\")",
             target.port,
             cfg.display()
         )
@@ -160,17 +160,17 @@ async fn jump_host_with_its_own_proxy_command() {
         &kh,
         &[
             ("jump", &jump, "  ProxyCommand socat - TCP:%h:%p\n"),
-            ("node", &target, "  ProxyJump jump\n"),
+            ("target-node", &target, "  ProxyJump jump\n"),
         ],
     );
-    let mut o = options(alias("node"), None, &kh);
+    let mut o = options(alias("target-node"), None, &kh);
     o.known_hosts_files = Vec::new();
     o.ssh_config = Some(cfg);
     o.jump_hosts = None;
     let session = kcap_ssh::connect(&o).await.unwrap();
     assert_eq!(
         session.describe(),
-        format!("root@node (127.0.0.1:{}) via jump", target.port)
+        format!("root@target-node (127.0.0.1:{}) via jump", target.port)
     );
     let relay = format!("socat - TCP:127.0.0.1:{}", jump.port);
     assert_eq!(processes_with(&relay).len(), 1);
@@ -195,25 +195,25 @@ async fn a_jump_hosts_own_proxy_jump_is_followed() {
         &[
             ("outer", &outer, ""),
             ("inner", &inner, "  ProxyJump outer\n"),
-            ("node", &target, "  ProxyJump inner\n"),
+            ("target-node", &target, "  ProxyJump inner\n"),
             ("loop-a", &outer, "  ProxyJump loop-b\n"),
             ("loop-b", &inner, "  ProxyJump loop-a\n"),
             ("looped", &target, "  ProxyJump loop-a\n"),
         ],
     );
-    // OpenSSH goes outer, inner, node with this file.
+    // OpenSSH goes outer, inner, target-node with this file.
     let ssh = run(std::process::Command::new("ssh")
         .arg("-F")
         .arg(&cfg)
-        .args(["node", "echo $SSH_CONNECTION"]));
-    let mut o = options(alias("node"), None, &kh);
+        .args(["target-node", "echo $SSH_CONNECTION"]));
+    let mut o = options(alias("target-node"), None, &kh);
     o.known_hosts_files = Vec::new();
     o.ssh_config = Some(cfg);
     o.jump_hosts = None;
     let session = kcap_ssh::connect(&o).await.unwrap();
     assert_eq!(
         session.describe(),
-        format!("root@node (127.0.0.1:{}) via outer, inner", target.port)
+        format!("root@target-node (127.0.0.1:{}) via outer, inner", target.port)
     );
     let conn = ssh_connection(&session).await;
     assert!(conn.ends_with(&format!(" {}", target.port)), "{conn}");
