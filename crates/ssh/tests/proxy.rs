@@ -213,7 +213,10 @@ async fn a_jump_hosts_own_proxy_jump_is_followed() {
     let session = kcap_ssh::connect(&o).await.unwrap();
     assert_eq!(
         session.describe(),
-        format!("root@target-node (127.0.0.1:{}) via outer, inner", target.port)
+        format!(
+            "root@target-node (127.0.0.1:{}) via outer, inner",
+            target.port
+        )
     );
     let conn = ssh_connection(&session).await;
     assert!(conn.ends_with(&format!(" {}", target.port)), "{conn}");
