@@ -6,11 +6,11 @@
 //! is back) and no capture process in any namespace of the bed (its nodes' and its
 //! pods'; see [`Bed::capture_processes`]). SIGKILL is in `kube.rs`.
 
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::kube::{LIMIT, cluster};
-use crate::util::{Bed, assert_exit, assert_ok, read_capture, stderr};
+use crate::util::{Bed, assert_exit, assert_ok, read_capture, stderr, wait};
 
 /// How long the capture may take to start (ephemeral containers and helper pods
 /// start in a few seconds; a loaded machine needs more).
@@ -82,18 +82,6 @@ fn wait_packets(path: &std::path::Path, within: Duration) -> bool {
 fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) of our own child (`ip netns exec` execs kcap: same pid).
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
-}
-
-fn wait(mut child: Child, within: Duration) -> Output {
-    let deadline = Instant::now() + within;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("kcap did not end within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// Nothing left: no capture process anywhere in the bed, no helper pod, and every

@@ -32,19 +32,6 @@ fn signal(child: &Child, sig: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 
-fn wait(child: Child, within: Duration) -> std::process::Output {
-    let deadline = Instant::now() + within;
-    let mut child = child;
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "kcap did not end within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn duration_ends_the_capture() {
     let bed = Bed::minimal();

@@ -224,18 +224,6 @@ fn start_relayed(bed: &Bed, file: &Path, proxy: &str, m: &str) -> Child {
     child
 }
 
-fn wait(mut child: Child, within: Duration) -> std::process::Output {
-    let deadline = Instant::now() + within;
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "kcap did not end within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn ctrl_c_ends_the_capture_cleanly_and_the_proxy_with_it() {
     let bed = Bed::minimal();

@@ -1,7 +1,7 @@
 //! Shared helpers: run kcap inside a test bed's client namespace, read what it wrote.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kcap_testbed::{Spec, Testbed};
@@ -298,4 +298,18 @@ impl Bed {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Waits for a started kcap to end by itself; a kcap still running after `within`
+/// is killed (nothing outlives a failed test) and fails the test.
+pub fn wait(mut child: Child, within: Duration) -> Output {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kcap did not end within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
