@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kcap_capture::command::{CaptureCommand, FULL_SNAPLEN, Tool};
+use kcap_capture::command::{AgentBinary, CaptureCommand, FULL_SNAPLEN, Tool};
+
+use crate::agent;
 use kcap_capture::filter::{FilterSpec, Protocol};
 use kcap_openssh::destination::Destination;
 use kcap_ssh::ConnectOptions;
@@ -119,6 +121,8 @@ pub struct CaptureSettings {
     pub snaplen: u32,
     pub buffer_kib: u32,
     pub sudo: bool,
+    /// The capture agent to send, for `--remote-tool auto` and `agent`.
+    pub agent: Option<AgentBinary>,
 }
 
 /// How `--print` shows each packet.
@@ -319,7 +323,7 @@ impl Config {
         let capture = CaptureSettings {
             tool: Tool::parse(&cli.remote_tool).ok_or_else(|| {
                 usage(format!(
-                    "unknown --remote-tool {:?}: use auto, tcpdump, tshark or dumpcap",
+                    "unknown --remote-tool {:?}: use auto, agent, tcpdump, tshark or dumpcap",
                     cli.remote_tool
                 ))
             })?,
@@ -330,6 +334,11 @@ impl Config {
                 n => n,
             },
             sudo: cli.sudo,
+            agent: None,
+        };
+        let capture = CaptureSettings {
+            agent: agent::for_tool(capture.tool).map_err(usage)?,
+            ..capture
         };
         if cli.count == Some(0) {
             return Err(usage("--count must be at least 1"));
@@ -423,6 +432,7 @@ impl Config {
             count: self.count,
             filter,
             sudo: c.sudo,
+            agent: c.agent.clone(),
         }
     }
 }

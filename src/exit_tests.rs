@@ -15,6 +15,7 @@ fn command(filter: &str, sudo: bool) -> Box<CaptureCommand> {
         count: None,
         filter: Some(filter.into()),
         sudo,
+        agent: None,
     })
 }
 

@@ -7,6 +7,7 @@
 //! [`sink`]) -> [`report`] (summary; errors with hints and the [`exit`] code).
 //! [`reaper`] deletes helper pods if kcap is killed.
 
+mod agent;
 mod captures;
 mod cli;
 mod config;

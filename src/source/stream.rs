@@ -96,6 +96,15 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     let mut exit: Option<Option<String>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut stopping: Option<Instant> = None;
+    // The agent goes first on stdin; the heartbeat waits for the wrapper's tool line
+    // (it has read the agent by then), so no heartbeat byte is mistaken for agent.
+    let mut beating = match &feed.command.agent {
+        Some(agent) => {
+            process.write_stdin(agent.bytes()).await;
+            false
+        }
+        None => true,
+    };
     let result = loop {
         let drain_deadline = stopping.map(|t| t + DRAIN_TIMEOUT);
         tokio::select! {
@@ -109,6 +118,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
                 }
                 Ok(Some(Chunk::Stderr(bytes))) => {
                     keep_tail(&mut stderr, &bytes);
+                    beating = beating || outcome::tool_used(&String::from_utf8_lossy(&stderr)).is_some();
                     if !started {
                         let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
                         if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
@@ -120,7 +130,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(StreamError::ConnectionLost(e)),
             },
-            _ = heartbeat.tick(), if stopping.is_none() => {
+            _ = heartbeat.tick(), if stopping.is_none() && beating => {
                 // A failed write means the stream is going away; `next()` will say why.
                 process.write_stdin(HEARTBEAT).await;
                 if !started {

@@ -59,6 +59,7 @@ fn command() -> CaptureCommand {
         count: None,
         filter: Some("port 80 and frobnicate".into()),
         sudo: false,
+        agent: None,
     }
 }
 

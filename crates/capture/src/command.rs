@@ -40,9 +40,13 @@ pub const DEFAULT_BUFFER_KIB: u32 = 16 << 10;
 /// `--remote-tool`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tool {
-    /// tcpdump if present, else tshark, else dumpcap.
+    /// kcap's capture agent if kcap has it and it runs there, else tcpdump, else
+    /// tshark, else dumpcap.
     #[default]
     Auto,
+    /// kcap's capture agent, or fail (for benchmarks, and users who want its
+    /// guarantees or nothing).
+    Agent,
     Tcpdump,
     Tshark,
     Dumpcap,
@@ -52,6 +56,7 @@ impl Tool {
     pub fn name(self) -> &'static str {
         match self {
             Tool::Auto => "auto",
+            Tool::Agent => "agent",
             Tool::Tcpdump => "tcpdump",
             Tool::Tshark => "tshark",
             Tool::Dumpcap => "dumpcap",
@@ -59,9 +64,15 @@ impl Tool {
     }
 
     pub fn parse(input: &str) -> Option<Tool> {
-        [Tool::Auto, Tool::Tcpdump, Tool::Tshark, Tool::Dumpcap]
-            .into_iter()
-            .find(|t| t.name() == input)
+        [
+            Tool::Auto,
+            Tool::Agent,
+            Tool::Tcpdump,
+            Tool::Tshark,
+            Tool::Dumpcap,
+        ]
+        .into_iter()
+        .find(|t| t.name() == input)
     }
 }
 
@@ -79,7 +90,33 @@ pub struct CaptureCommand {
     pub filter: Option<String>,
     /// Run the wrapper through `sudo -n` (never prompts: fails instead).
     pub sudo: bool,
+    /// kcap's capture agent, sent ahead of the heartbeat on stdin (see remote.sh).
+    pub agent: Option<AgentBinary>,
 }
+
+/// The bytes of kcap's capture agent (crates/agent), shared by every source.
+#[derive(Clone)]
+pub struct AgentBinary(pub std::sync::Arc<[u8]>);
+
+impl AgentBinary {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AgentBinary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AgentBinary({} bytes)", self.0.len())
+    }
+}
+
+impl PartialEq for AgentBinary {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for AgentBinary {}
 
 /// Checks an interface name before it is used anywhere. Linux names are at most 15
 /// bytes; this also refuses anything that looks like shell syntax, so a hostile
@@ -152,6 +189,7 @@ impl CaptureCommand {
             self.buffer_kib.to_string(),
             self.count.unwrap_or(0).to_string(),
             filter.into(),
+            self.agent.as_ref().map_or(0, |a| a.0.len()).to_string(),
         ])
     }
 }
@@ -169,6 +207,7 @@ mod tests {
             count: Some(3),
             filter: Some(filter.into()),
             sudo: false,
+            agent: None,
         }
     }
 
@@ -212,7 +251,8 @@ mod tests {
                 "262144",
                 "16384",
                 "3",
-                "port 80; id"
+                "port 80; id",
+                "0"
             ]
         );
         assert!(command("a\nb").to_argv("").is_err());
@@ -233,7 +273,7 @@ mod tests {
         );
         assert!(
             line.ends_with(
-                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80'"
+                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80' '0'"
             ),
             "{line}"
         );

@@ -574,6 +574,7 @@ mod tests {
             count: None,
             filter: None,
             sudo: false,
+            agent: None,
         };
         assert_eq!(command.to_argv("").unwrap()[6], "eth0");
         assert!(NETNS.contains(r#"if [ "$i" -eq 7 ]; then a=$dev; fi"#));

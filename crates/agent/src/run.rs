@@ -1,0 +1,129 @@
+//! The agent's life: parse, remove its own binary, set up the ring, copy blocks to
+//! stdout until stopped, print tcpdump's statistics lines.
+//!
+//! Exit codes: 0 after a capture or probe, 2 for bad arguments, 3 when the capture
+//! cannot be set up here (the wrapper then falls back to tcpdump).
+
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::args::{self, Mode};
+use crate::ring::{self, Counters, Framing, Ring};
+use crate::{bpf, pcap};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Flush the output once this much is buffered, even while blocks keep coming.
+const FLUSH_AT: usize = 256 << 10;
+
+pub fn main() -> i32 {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("kcap-agent: {e}");
+            return 2;
+        }
+    };
+    if let Some(dir) = &args.remove {
+        // The running program stays mapped; nothing is left on disk from here on.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let (framing, ifindex) = match Framing::of(&args.interface) {
+        Ok(found) => found,
+        Err(e) => return cannot(&format!("interface {}: {e}", args.interface)),
+    };
+    if args.mode == Mode::Linktype {
+        println!("{}", framing.linktype_name());
+        return 0;
+    }
+    let program = match bpf::parse(&args.bpf) {
+        Ok(p) if framing == Framing::Cooked => bpf::for_cooked(&p),
+        other => other,
+    };
+    let program = match program {
+        Ok(p) => p,
+        Err(e) => return cannot(&e),
+    };
+    let mut ring = match Ring::open(framing, ifindex, args.buffer_kib, &program) {
+        Ok(ring) => ring,
+        Err(e) => return cannot(&e.to_string()),
+    };
+    if args.mode == Mode::Probe {
+        return 0;
+    }
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
+    let (written, counters) = capture(&mut ring, framing, &args);
+    eprintln!(
+        "{written} packet{} captured",
+        if written == 1 { "" } else { "s" }
+    );
+    eprintln!("{} packets received by filter", counters.received);
+    eprintln!("{} packets dropped by kernel", counters.dropped);
+    0
+}
+
+fn cannot(why: &str) -> i32 {
+    eprintln!("kcap-agent: cannot capture here: {why}");
+    3
+}
+
+/// Copies packets until a stop signal, the count, or a closed stdout.
+fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counters) {
+    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
+    let mut stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+    let mut out = pcap::header(framing, args.snaplen);
+    out.reserve(FLUSH_AT * 2);
+    let mut written = 0u64;
+    let mut total = Counters::default();
+    let mut open = true;
+    let mut last_pass = false;
+    while open {
+        let mut any = false;
+        while ring.next_block(|packet| {
+            if args.count == 0 || written < args.count {
+                pcap::record(&mut out, framing, args.snaplen, packet);
+                written += 1;
+            }
+        }) {
+            any = true;
+            if out.len() >= FLUSH_AT {
+                open = flush(&mut stdout, &mut out);
+            }
+        }
+        if !out.is_empty() {
+            open &= flush(&mut stdout, &mut out);
+        }
+        if (args.count != 0 && written >= args.count) || last_pass {
+            break;
+        }
+        if STOP.load(Ordering::Relaxed) {
+            // The kernel hands over the open block within its timeout: wait for
+            // that, read what is ready one last time, then stop.
+            std::thread::sleep(std::time::Duration::from_millis(
+                2 * u64::from(ring::BLOCK_TIMEOUT_MS),
+            ));
+            last_pass = true;
+        } else if !any {
+            ring.wait(100);
+        }
+    }
+    let counters = ring.counters();
+    total.received += counters.received;
+    total.dropped += counters.dropped;
+    (written, total)
+}
+
+/// Writes `out` to stdout and empties it; `false` once stdout is closed.
+fn flush(stdout: &mut std::fs::File, out: &mut Vec<u8>) -> bool {
+    let ok = stdout.write_all(out).is_ok();
+    out.clear();
+    ok
+}
