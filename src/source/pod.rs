@@ -3,6 +3,7 @@
 //! the stream to [`super::stream::drive`], and give back what kcap created
 //! (helper pods) on the way out. Which method captured is reported.
 
+use kcap_capture::command::CaptureCommand;
 use kcap_capture::outcome::Failure;
 use kcap_kube::methods;
 use kcap_kube::process::{self as kprocess, PodProcess};
@@ -185,6 +186,22 @@ async fn attempt(
             let Target::Pod { pod, .. } = target else {
                 unreachable!("node targets use node methods")
             };
+            // An ephemeral container gets its stdin only once kcap attaches, after
+            // it started: the agent is not sent there (tcpdump captures, as before).
+            let without_agent;
+            let feed = if method == Method::Ephemeral && command.agent.is_some() {
+                without_agent = CaptureCommand {
+                    agent: None,
+                    ..command.clone()
+                };
+                &Feed {
+                    command: &without_agent,
+                    ..*feed
+                }
+            } else {
+                feed
+            };
+            let command = feed.command;
             let start = async {
                 match method {
                     Method::Exec => methods::exec(client, pod, command).await,

@@ -21,6 +21,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// (stdout and stderr travel apart, and the line comes after the node-side
 /// script's way line), so that `Started` can say how a pod's network was found.
 const DESCRIBE_WAIT: Duration = Duration::from_secs(1);
+/// The agent goes out in pieces of this size, each within [`AGENT_STALL`] (at
+/// least 256 kbit/s, as a link must carry for a capture anyway).
+const AGENT_PIECE: usize = 64 << 10;
+const AGENT_STALL: Duration = Duration::from_secs(2);
 /// The most stderr kept per source (the end is what matters: errors and statistics).
 const STDERR_KEEP: usize = 16 << 10;
 
@@ -100,7 +104,13 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     // (it has read the agent by then), so no heartbeat byte is mistaken for agent.
     let mut beating = match &feed.command.agent {
         Some(agent) => {
-            process.write_stdin(agent.bytes()).await;
+            if !send_agent(process, agent.bytes()).await {
+                tracing::debug!(
+                    "{}: the remote side stopped reading kcap's capture agent; ending its stdin",
+                    info.label
+                );
+                process.close_stdin().await;
+            }
             false
         }
         None => true,
@@ -193,6 +203,21 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
         statistics,
         result,
     }
+}
+
+/// Writes the agent to stdin in pieces; `false` if a piece could not be written
+/// within [`AGENT_STALL`] (the remote command failed before reading it, as an exec
+/// of a container without a shell does, and nothing reads stdin any more).
+async fn send_agent<P: Process>(process: &mut P, bytes: &[u8]) -> bool {
+    for piece in bytes.chunks(AGENT_PIECE) {
+        if tokio::time::timeout(AGENT_STALL, process.write_stdin(piece))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// A stream's decoding state: packets decoded before `Started` was sent are held.

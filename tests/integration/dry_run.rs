@@ -113,7 +113,9 @@ fn dry_run_plans_every_target_and_touches_nothing() {
         assert_eq!(s["namespace"], "prod");
         assert_eq!(s["method"], "exec");
         assert_eq!(s["filter"], "port 8080");
-        assert_eq!(s["argv"].as_array().unwrap().last().unwrap(), "port 8080");
+        // The wrapper's last two words: the filter, then the agent's size.
+        let argv = s["argv"].as_array().unwrap();
+        assert_eq!(argv[argv.len() - 2], "port 8080");
         assert!(
             web_ips.contains(&s["pod_ip"].as_str().unwrap().to_string()),
             "{s:#}"

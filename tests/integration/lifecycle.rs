@@ -18,7 +18,7 @@ fn start(bed: &Bed, file: &std::path::Path) -> Child {
         .spawn()
         .unwrap();
     assert!(
-        bed.wait_running("node-a", "tcpdump", Duration::from_secs(20)),
+        bed.wait_capturing("node-a", Duration::from_secs(20)),
         "capture never started"
     );
     // Let some packets arrive and reach the file.
@@ -57,7 +57,7 @@ fn duration_ends_the_capture() {
         last - first < 4_000_000_000,
         "packets span more than the duration"
     );
-    assert!(bed.wait_gone("node-a", "tcpdump", GONE_WITHIN).is_empty());
+    assert!(bed.wait_capture_gone("node-a", GONE_WITHIN).is_empty());
 }
 
 #[test]
@@ -72,7 +72,7 @@ fn count_ends_the_capture() {
     );
     assert_ok(&out);
     assert_eq!(read_capture(&file).records.len(), 7);
-    assert!(bed.wait_gone("node-a", "tcpdump", GONE_WITHIN).is_empty());
+    assert!(bed.wait_capture_gone("node-a", GONE_WITHIN).is_empty());
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn ctrl_c_and_sigterm_keep_the_file_complete() {
         assert!(!capture.records.is_empty(), "{name}: no packets");
         assert_eq!(tshark_count(&file, None), capture.records.len());
         assert!(
-            bed.wait_gone("node-a", "tcpdump", GONE_WITHIN).is_empty(),
+            bed.wait_capture_gone("node-a", GONE_WITHIN).is_empty(),
             "{name}: tcpdump left"
         );
     }
@@ -113,7 +113,7 @@ fn killed_kcap_leaves_a_readable_file_and_no_remote_process() {
     );
     assert_eq!(tshark_count(&file, None), capture.records.len());
     assert!(
-        bed.wait_gone("node-a", "tcpdump", GONE_WITHIN).is_empty(),
+        bed.wait_capture_gone("node-a", GONE_WITHIN).is_empty(),
         "tcpdump survived kcap"
     );
 }
@@ -129,7 +129,7 @@ fn cut_connection_ends_kcap_and_the_remote_capture() {
     assert_exit(&out, 12, &["connection"]);
     let capture = read_capture(&file);
     assert!(!capture.records.is_empty());
-    let left = bed.wait_gone("node-a", "tcpdump", GONE_WITHIN);
+    let left = bed.wait_capture_gone("node-a", GONE_WITHIN);
     assert!(
         left.is_empty(),
         "tcpdump still running {:?} after kcap ended",

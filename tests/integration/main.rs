@@ -5,6 +5,7 @@
 
 mod util;
 
+mod agent;
 mod auth;
 mod dry_run;
 mod errors;

@@ -173,7 +173,7 @@ fn write_failure_is_reported() {
     );
     assert_exit(&out, 10, &["/dev/full", "No space left"]);
     assert!(
-        bed.wait_gone("node-a", "tcpdump", Duration::from_secs(5))
+        bed.wait_capture_gone("node-a", Duration::from_secs(5))
             .is_empty()
     );
 }

@@ -216,7 +216,7 @@ fn start_relayed(bed: &Bed, file: &Path, proxy: &str, m: &str) -> Child {
         .spawn()
         .unwrap();
     assert!(
-        bed.wait_running("node-a", "tcpdump", Duration::from_secs(20)),
+        bed.wait_capturing("node-a", Duration::from_secs(20)),
         "capture never started"
     );
     std::thread::sleep(Duration::from_secs(2));
@@ -246,7 +246,7 @@ fn ctrl_c_ends_the_capture_cleanly_and_the_proxy_with_it() {
         "the ProxyCommand survived kcap"
     );
     assert!(
-        bed.wait_gone("node-a", "tcpdump", Duration::from_secs(5))
+        bed.wait_capture_gone("node-a", Duration::from_secs(5))
             .is_empty()
     );
 }
@@ -268,7 +268,7 @@ fn sigkill_of_kcap_ends_the_proxy_too() {
         "the ProxyCommand survived a SIGKILLed kcap"
     );
     assert!(
-        bed.wait_gone("node-a", "tcpdump", Duration::from_secs(10))
+        bed.wait_capture_gone("node-a", Duration::from_secs(10))
             .is_empty()
     );
 }

@@ -58,17 +58,44 @@ impl Bed {
         cmd
     }
 
-    /// Waits (up to `within`) until no process named `comm` runs on `host`; returns
-    /// the survivors, if any.
-    pub fn wait_gone(&self, host: &str, comm: &str, within: Duration) -> Vec<u32> {
+    /// Waits (up to `within`) until no capture process (kcap's agent, tcpdump,
+    /// tshark, dumpcap) runs on `host`; returns the survivors, if any.
+    pub fn wait_capture_gone(&self, host: &str, within: Duration) -> Vec<u32> {
         let deadline = Instant::now() + within;
         loop {
-            let left = self.bed.processes_named(host, comm);
+            let left: Vec<u32> = CAPTURE_COMMS
+                .iter()
+                .flat_map(|comm| self.bed.processes_named(host, comm))
+                .collect();
             if left.is_empty() || Instant::now() > deadline {
                 return left;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// kcap's capture agents capturing on `host` (not its short set-up runs).
+    pub fn capturing_agents(&self, host: &str) -> Vec<u32> {
+        self.bed
+            .processes_named(host, "kcap-agent")
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|w| w == b"--remove"))
+            })
+            .collect()
+    }
+
+    /// Waits until kcap's capture agent (the default tool) captures on `host`.
+    pub fn wait_capturing(&self, host: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if !self.capturing_agents(host).is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// Waits until a process named `comm` runs on `host`.
@@ -215,7 +242,7 @@ pub fn tshark_count(file: &Path, filter: Option<&str>) -> usize {
 }
 
 /// The programs kcap's wrapper may capture with, by their `/proc/PID/comm`.
-const CAPTURE_COMMS: &[&str] = &["tcpdump", "tshark", "dumpcap"];
+pub const CAPTURE_COMMS: &[&str] = &["kcap-agent", "tcpdump", "tshark", "dumpcap"];
 
 /// `(st_dev, st_ino)` of a network namespace file (`/run/netns/NAME`,
 /// `/proc/PID/ns/net`): equal pairs are the same namespace.

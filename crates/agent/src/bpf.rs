@@ -101,6 +101,58 @@ pub fn for_cooked(program: &[Insn]) -> Result<Vec<Insn>, String> {
         .collect()
 }
 
+/// `program` behind a guard that refuses the copy of each loopback packet the
+/// kernel shows as sent (the same packet then shows as received), so it takes no
+/// room in the ring and is not counted twice. libpcap skips it after the fact.
+pub fn without_loopback_echo(program: &[Insn], loopback_ifindex: u32, snaplen: u32) -> Vec<Insn> {
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const PACKET_OUTGOING: u32 = 4;
+    let mut guarded = vec![
+        Insn {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: AD_OFF + AD_PKTTYPE,
+        },
+        Insn {
+            code: JEQ_K,
+            jt: 0,
+            jf: 3,
+            k: PACKET_OUTGOING,
+        },
+        Insn {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: AD_OFF + AD_IFINDEX,
+        },
+        Insn {
+            code: JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: loopback_ifindex,
+        },
+        Insn {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+    ];
+    if program.is_empty() {
+        guarded.push(Insn {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: snaplen,
+        });
+    }
+    guarded.extend_from_slice(program);
+    guarded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +187,19 @@ mod tests {
         assert!(parse("1\n6 0 x 1\n").is_err());
         assert!(parse("1\n6 0 0\n").is_err());
         assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn loopback_guard_goes_in_front() {
+        let program = parse(UDP53).unwrap();
+        let guarded = without_loopback_echo(&program, 1, 100);
+        assert_eq!(guarded.len(), 5 + program.len());
+        assert_eq!(&guarded[5..], &program[..]);
+        // Not outgoing, or not loopback: jump to the program's first instruction.
+        assert_eq!(1 + 1 + guarded[1].jf as usize, 5);
+        assert_eq!(3 + 1 + guarded[3].jf as usize, 5);
+        assert_eq!(guarded[4].k, 0);
+        assert_eq!(without_loopback_echo(&[], 1, 100)[5].k, 100);
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::bpf::Insn;
 pub const BLOCK_TIMEOUT_MS: u32 = 20;
 /// Largest block; a block must hold the largest packet (64 KiB with offloads).
 const MAX_BLOCK: usize = 512 << 10;
-const MIN_BLOCKS: usize = 8;
+const MIN_BLOCK: usize = 128 << 10;
+/// Blocks wanted at least, so the kernel can fill one while kcap reads others.
+const SOME_BLOCKS: usize = 8;
 /// Nominal frame size (TPACKET_V3 packs packets; the kernel only checks alignment).
 const FRAME: usize = 2048;
 
@@ -147,11 +149,7 @@ impl Ring {
         set_option(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V3)
             .map_err(|e| context("TPACKET_V3", e))?;
 
-        let total = (buffer_kib as usize).max(1024) << 10;
-        let block_size = MAX_BLOCK
-            .min((total / MIN_BLOCKS).next_power_of_two())
-            .max(128 << 10);
-        let blocks = (total / block_size).max(MIN_BLOCKS);
+        let (block_size, blocks) = geometry(buffer_kib);
         let request = libc::tpacket_req3 {
             tp_block_size: block_size as u32,
             tp_block_nr: blocks as u32,
@@ -301,6 +299,16 @@ impl Drop for Ring {
     }
 }
 
+/// Block size and count for a ring of about `buffer_kib` (at least two blocks of
+/// [`MIN_BLOCK`]: 256 KiB).
+fn geometry(buffer_kib: u32) -> (usize, usize) {
+    let total = (buffer_kib as usize) << 10;
+    let block = (total / SOME_BLOCKS)
+        .next_power_of_two()
+        .clamp(MIN_BLOCK, MAX_BLOCK);
+    (block, (total / block).max(2))
+}
+
 /// The block's `block_status` word (`tpacket_block_desc.hdr.bh1.block_status`).
 fn block_status<'a>(block: *mut u8) -> &'a std::sync::atomic::AtomicU32 {
     // SAFETY: offset 8 of a block is its 4-byte aligned status word.
@@ -370,4 +378,16 @@ fn set_option<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
 
 fn context(what: &str, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{what}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ring_geometry() {
+        // kcap's default -B: 16 MiB as 32 blocks of 512 KiB.
+        assert_eq!(super::geometry(16 << 10), (512 << 10, 32));
+        assert_eq!(super::geometry(2048), (256 << 10, 8));
+        // -B 1 still gets a ring that holds the largest packet.
+        assert_eq!(super::geometry(1), (128 << 10, 2));
+    }
 }

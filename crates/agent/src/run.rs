@@ -18,6 +18,8 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+const PACKET_OUTGOING: u8 = 4;
+
 /// Flush the output once this much is buffered, even while blocks keep coming.
 const FLUSH_AT: usize = 256 << 10;
 
@@ -49,6 +51,7 @@ pub fn main() -> i32 {
         Ok(p) => p,
         Err(e) => return cannot(&e),
     };
+    let program = bpf::without_loopback_echo(&program, loopback(), args.snaplen);
     let mut ring = match Ring::open(framing, ifindex, args.buffer_kib, &program) {
         Ok(ring) => ring,
         Err(e) => return cannot(&e.to_string()),
@@ -70,6 +73,12 @@ pub fn main() -> i32 {
     0
 }
 
+/// The loopback interface's index (0 if there is none).
+fn loopback() -> u32 {
+    // SAFETY: a valid C string.
+    unsafe { libc::if_nametoindex(c"lo".as_ptr()) }
+}
+
 fn cannot(why: &str) -> i32 {
     eprintln!("kcap-agent: cannot capture here: {why}");
     3
@@ -83,11 +92,17 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
     out.reserve(FLUSH_AT * 2);
     let mut written = 0u64;
     let mut total = Counters::default();
+    let loopback = loopback() as i32;
     let mut open = true;
     let mut last_pass = false;
     while open {
         let mut any = false;
         while ring.next_block(|packet| {
+            // A packet sent on loopback comes back as received: keep that copy only,
+            // as libpcap does.
+            if packet.pkttype == PACKET_OUTGOING && packet.ifindex == loopback {
+                return;
+            }
             if args.count == 0 || written < args.count {
                 pcap::record(&mut out, framing, args.snaplen, packet);
                 written += 1;
