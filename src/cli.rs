@@ -227,6 +227,52 @@ pub struct Cli {
     #[arg(long, short = 'c', value_name = "N", help_heading = "Stop")]
     pub count: Option<u64>,
 
+    /// Stop once the files written reach SIZE in total (same units as -C; with -W the
+    /// deleted files count too).
+    #[arg(long, value_name = "SIZE", help_heading = "Stop")]
+    pub max_size: Option<String>,
+
+    /// Start a new file once the current one reaches SIZE. A plain number is millions
+    /// of bytes, as tcpdump's -C; 10k, 100M, 1G are KiB, MiB, GiB. Files are numbered
+    /// (cap.pcapng: cap-00001.pcapng, cap-00002.pcapng, ...).
+    #[arg(
+        long = "rotate-size",
+        short = 'C',
+        value_name = "SIZE",
+        help_heading = "Rotation"
+    )]
+    pub rotate_size: Option<String>,
+
+    /// Start a new file every SECONDS (or `10m`, `1h`), at the first packet after the
+    /// interval. strftime fields in -o (%Y %m %d %H %M %S ...) take the file's start time.
+    #[arg(
+        long = "rotate-every",
+        short = 'G',
+        value_name = "SECONDS",
+        help_heading = "Rotation"
+    )]
+    pub rotate_every: Option<String>,
+
+    /// With -C or -G: keep only the last COUNT files, deleting the oldest, for as long as
+    /// the capture runs (tcpdump's -G -W would exit after COUNT files).
+    #[arg(
+        long = "ring",
+        short = 'W',
+        value_name = "COUNT",
+        help_heading = "Rotation"
+    )]
+    pub ring: Option<u64>,
+
+    /// Keep only the last DURATION of packets (by packet time) in memory and write them
+    /// to -o when kcap stops (Ctrl-C, SIGTERM, --duration, --count).
+    #[arg(long, value_name = "DURATION", help_heading = "Rotation")]
+    pub flight_recorder: Option<String>,
+
+    /// Memory the flight recorder may hold (default 64M); the oldest packets beyond it
+    /// are dropped and counted in the summary.
+    #[arg(long, value_name = "SIZE", help_heading = "Rotation")]
+    pub flight_recorder_size: Option<String>,
+
     /// Where to write: a file, or `-` for stdout (`kcap ... -o - | wireshark -k -i -`).
     /// Default: capture-YYYYMMDD-HHMMSS.pcapng in the current directory.
     #[arg(long, short = 'o', value_name = "PATH", help_heading = "Output")]

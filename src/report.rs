@@ -7,6 +7,7 @@ use crate::config::{Config, Verbosity};
 use crate::exit::{self, Exit};
 use crate::plan::Plan;
 use crate::run::Outcome;
+use crate::sink::FileReport;
 use crate::source::SourceReport;
 use crate::stop::StopReason;
 
@@ -67,17 +68,65 @@ pub fn summary(config: &Config, plan: &Plan, outcome: &Outcome) -> Exit {
         let why = match outcome.stop {
             Some(StopReason::Duration) => " (duration reached)",
             Some(StopReason::Count) => " (count reached)",
+            Some(StopReason::MaxSize) => " (--max-size reached)",
             Some(StopReason::Interrupted) => " (interrupted)",
             Some(StopReason::Terminated) => " (terminated)",
             Some(StopReason::OutputFailed) | None => "",
         };
-        eprintln!(
-            "kcap: wrote {total} packets to {} in {:.1}s{why}",
-            path.display(),
-            outcome.elapsed.as_secs_f64()
-        );
+        let elapsed = outcome.elapsed.as_secs_f64();
+        match &outcome.files {
+            None => eprintln!(
+                "kcap: wrote {total} packets to {} in {elapsed:.1}s{why}",
+                path.display()
+            ),
+            Some(files) => eprintln!("kcap: {}", files_line(config, files, elapsed, why)),
+        }
     }
     exit
+}
+
+/// The summary of rotated files or the flight recorder.
+fn files_line(config: &Config, files: &FileReport, elapsed: f64, why: &str) -> String {
+    let name = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let packets = files.packets;
+    let size = human_bytes(files.bytes);
+    if let Some(flight) = config.limits.flight {
+        let mut line = format!(
+            "wrote {packets} packets ({size}, the last {} of the capture) to {} in              {elapsed:.1}s{why}; flight recorder: {} older packets aged out",
+            humantime::format_duration(flight.window),
+            name(&files.last),
+            files.aged_out,
+        );
+        if files.over_memory > 0 {
+            line.push_str(&format!(
+                ", {} dropped to stay within {} (raise --flight-recorder-size)",
+                files.over_memory,
+                human_bytes(flight.max_bytes)
+            ));
+        }
+        return line;
+    }
+    let mut line = match files.files {
+        1 => format!("wrote {packets} packets ({size}) to {}", name(&files.last)),
+        n => format!(
+            "wrote {packets} packets ({size}) to {n} files, {} .. {}",
+            name(&files.first),
+            name(&files.last)
+        ),
+    };
+    if files.deleted > 0 {
+        line.push_str(&format!(
+            " ({} oldest deleted by -W, {} kept)",
+            files.deleted,
+            files.files - files.deleted
+        ));
+    }
+    line.push_str(&format!(" in {elapsed:.1}s{why}"));
+    line
 }
 
 fn summary_line(source: &SourceReport, packets: u64, bytes: u64) -> String {
