@@ -56,7 +56,7 @@ impl RotatingSink {
     ) -> Result<RotatingSink, SinkError> {
         let path = match rotation {
             Some(_) => naming::numbered(template, 1, naming::now_secs()),
-            None => template.to_path_buf(),
+            None => naming::expand(template, naming::now_secs()),
         };
         let current = create(&path, format)?;
         let mut sink = RotatingSink {

@@ -249,3 +249,22 @@ fn a_bad_directory_fails_at_once() {
     .unwrap();
     assert!(e.to_string().contains("missing/cap-00001.pcapng"), "{e}");
 }
+
+#[test]
+fn max_size_alone_writes_one_file_with_its_time_fields_filled_in() {
+    let s = setup();
+    let template = s.dir.path().join("one-%Y.pcapng");
+    let mut sink =
+        RotatingSink::open(&template, Format::Pcapng, None, Some(600), s.report.clone()).unwrap();
+    let a = info("node-a");
+    sink.interface(interface(0, &a, LinkType::ETHERNET))
+        .unwrap();
+    while !sink.full() {
+        sink.packet(0, &packet(0)).unwrap();
+    }
+    sink.finish().unwrap();
+    let names = files(s.dir.path());
+    let year = crate::time::local(naming::now_secs()).year;
+    assert_eq!(names, [s.dir.path().join(format!("one-{year}.pcapng"))]);
+    assert_eq!(s.report.lock().unwrap().files, 1);
+}
