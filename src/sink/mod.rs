@@ -127,6 +127,7 @@ pub struct FileReport {
     pub bytes: u64,
     /// Files written, deleted ones included.
     pub files: u64,
+    /// The oldest file still there (after `-W` deleted the older ones) and the newest.
     pub first: Option<std::path::PathBuf>,
     pub last: Option<std::path::PathBuf>,
     /// Files deleted by `-W`.

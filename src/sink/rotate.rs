@@ -124,7 +124,12 @@ impl RotatingSink {
         }
         let mut report = self.report.lock().expect("report");
         report.files += 1;
-        report.first.get_or_insert_with(|| path.clone());
+        match self.ring.front() {
+            Some(oldest) => report.first = Some(oldest.clone()),
+            None => {
+                report.first.get_or_insert_with(|| path.clone());
+            }
+        }
         report.last = Some(path);
     }
 

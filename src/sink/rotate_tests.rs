@@ -158,6 +158,7 @@ fn the_ring_keeps_the_last_files_and_deletes_the_oldest() {
     assert_eq!(names.len(), 3);
     assert_eq!(report.deleted, report.files - 3);
     assert_eq!(names.last(), report.last.as_ref());
+    assert_eq!(names.first(), report.first.as_ref(), "the oldest file kept");
     let mut kept = Vec::new();
     for name in &names {
         let file = CaptureFile::read(name).unwrap();
