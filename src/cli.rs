@@ -243,8 +243,9 @@ pub struct Cli {
     )]
     pub rotate_size: Option<String>,
 
-    /// Start a new file every SECONDS (or `10m`, `1h`), at the first packet after the
-    /// interval. strftime fields in -o (%Y %m %d %H %M %S ...) take the file's start time.
+    /// Start a new file every SECONDS (or `10m`, `1h`), counted from a file's first
+    /// packet; the next file starts with the first packet after that. strftime fields
+    /// in -o (%Y %m %d %H %M %S ...) take each file's start time.
     #[arg(
         long = "rotate-every",
         short = 'G',

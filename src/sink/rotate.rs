@@ -1,7 +1,7 @@
 //! Rotated files and `--max-size`: the capture file sink, started again as a new
-//! file once the current one reaches `-C` bytes or has been current for `-G`, with
-//! `-W` keeping a ring of the last files (the oldest is deleted). The switch happens
-//! before a packet is written, so every file holds at least one packet and no packet
+//! file once the current one reaches `-C` bytes or `-G` has passed since its first
+//! packet, with `-W` keeping a ring of the last files (the oldest is deleted). The
+//! switch happens before a packet is written, so every file holds at least one packet and no packet
 //! is lost or written twice. Each file is complete on its own: a pcap header, or a
 //! pcapng section header followed by every interface seen so far, in the same order
 //! (so with the same interface ids) as in the first file.
@@ -23,7 +23,9 @@ use crate::limits::Rotation;
 /// The file being written.
 struct Current {
     sink: FileSink<File>,
-    opened: Instant,
+    /// When its first packet was written: `-G` counts from there (the first file is
+    /// created before anything connects).
+    first_packet: Option<Instant>,
     packets: u64,
 }
 
@@ -89,9 +91,11 @@ impl RotatingSink {
             && (rotation
                 .size
                 .is_some_and(|size| current.sink.bytes_written() >= size)
-                || rotation
-                    .every
-                    .is_some_and(|every| current.opened.elapsed() >= every))
+                || rotation.every.is_some_and(|every| {
+                    current
+                        .first_packet
+                        .is_some_and(|first| first.elapsed() >= every)
+                }))
     }
 
     /// Closes the current file and starts the next, with every interface again.
@@ -149,7 +153,7 @@ fn create(path: &Path, format: Format) -> Result<Current, SinkError> {
     })?;
     Ok(Current {
         sink: FileSink::with_writer(file, format, target)?,
-        opened: Instant::now(),
+        first_packet: None,
         packets: 0,
     })
 }
@@ -175,6 +179,7 @@ impl Sink for RotatingSink {
             self.rotate()?;
         }
         self.current.sink.packet(source, packet)?;
+        self.current.first_packet.get_or_insert_with(Instant::now);
         self.current.packets += 1;
         self.packets += 1;
         if self.max_size.is_some_and(|max| self.total_bytes() >= max) {
