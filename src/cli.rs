@@ -365,6 +365,9 @@ Examples:
   kcap -n prod deploy/orders --port 8080 --dry-run          # what kcap would do, touching nothing
   kcap --ssh-user root --ssh-host 198.51.100.10 --port 443 --protocol tcp --output https.pcap
   kcap --ssh-host node-a --ssh-host node-b --port 53 --protocol udp --duration 60s
+  kcap -n prod deploy/orders -C 100M -W 10 -o orders.pcapng      # a ring of the last 10 files
+  kcap --ssh-host node-a -G 1h -o 'node-a-%Y%m%d-%H%M%S.pcapng'   # one file an hour
+  kcap -n prod deploy/orders --flight-recorder 5m -o incident.pcapng   # the last 5 min, at Ctrl-C
   kcap --ssh-host 198.51.100.10 --jump-host ops@bastion:2222 --filter 'host 10.0.0.5' -o - | wireshark -k -i -
 
 Passwords: kcap asks on the terminal; scripts can set KCAP_SSH_PASSWORD (and

@@ -402,3 +402,29 @@ fn with_follow_a_new_pod_joins_the_current_file_and_stays_in_the_next() {
     assert_eq!(total as u64, written(&out), "{text}");
     assert_eq!(bed.helpers_left(Duration::from_secs(5)), "");
 }
+
+/// The first rotated file is created (the flight recorder's directory checked)
+/// before anything connects: a bad path is exit 10 at once, with no test bed.
+#[test]
+fn a_missing_directory_fails_before_connecting() {
+    for (flags, says) in [
+        (&["-C", "10"][..], "/nonexistent-kcap/x-00001.pcapng"),
+        (&["--max-size", "10"], "/nonexistent-kcap/x.pcapng"),
+        (&["--flight-recorder", "1m"], "/nonexistent-kcap/x.pcapng"),
+    ] {
+        let began = Instant::now();
+        let out = Command::new(KCAP)
+            .args([
+                "--ssh-host",
+                "192.0.2.1",
+                "-o",
+                "/nonexistent-kcap/x.pcapng",
+            ])
+            .args(flags)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_exit(&out, 10, &[says, "No such file or directory"]);
+        assert!(began.elapsed() < Duration::from_secs(5));
+    }
+}
