@@ -227,6 +227,53 @@ pub struct Cli {
     #[arg(long, short = 'c', value_name = "N", help_heading = "Stop")]
     pub count: Option<u64>,
 
+    /// Stop once the files written reach SIZE in total (same units as -C; with -W the
+    /// deleted files count too).
+    #[arg(long, value_name = "SIZE", help_heading = "Stop")]
+    pub max_size: Option<String>,
+
+    /// Start a new file once the current one reaches SIZE. A plain number is millions
+    /// of bytes, as tcpdump's -C; 10k, 100M, 1G are KiB, MiB, GiB. Files are numbered
+    /// (cap.pcapng: cap-00001.pcapng, cap-00002.pcapng, ...).
+    #[arg(
+        long = "rotate-size",
+        short = 'C',
+        value_name = "SIZE",
+        help_heading = "Rotation"
+    )]
+    pub rotate_size: Option<String>,
+
+    /// Start a new file every SECONDS (or `10m`, `1h`), counted from a file's first
+    /// packet; the next file starts with the first packet after that. strftime fields
+    /// in -o (%Y %m %d %H %M %S ...) take each file's start time.
+    #[arg(
+        long = "rotate-every",
+        short = 'G',
+        value_name = "SECONDS",
+        help_heading = "Rotation"
+    )]
+    pub rotate_every: Option<String>,
+
+    /// With -C or -G: keep only the last COUNT files, deleting the oldest, for as long as
+    /// the capture runs (tcpdump's -G -W would exit after COUNT files).
+    #[arg(
+        long = "ring",
+        short = 'W',
+        value_name = "COUNT",
+        help_heading = "Rotation"
+    )]
+    pub ring: Option<u64>,
+
+    /// Keep only the last DURATION of packets (by packet time) in memory and write them
+    /// to -o when kcap stops (Ctrl-C, SIGTERM, --duration, --count).
+    #[arg(long, value_name = "DURATION", help_heading = "Rotation")]
+    pub flight_recorder: Option<String>,
+
+    /// Memory the flight recorder may hold (default 64M); the oldest packets beyond it
+    /// are dropped and counted in the summary.
+    #[arg(long, value_name = "SIZE", help_heading = "Rotation")]
+    pub flight_recorder_size: Option<String>,
+
     /// Where to write: a file, or `-` for stdout (`kcap ... -o - | wireshark -k -i -`).
     /// Default: capture-YYYYMMDD-HHMMSS.pcapng in the current directory.
     #[arg(long, short = 'o', value_name = "PATH", help_heading = "Output")]
@@ -318,6 +365,9 @@ Examples:
   kcap -n prod deploy/orders --port 8080 --dry-run          # what kcap would do, touching nothing
   kcap --ssh-user root --ssh-host 198.51.100.10 --port 443 --protocol tcp --output https.pcap
   kcap --ssh-host node-a --ssh-host node-b --port 53 --protocol udp --duration 60s
+  kcap -n prod deploy/orders -C 100M -W 10 -o orders.pcapng      # a ring of the last 10 files
+  kcap --ssh-host node-a -G 1h -o 'node-a-%Y%m%d-%H%M%S.pcapng'   # one file an hour
+  kcap -n prod deploy/orders --flight-recorder 5m -o incident.pcapng   # the last 5 min, at Ctrl-C
   kcap --ssh-host 198.51.100.10 --jump-host ops@bastion:2222 --filter 'host 10.0.0.5' -o - | wireshark -k -i -
 
 Passwords: kcap asks on the terminal; scripts can set KCAP_SSH_PASSWORD (and

@@ -12,6 +12,8 @@ use kcap_openssh::destination::Destination;
 use kcap_ssh::ConnectOptions;
 
 use crate::cli::Cli;
+use crate::limits::FileLimits;
+use crate::sink::naming;
 
 /// A flag value that cannot work. Always exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +271,11 @@ pub struct Config {
     /// `-c`: packets written, all targets together (each remote tool stops there too).
     pub count: Option<u64>,
     /// The capture file; `None` with `--print` and no `-o` (like tcpdump without `-w`).
+    /// With rotation or the flight recorder, its path is the template of every file's
+    /// name (strftime fields unexpanded).
     pub output: Option<Output>,
+    /// `-C`, `-G`, `-W`, `--max-size`, `--flight-recorder`.
+    pub limits: FileLimits,
     /// Rewrite LINUX_SLL2 packets as LINUX_SLL (`--linktype LINUX_SLL`).
     pub cooked_v1: bool,
     /// `--print`: tcpdump-style lines on stdout.
@@ -345,14 +351,25 @@ impl Config {
         }
         let duration = cli.duration.as_deref().map(parse_duration).transpose()?;
         let print = PrintSettings::from_cli(&cli)?;
+        let limits = FileLimits::from_cli(&cli)?;
+        if read.is_some() && limits.any() {
+            return Err(usage(
+                "-C, -G, -W, --max-size and --flight-recorder are for captures, not for -r",
+            ));
+        }
         let output = match (&cli.output, &print) {
             (None, Some(_)) => None,
             (None, None) if read.is_some() => None,
             _ => Some(resolve_output(
                 cli.output.as_deref(),
                 cli.format.as_deref(),
+                limits.any(),
             )?),
         };
+        limits.check_output(
+            output.as_ref().is_some_and(Output::is_live),
+            output.is_some(),
+        )?;
         if print.is_some() && output.as_ref().is_some_and(Output::is_live) {
             return Err(usage(
                 "--print writes lines on stdout, so the capture cannot go there too: \
@@ -407,6 +424,7 @@ impl Config {
             duration,
             count: cli.count,
             output,
+            limits,
             cooked_v1,
             print,
             verbosity,
@@ -462,7 +480,13 @@ pub fn parse_duration(input: &str) -> Result<Duration, UsageError> {
     }
 }
 
-fn resolve_output(path: Option<&Path>, format: Option<&str>) -> Result<Output, UsageError> {
+/// `templated`: the name is a template (rotation, flight recorder), expanded for
+/// each file as it starts; otherwise strftime fields are filled in now.
+fn resolve_output(
+    path: Option<&Path>,
+    format: Option<&str>,
+    templated: bool,
+) -> Result<Output, UsageError> {
     let explicit = match format {
         None => None,
         Some("pcap") => Some(Format::Pcap),
@@ -475,17 +499,28 @@ fn resolve_output(path: Option<&Path>, format: Option<&str>) -> Result<Output, U
     };
     let destination = match path {
         Some(p) if p == Path::new("-") => OutputDestination::Stdout,
-        Some(p) => OutputDestination::File(p.to_path_buf()),
+        Some(p) => {
+            if let Some(text) = p.to_str() {
+                naming::check(text).map_err(usage)?;
+            }
+            if templated {
+                OutputDestination::File(p.to_path_buf())
+            } else {
+                OutputDestination::File(naming::expand(p, naming::now_secs()))
+            }
+        }
         None => {
             let extension = if explicit == Some(Format::Pcap) {
                 "pcap"
             } else {
                 "pcapng"
             };
-            OutputDestination::File(PathBuf::from(format!(
-                "capture-{}.{extension}",
+            let stamp = if templated {
+                "%Y%m%d-%H%M%S".to_string()
+            } else {
                 crate::time::local_timestamp()
-            )))
+            };
+            OutputDestination::File(PathBuf::from(format!("capture-{stamp}.{extension}")))
         }
     };
     let from_extension = match &destination {
@@ -727,6 +762,25 @@ mod tests {
                 &["-l", "a=b&c", "pod/x"],
                 "--selector \"a=b&c\" is not a label selector",
             ),
+            (
+                &["-C", "10", "-o", "-"],
+                "-C, -G, -W, --max-size and --flight-recorder write files: they cannot \
+                 rotate or limit -o - (stdout); give -o a file name",
+            ),
+            (
+                &["-G", "1m", "--print"],
+                "-C, -G, -W, --max-size and --flight-recorder shape the capture file: add -o FILE",
+            ),
+            (
+                &["-C", "10", "-o", "cap-%q.pcap"],
+                "-o \"cap-%q.pcap\": %q is not a time field kcap knows \
+                 (%Y %y %m %d %H %M %S %s %F %T %%)",
+            ),
+            (
+                &["-C", "1.5M"],
+                "-C \"1.5M\" is not a size: a plain number is millions of bytes \
+                 (as tcpdump's -C); or write e.g. 500k, 100M, 2G (KiB, MiB, GiB)",
+            ),
         ];
         for (args, message) in cases {
             let all: Vec<&str> = node.iter().chain(args.iter()).copied().collect();
@@ -841,6 +895,23 @@ mod tests {
         let kube = v.kube.unwrap();
         assert_eq!(kube.capture_point, kcap_kube::methods::CapturePoint::Veth);
         assert_eq!(kube.via, Via::Auto);
+        // Rotating without -o: every file's name gets its own start time.
+        let r = config(&["--ssh-host", "n", "-G", "60", "-W", "5"]).unwrap();
+        assert_eq!(
+            r.output.unwrap().file_path(),
+            Some(Path::new("capture-%Y%m%d-%H%M%S.pcapng"))
+        );
+        assert_eq!(r.limits.rotation.unwrap().ring, Some(5));
+        // Without rotation, strftime fields of -o are filled in at once.
+        let plain = config(&["--ssh-host", "n", "-o", "x-%Y.pcap"]).unwrap();
+        let name = plain
+            .output
+            .unwrap()
+            .file_path()
+            .unwrap()
+            .display()
+            .to_string();
+        assert!(!name.contains('%') && name.ends_with(".pcap"), "{name}");
         // Pod tokens in --filter alone need the API.
         let t = config(&["--ssh-host", "n", "--filter", "pod/web-0"]).unwrap();
         assert!(t.kube.is_some());
@@ -865,18 +936,18 @@ mod tests {
 
     #[test]
     fn output_format_follows_extension() {
-        let out = resolve_output(Some(Path::new("x.pcap")), None).unwrap();
+        let out = resolve_output(Some(Path::new("x.pcap")), None, false).unwrap();
         assert_eq!(out.format, Format::Pcap);
-        let out = resolve_output(Some(Path::new("x.PCAPNG")), None).unwrap();
+        let out = resolve_output(Some(Path::new("x.PCAPNG")), None, false).unwrap();
         assert_eq!(out.format, Format::Pcapng);
-        let out = resolve_output(Some(Path::new("-")), None).unwrap();
+        let out = resolve_output(Some(Path::new("-")), None, false).unwrap();
         assert_eq!(
             (out.destination, out.format),
             (OutputDestination::Stdout, Format::Pcapng)
         );
-        let out = resolve_output(Some(Path::new("x.cap")), Some("pcap")).unwrap();
+        let out = resolve_output(Some(Path::new("x.cap")), Some("pcap"), false).unwrap();
         assert_eq!(out.format, Format::Pcap);
-        let out = resolve_output(None, None).unwrap();
+        let out = resolve_output(None, None, false).unwrap();
         let OutputDestination::File(p) = out.destination else {
             panic!()
         };

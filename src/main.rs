@@ -15,6 +15,7 @@ mod dry_run;
 mod event;
 mod exit;
 mod follow;
+mod limits;
 mod pipeline;
 mod plan;
 mod read;
@@ -89,7 +90,13 @@ async fn kcap(config: &Config) -> Exit {
         return Exit::Other;
     }
     // Open the output first: a bad path fails before anything connects.
-    let output = match config.output.as_ref().map(sink::file::open).transpose() {
+    let files = sink::FileReportHandle::default();
+    let output = match config
+        .output
+        .as_ref()
+        .map(|o| sink::output::open(o, &config.limits, &files))
+        .transpose()
+    {
         Ok(output) => output,
         Err(e) => return report::error(None, &e),
     };
@@ -97,7 +104,7 @@ async fn kcap(config: &Config) -> Exit {
         Ok(plan) => plan,
         Err(e) => return report::error(None, &e),
     };
-    match run::capture(config, &plan, output, stop).await {
+    match run::capture(config, &plan, output, files, stop).await {
         Ok(outcome) => report::summary(config, &plan, &outcome),
         Err(e) => report::error(None, &e),
     }

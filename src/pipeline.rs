@@ -221,6 +221,9 @@ impl Pipeline {
                 slot.sink.packet(source, packet)?;
             }
         }
+        if self.sinks.iter().any(|s| s.sink.full()) {
+            self.progress.output_full();
+        }
         let state = &mut self.sources[source];
         state.first_ts.get_or_insert(packet.ts_nanos);
         state.last_ts = Some(packet.ts_nanos);

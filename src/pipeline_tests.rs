@@ -279,3 +279,64 @@ fn linktype_sll_rewrites_cooked_v2_and_a_source_added_later_gets_its_interface()
         ]
     );
 }
+
+/// `--max-size`: the packet that makes the files reach the size is the last one
+/// written; the capture is asked to stop, and the pipeline's counts (the summary)
+/// are what the files hold.
+#[test]
+fn max_size_stops_after_the_packet_that_reaches_it() {
+    use crate::limits::Rotation;
+    use crate::sink::rotate::RotatingSink;
+    let dir = tempfile::tempdir().unwrap();
+    let files = crate::sink::FileReportHandle::default();
+    let rotation = Rotation {
+        size: Some(300),
+        every: None,
+        ring: None,
+    };
+    let sink = RotatingSink::open(
+        &dir.path().join("max.pcapng"),
+        Format::Pcapng,
+        Some(rotation),
+        Some(1000),
+        files.clone(),
+    )
+    .unwrap();
+    let stop = Stop::default();
+    let progress = Progress::new(stop.clone(), 1, None);
+    let pipeline = Pipeline::new(
+        vec![info("a", None)],
+        vec![Box::new(sink)],
+        progress,
+        false,
+        false,
+    );
+    let (tx, rx) = mpsc::channel(4);
+    tx.try_send(started(0, LinkType::ETHERNET, info("a", None)))
+        .unwrap();
+    let big = |i: u64| Packet {
+        ts_nanos: i,
+        orig_len: 100,
+        data: vec![i as u8; 100],
+    };
+    tx.try_send(Event::Packets {
+        source: 0,
+        packets: (0..50).map(big).collect(),
+    })
+    .unwrap();
+    drop(tx);
+    let report = pipeline.run(rx);
+    assert_eq!(stop.reason(), Some(StopReason::MaxSize));
+    let written = files.lock().unwrap().clone();
+    assert!(written.bytes >= 1000 && written.bytes < 1200, "{written:?}");
+    assert!(written.files >= 3, "{written:?}");
+    assert_eq!(report.per_source[0].packets, written.packets);
+    let mut in_files = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        in_files += kcap_pcap::CaptureFile::read(&entry.unwrap().path())
+            .unwrap()
+            .records
+            .len() as u64;
+    }
+    assert_eq!(in_files, written.packets);
+}

@@ -7,6 +7,7 @@ use crate::config::{Config, Verbosity};
 use crate::exit::{self, Exit};
 use crate::plan::Plan;
 use crate::run::Outcome;
+use crate::sink::FileReport;
 use crate::source::SourceReport;
 use crate::stop::StopReason;
 
@@ -67,17 +68,60 @@ pub fn summary(config: &Config, plan: &Plan, outcome: &Outcome) -> Exit {
         let why = match outcome.stop {
             Some(StopReason::Duration) => " (duration reached)",
             Some(StopReason::Count) => " (count reached)",
+            Some(StopReason::MaxSize) => " (--max-size reached)",
             Some(StopReason::Interrupted) => " (interrupted)",
             Some(StopReason::Terminated) => " (terminated)",
             Some(StopReason::OutputFailed) | None => "",
         };
-        eprintln!(
-            "kcap: wrote {total} packets to {} in {:.1}s{why}",
-            path.display(),
-            outcome.elapsed.as_secs_f64()
-        );
+        let elapsed = outcome.elapsed.as_secs_f64();
+        match &outcome.files {
+            None => eprintln!(
+                "kcap: wrote {total} packets to {} in {elapsed:.1}s{why}",
+                path.display()
+            ),
+            Some(files) => eprintln!("kcap: {}", files_line(config, files, elapsed, why)),
+        }
     }
     exit
+}
+
+/// The summary of rotated files or the flight recorder.
+fn files_line(config: &Config, files: &FileReport, elapsed: f64, why: &str) -> String {
+    let name = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let packets = files.packets;
+    let size = human_bytes(files.bytes);
+    if let Some(flight) = config.limits.flight {
+        let mut line = format!(
+            "wrote {packets} packets ({size}, the last {} of the capture) to {} in \
+             {elapsed:.1}s{why}; flight recorder: {} older packets aged out",
+            humantime::format_duration(flight.window),
+            name(&files.last),
+            files.aged_out,
+        );
+        if files.over_memory > 0 {
+            line.push_str(&format!(
+                ", {} dropped to stay within {} (raise --flight-recorder-size)",
+                files.over_memory,
+                human_bytes(flight.max_bytes)
+            ));
+        }
+        return line;
+    }
+    let (first, last) = (name(&files.first), name(&files.last));
+    let written = match (files.files, files.deleted) {
+        (1, _) => format!("wrote {packets} packets ({size}) to {last}"),
+        (n, 0) => format!("wrote {packets} packets ({size}) to {n} files, {first} .. {last}"),
+        (n, deleted) => format!(
+            "wrote {packets} packets ({size}) to {n} files, the last {} kept ({deleted} \
+             deleted by -W): {first} .. {last}",
+            n - deleted
+        ),
+    };
+    format!("{written} in {elapsed:.1}s{why}")
 }
 
 fn summary_line(source: &SourceReport, packets: u64, bytes: u64) -> String {
@@ -129,6 +173,58 @@ fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(
+            ["kcap", "--ssh-host", "n"].iter().chain(args).copied(),
+        )
+        .unwrap();
+        Config::from_cli(cli).unwrap()
+    }
+
+    #[test]
+    fn rotated_files_and_the_flight_recorder_in_the_summary() {
+        let files = FileReport {
+            packets: 10,
+            bytes: 2048,
+            files: 5,
+            first: Some("c-00004.pcap".into()),
+            last: Some("c-00005.pcap".into()),
+            deleted: 3,
+            ..FileReport::default()
+        };
+        let ring = config(&["-C", "1k", "-W", "2", "-o", "c.pcap"]);
+        assert_eq!(
+            files_line(&ring, &files, 1.0, " (duration reached)"),
+            "wrote 10 packets (2.0 KiB) to 5 files, the last 2 kept (3 deleted by -W): \
+             c-00004.pcap .. c-00005.pcap in 1.0s (duration reached)"
+        );
+        let one = FileReport {
+            files: 1,
+            deleted: 0,
+            ..files.clone()
+        };
+        assert_eq!(
+            files_line(&ring, &one, 1.0, ""),
+            "wrote 10 packets (2.0 KiB) to c-00005.pcap in 1.0s"
+        );
+        let flight = config(&["--flight-recorder", "2s", "-o", "f.pcapng"]);
+        let recorded = FileReport {
+            files: 1,
+            deleted: 0,
+            aged_out: 7,
+            over_memory: 2,
+            last: Some("f.pcapng".into()),
+            ..files
+        };
+        assert_eq!(
+            files_line(&flight, &recorded, 6.0, " (interrupted)"),
+            "wrote 10 packets (2.0 KiB, the last 2s of the capture) to f.pcapng in 6.0s \
+             (interrupted); flight recorder: 7 older packets aged out, 2 dropped to stay \
+             within 64.0 MiB (raise --flight-recorder-size)"
+        );
+    }
 
     #[test]
     fn byte_units() {

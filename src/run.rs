@@ -14,9 +14,9 @@ use crate::event::{CHANNEL_BATCHES, Event};
 use crate::pipeline::{Pipeline, PipelineReport};
 use crate::plan::{KubePlan, Plan};
 use crate::reaper::Reaper;
-use crate::sink::file::{FileSink, OpenOutput};
 use crate::sink::lines::LinesSink;
-use crate::sink::{Sink, SinkError};
+use crate::sink::output::Opened;
+use crate::sink::{FileReport, FileReportHandle, Sink, SinkError};
 use crate::source::helper_pool::HelperPool;
 use crate::source::{KubeContext, SourceReport};
 use crate::stop::{self, Progress, Stop, StopReason};
@@ -31,13 +31,16 @@ pub struct Outcome {
     pub pipeline: PipelineReport,
     pub stop: Option<StopReason>,
     pub elapsed: Duration,
+    /// What rotated files or the flight recorder wrote (`None` for a plain file).
+    pub files: Option<FileReport>,
 }
 
 /// Captures what `plan` says into `output` until `stop` fires or every source ended.
 pub async fn capture(
     config: &Config,
     plan: &Plan,
-    output: Option<OpenOutput>,
+    output: Option<Opened>,
+    files: FileReportHandle,
     stop: Stop,
 ) -> Result<Outcome, SinkError> {
     let started = Instant::now();
@@ -69,6 +72,10 @@ pub async fn capture(
         pipeline,
         stop: stop.reason(),
         elapsed: started.elapsed(),
+        files: config
+            .limits
+            .any()
+            .then(|| files.lock().expect("file report").clone()),
     })
 }
 
@@ -77,13 +84,13 @@ pub async fn capture(
 fn start_pipeline(
     config: &Config,
     plan: &Plan,
-    output: Option<OpenOutput>,
+    output: Option<Opened>,
     receiver: mpsc::Receiver<Event>,
     stop: &Stop,
 ) -> Result<std::thread::JoinHandle<PipelineReport>, SinkError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let (Some(open), Some(output)) = (output, &config.output) {
-        sinks.push(Box::new(FileSink::new(open, output.format)?));
+        sinks.push(open.into_sink(output)?);
     }
     if let Some(print) = config.print {
         sinks.push(Box::new(LinesSink::stdout(print, plan.names.clone())));

@@ -21,6 +21,8 @@ pub enum StopReason {
     Terminated,
     Duration,
     Count,
+    /// `--max-size`: the files reached it.
+    MaxSize,
     OutputFailed,
 }
 
@@ -88,6 +90,8 @@ pub struct Progress {
     stop: Stop,
     starting: HashSet<SourceId>,
     remaining: Option<u64>,
+    /// The output takes no more packets (`--max-size`).
+    full: bool,
 }
 
 impl Progress {
@@ -100,6 +104,7 @@ impl Progress {
             stop,
             starting: (0..initial).collect(),
             remaining: count,
+            full: false,
         }
     }
 
@@ -113,6 +118,9 @@ impl Progress {
     /// Whether one more packet may go out (`--count`); the last one allowed stops
     /// the capture.
     pub fn admit_packet(&mut self) -> bool {
+        if self.full {
+            return false;
+        }
         match &mut self.remaining {
             None => true,
             Some(0) => false,
@@ -124,6 +132,12 @@ impl Progress {
                 true
             }
         }
+    }
+
+    /// The output reached `--max-size`: no packet goes out any more, the capture stops.
+    pub fn output_full(&mut self) {
+        self.full = true;
+        self.stop.stop(StopReason::MaxSize);
     }
 
     /// The output cannot be written: nothing else is worth capturing.

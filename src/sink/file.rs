@@ -6,6 +6,8 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kcap_capture::command::FULL_SNAPLEN;
 use kcap_pcap::{
@@ -55,8 +57,28 @@ enum Writer<W: Write> {
 
 /// pcap or pcapng into any writer (a file or stdout in kcap; a buffer in tests).
 pub struct FileSink<W: Write = File> {
-    writer: Writer<W>,
+    writer: Writer<Counting<W>>,
     target: String,
+    /// Bytes handed to the inner writer so far.
+    written: Arc<AtomicU64>,
+}
+
+/// Counts what goes through to the inner writer (the pcap writers own it, so the
+/// count is shared).
+struct Counting<W> {
+    inner: W,
+    written: Arc<AtomicU64>,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl FileSink<File> {
@@ -68,6 +90,11 @@ impl FileSink<File> {
 impl<W: Write + Send> FileSink<W> {
     /// `target` names the destination in error messages.
     pub fn with_writer(inner: W, format: Format, target: String) -> Result<Self, SinkError> {
+        let written = Arc::new(AtomicU64::new(0));
+        let inner = Counting {
+            inner,
+            written: written.clone(),
+        };
         let writer = match format {
             Format::Pcap => Writer::Pcap {
                 pending: Some(inner),
@@ -81,7 +108,23 @@ impl<W: Write + Send> FileSink<W> {
                 comments: Vec::new(),
             },
         };
-        Ok(FileSink { writer, target })
+        Ok(FileSink {
+            writer,
+            target,
+            written,
+        })
+    }
+
+    /// Bytes written so far, whether still buffered or already in the file.
+    pub fn bytes_written(&self) -> u64 {
+        let buffered = match &self.writer {
+            Writer::Pcap {
+                writer: Some(w), ..
+            } => w.buffered_len(),
+            Writer::Pcap { writer: None, .. } => 0,
+            Writer::Pcapng { writer, .. } => writer.buffered_len(),
+        };
+        self.written.load(Ordering::Relaxed) + buffered as u64
     }
 
     fn error(&self, error: kcap_pcap::Error) -> SinkError {
@@ -222,7 +265,7 @@ impl<W: Write + Send> Sink for FileSink<W> {
     }
 }
 
-fn mismatch(info: &SourceInfo, theirs: LinkType, ours: LinkType) -> SinkError {
+pub(super) fn mismatch(info: &SourceInfo, theirs: LinkType, ours: LinkType) -> SinkError {
     SinkError::LinkTypeMismatch {
         label: info.label.clone(),
         theirs: theirs.name(),

@@ -5,7 +5,11 @@
 //! the list of sinks.
 
 pub mod file;
+pub mod flight;
 pub mod lines;
+pub mod naming;
+pub mod output;
+pub mod rotate;
 
 use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{LinkType, Packet};
@@ -20,6 +24,39 @@ pub struct Interface<'a> {
     /// After any rewrite the pipeline applies (`--linktype LINUX_SLL`).
     pub link_type: LinkType,
     pub snaplen: u32,
+}
+
+impl Interface<'_> {
+    /// An owned copy, for sinks that write the interface again later (every rotated
+    /// file, the flight recorder's file at the end).
+    pub fn remember(&self) -> Remembered {
+        Remembered {
+            source: self.source,
+            info: self.info.clone(),
+            link_type: self.link_type,
+            snaplen: self.snaplen,
+        }
+    }
+}
+
+/// An [`Interface`] kept by a sink.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    pub source: SourceId,
+    pub info: SourceInfo,
+    pub link_type: LinkType,
+    pub snaplen: u32,
+}
+
+impl Remembered {
+    pub fn interface(&self) -> Interface<'_> {
+        Interface {
+            source: self.source,
+            info: &self.info,
+            link_type: self.link_type,
+            snaplen: self.snaplen,
+        }
+    }
 }
 
 /// What one source amounted to, delivered once at the end, after its last packet.
@@ -73,4 +110,33 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<(), SinkError>;
     fn source_end(&mut self, end: SourceEnd<'_>) -> Result<(), SinkError>;
     fn finish(&mut self) -> Result<(), SinkError>;
+    /// The sink takes no more packets (`--max-size` reached): asked after every
+    /// packet; the capture then stops.
+    fn full(&self) -> bool {
+        false
+    }
 }
+
+/// What the capture file output wrote, for the summary (rotated files and the
+/// flight recorder; a plain file is described by the pipeline's counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileReport {
+    /// Packets in the files, all together.
+    pub packets: u64,
+    /// Bytes in the files, all together (deleted ring files included).
+    pub bytes: u64,
+    /// Files written, deleted ones included.
+    pub files: u64,
+    /// The oldest file still there (after `-W` deleted the older ones) and the newest.
+    pub first: Option<std::path::PathBuf>,
+    pub last: Option<std::path::PathBuf>,
+    /// Files deleted by `-W`.
+    pub deleted: u64,
+    /// Flight recorder: packets older than the window, discarded.
+    pub aged_out: u64,
+    /// Flight recorder: packets dropped to stay within its memory.
+    pub over_memory: u64,
+}
+
+/// Filled in by the sink, read by the report once the pipeline has ended.
+pub type FileReportHandle = std::sync::Arc<std::sync::Mutex<FileReport>>;

@@ -20,3 +20,4 @@ mod netns;
 mod nodes;
 mod output;
 mod proxy;
+mod rotation;
