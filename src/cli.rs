@@ -59,6 +59,11 @@ pub struct Cli {
     )]
     pub selector: Option<String>,
 
+    /// With node/all (implied when no other target is named): only the nodes
+    /// matching this label selector (e.g. node-role.kubernetes.io/worker).
+    #[arg(long, value_name = "SELECTOR", help_heading = "Target (Kubernetes)")]
+    pub node_selector: Option<String>,
+
     /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(long, value_name = "PATH", help_heading = "Target (Kubernetes)")]
     pub kubeconfig: Option<PathBuf>,

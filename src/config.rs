@@ -102,6 +102,8 @@ pub struct KubeSettings {
     pub namespace: Option<String>,
     pub all_namespaces: bool,
     pub selector: Option<String>,
+    /// `--node-selector`: which nodes `node/all` means.
+    pub node_selector: Option<String>,
     pub container: Option<String>,
     pub targets: Vec<kcap_kube::target::Target>,
     pub via: Via,
@@ -296,7 +298,10 @@ impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, UsageError> {
         let read = ReadSettings::from_cli(&cli)?;
         let kube_targets = read.is_none()
-            && (!cli.targets.is_empty() || !cli.pods.is_empty() || cli.selector.is_some());
+            && (!cli.targets.is_empty()
+                || !cli.pods.is_empty()
+                || cli.selector.is_some()
+                || cli.node_selector.is_some());
         if cli.ssh_hosts.is_empty() && !kube_targets && read.is_none() {
             return Err(usage(
                 "no target: name pods or workloads (pod/NAME, deploy/NAME, --pod NAME, -l SELECTOR) \
@@ -622,10 +627,29 @@ fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
         // Container names are DNS labels: no dots either.
         validate_name(c, "--container").map_err(|e| usage(e.to_string()))?;
     }
-    if let Some(sel) = &cli.selector
-        && (sel.is_empty() || sel.contains(['\n', '\0', '&', '?', '#']))
-    {
-        return Err(usage(format!("--selector {sel:?} is not a label selector")));
+    for (flag, value) in [
+        ("--selector", &cli.selector),
+        ("--node-selector", &cli.node_selector),
+    ] {
+        if let Some(sel) = value
+            && (sel.is_empty() || sel.contains(['\n', '\0', '&', '?', '#']))
+        {
+            return Err(usage(format!("{flag} {sel:?} is not a label selector")));
+        }
+    }
+    let all_nodes = |t: &Target| t.kind == Kind::Node && t.name == kcap_kube::target::ALL_NODES;
+    if cli.node_selector.is_some() && !targets.iter().any(all_nodes) {
+        if targets.is_empty() && cli.selector.is_none() {
+            targets.push(Target {
+                kind: Kind::Node,
+                namespace: None,
+                name: kcap_kube::target::ALL_NODES.into(),
+            });
+        } else {
+            return Err(usage(
+                "--node-selector chooses the nodes of node/all: name node/all, or no other target",
+            ));
+        }
     }
     let via = Via::parse(&cli.via).ok_or_else(|| {
         usage(format!(
@@ -667,6 +691,7 @@ fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
         namespace: cli.namespace.clone(),
         all_namespaces: cli.all_namespaces,
         selector: cli.selector.clone(),
+        node_selector: cli.node_selector.clone(),
         container: cli.container.clone(),
         targets,
         via,
@@ -714,7 +739,7 @@ mod tests {
             ),
             (
                 &["--remote-tool", "wireshark"],
-                "unknown --remote-tool \"wireshark\": use auto, tcpdump, tshark or dumpcap",
+                "unknown --remote-tool \"wireshark\": use auto, agent, tcpdump, tshark or dumpcap",
             ),
             (
                 &["--snaplen", "300000"],

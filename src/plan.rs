@@ -158,6 +158,11 @@ impl PlannedSource {
         }
     }
 
+    /// Whether this is the Kubernetes node `name` (not an SSH node or a pod).
+    fn is_node(&self, node: &str) -> bool {
+        matches!(&self.target, Target::Node { name, .. } if name == node)
+    }
+
     fn node(
         name: String,
         internal_ip: Option<String>,
@@ -275,6 +280,7 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
             client: cluster.client.clone(),
             namespace: namespace.clone(),
             all_namespaces: settings.all_namespaces,
+            node_selector: settings.node_selector.clone(),
         };
         if let Some(expression) = &config.filter.expression
             && !kcap_kube::filter_tokens::find(expression)?.is_empty()
@@ -349,13 +355,22 @@ async fn resolve_targets(
                 pods.extend(found);
                 watch.extend(selector);
             }
-            Ok(Resolved::Node(node)) => sources.push(PlannedSource::node(
-                node.metadata.name.clone().unwrap_or_default(),
-                resolve::internal_ip(&node),
-                scope.namespace.clone(),
-                base,
-                settings,
-            )),
+            Ok(Resolved::Nodes(nodes)) => {
+                for node in nodes {
+                    let name = node.metadata.name.clone().unwrap_or_default();
+                    // node/all and node/NAME together: each node once.
+                    if sources.iter().any(|s: &PlannedSource| s.is_node(&name)) {
+                        continue;
+                    }
+                    sources.push(PlannedSource::node(
+                        name,
+                        resolve::internal_ip(&node),
+                        scope.namespace.clone(),
+                        base,
+                        settings,
+                    ));
+                }
+            }
             Err(error) => failed.push(FailedTarget {
                 label: target.to_string(),
                 error,

@@ -6,6 +6,7 @@
 mod util;
 
 mod agent;
+mod all_nodes;
 mod auth;
 mod dry_run;
 mod errors;

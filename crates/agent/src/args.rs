@@ -1,22 +1,10 @@
 //! The agent's command line: a small subset of tcpdump's, plus what only the
-//! wrapper passes (`--bpf`, `--remove`, `--linktype`, `--probe`).
+//! wrapper passes (`--bpf`, `--remove`).
 
 use std::path::PathBuf;
 
-/// What the agent was asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// Print the link type the agent writes for the interface and exit.
-    Linktype,
-    /// Set everything up (socket, ring, filter), then exit without capturing.
-    Probe,
-    /// Capture until stopped.
-    Capture,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
-    pub mode: Mode,
     /// `any`, or one interface.
     pub interface: String,
     pub snaplen: u32,
@@ -26,6 +14,8 @@ pub struct Args {
     pub count: u64,
     /// The filter as `tcpdump -ddd` prints it; empty for none.
     pub bpf: String,
+    /// The link type `bpf` was compiled for (tcpdump's `-y` name).
+    pub linktype: Option<String>,
     /// A directory holding the agent's own binary: removed at start, so nothing is
     /// left on the host whatever ends the agent.
     pub remove: Option<PathBuf>,
@@ -33,19 +23,18 @@ pub struct Args {
 
 pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
-        mode: Mode::Capture,
         interface: "any".into(),
         snaplen: 262_144,
         buffer_kib: 16 << 10,
         count: 0,
         bpf: String::new(),
+        linktype: None,
         remove: None,
     };
     while let Some(flag) = argv.next() {
         let mut value = |name: &str| argv.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
-            "--linktype" => args.mode = Mode::Linktype,
-            "--probe" => args.mode = Mode::Probe,
+            "-y" => args.linktype = Some(value("-y")?),
             "-i" => args.interface = value("-i")?,
             "-s" => args.snaplen = number(&value("-s")?, "-s")?,
             "-B" => args.buffer_kib = number(&value("-B")?, "-B")?,
@@ -76,9 +65,11 @@ mod tests {
 
     #[test]
     fn flags_become_args() {
-        let args =
-            parse_all(&["-i", "eth0", "-s", "0", "-B", "4096", "-c", "5", "--probe"]).unwrap();
-        assert_eq!(args.mode, Mode::Probe);
+        let args = parse_all(&[
+            "-i", "eth0", "-s", "0", "-B", "4096", "-c", "5", "-y", "EN10MB",
+        ])
+        .unwrap();
+        assert_eq!(args.linktype.as_deref(), Some("EN10MB"));
         assert_eq!(args.interface, "eth0");
         assert_eq!(args.snaplen, 262_144);
         assert_eq!(args.buffer_kib, 4096);

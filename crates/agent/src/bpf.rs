@@ -33,8 +33,12 @@ const AD_IFINDEX: u32 = 8;
 const AD_HATYPE: u32 = 28;
 
 /// Parses `tcpdump -ddd` output: a count line, then `code jt jf k` per line.
+/// tcpdump's chatter mixed in (`tcpdump: data link type ...`) is skipped.
 pub fn parse(text: &str) -> Result<Vec<Insn>, String> {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()));
     let Some(first) = lines.next() else {
         return Ok(Vec::new());
     };
@@ -186,6 +190,8 @@ mod tests {
         assert!(parse("3\n6 0 0 1\n").is_err());
         assert!(parse("1\n6 0 x 1\n").is_err());
         assert!(parse("1\n6 0 0\n").is_err());
+        let chatty = format!("tcpdump: data link type LINUX_SLL2\n{UDP53}");
+        assert_eq!(parse(&chatty).unwrap(), program);
         assert!(parse("").unwrap().is_empty());
     }
 

@@ -1,14 +1,15 @@
 //! The agent's life: parse, remove its own binary, set up the ring, copy blocks to
 //! stdout until stopped, print tcpdump's statistics lines.
 //!
-//! Exit codes: 0 after a capture or probe, 2 for bad arguments, 3 when the capture
-//! cannot be set up here (the wrapper then falls back to tcpdump).
+//! Exit codes: 0 after a capture, 2 for bad arguments, 3 when the capture cannot be
+//! set up here, before anything was written (the wrapper then falls back to
+//! tcpdump). It says which on stderr in the wrapper's marker lines.
 
 use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::args::{self, Mode};
+use crate::args;
 use crate::ring::{self, Counters, Framing, Ring};
 use crate::{bpf, pcap};
 
@@ -39,9 +40,14 @@ pub fn main() -> i32 {
         Ok(found) => found,
         Err(e) => return cannot(&format!("interface {}: {e}", args.interface)),
     };
-    if args.mode == Mode::Linktype {
-        println!("{}", framing.linktype_name());
-        return 0;
+    if let Some(compiled) = &args.linktype
+        && compiled != framing.linktype_name()
+    {
+        return cannot(&format!(
+            "the filter was compiled for {compiled}, the agent writes {} on {}",
+            framing.linktype_name(),
+            args.interface
+        ));
     }
     let program = match bpf::parse(&args.bpf) {
         Ok(p) if framing == Framing::Cooked => bpf::for_cooked(&p),
@@ -56,9 +62,7 @@ pub fn main() -> i32 {
         Ok(ring) => ring,
         Err(e) => return cannot(&e.to_string()),
     };
-    if args.mode == Mode::Probe {
-        return 0;
-    }
+    eprintln!("kcap-remote: tool: kcap-agent");
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
@@ -80,7 +84,7 @@ fn loopback() -> u32 {
 }
 
 fn cannot(why: &str) -> i32 {
-    eprintln!("kcap-agent: cannot capture here: {why}");
+    eprintln!("kcap-remote: agent-unusable: {why}");
     3
 }
 

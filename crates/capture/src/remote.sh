@@ -27,26 +27,13 @@ fi
 # Found on PATH and executable (some shells' `command -v` also names plain files).
 have() { p=$(command -v "$1" 2>/dev/null) && [ -x "$p" ]; }
 
-# The agent's bytes are read first, whatever tool ends up capturing. It removes its
-# own directory as soon as it starts; the trap covers every exit before that.
-agent= dir=
+# kcap's capture agent, if kcap sent it and it is wanted: it needs tcpdump to compile
+# the filter (for the link type it will write: LINUX_SLL2 on `any`, else Ethernet if
+# the interface has it, else LINUX_SLL2), done before the agent is stored so that
+# it is on disk only for the moment between storing and starting it (it deletes
+# itself first thing; the trap covers every other exit).
+agent= dir= bpf= linktype= unusable=
 case $agent_bytes in *[!0-9]*|'') agent_bytes=0 ;; esac
-if [ "$agent_bytes" != 0 ]; then
-  trap 'rm -rf "$dir"' EXIT
-  trap 'exit 143' TERM HUP INT
-  if dir=$(mktemp -d "${TMPDIR:-/tmp}/kcap-agent.XXXXXX" 2>/dev/null) &&
-    head -c "$agent_bytes" > "$dir/kcap-agent" &&
-    [ "$(wc -c < "$dir/kcap-agent")" -eq "$agent_bytes" ] &&
-    chmod 700 "$dir/kcap-agent"; then
-    agent=$dir/kcap-agent
-  else
-    head -c "$agent_bytes" > /dev/null
-    unusable="could not store it in ${TMPDIR:-/tmp}"
-  fi
-fi
-
-# The agent needs tcpdump to compile the filter for it; it is used only if every
-# step works here (a noexec /tmp, an older libc, an odd interface fall back).
 agent_unusable() {
   echo "kcap-remote: agent-unusable: $1" >&2
   if [ "$tool" = agent ]; then
@@ -54,80 +41,123 @@ agent_unusable() {
     exit 127
   fi
 }
-if [ "$tool" = agent ] || { [ "$tool" = auto ] && [ -n "$agent" ]; }; then
-  if [ -z "$agent" ]; then
-    agent_unusable "${unusable:-kcap did not send it}"
+# tcpdump's chatter ("tcpdump: data link type ...") comes along; the agent skips it.
+compile() { out=$(tcpdump -ddd -y "$1" -s "$snap" -i "$iface" -- "$filter" 2>&1) && bpf=$out && linktype=$1; }
+if [ "$tool" = agent ] || { [ "$tool" = auto ] && [ "$agent_bytes" != 0 ]; }; then
+  if [ "$agent_bytes" = 0 ]; then
+    unusable="kcap did not send it"
   elif ! have tcpdump; then
-    agent_unusable "tcpdump (which compiles the filter for it) is not on PATH"
-  elif ! linktype=$("$agent" --linktype -i "$iface" 2>&1); then
-    agent_unusable "$linktype"
-  elif ! bpf=$(tcpdump -ddd -y "$linktype" -s "$snap" -i "$iface" -- "$filter" 2>"$dir/err"); then
-    # The filter (or interface) is refused: let tcpdump say so, as without the agent.
-    echo "kcap-remote: tool: tcpdump" >&2
-    cat "$dir/err" >&2
-    exit 1
-  elif ! probe=$("$agent" --probe -i "$iface" -B "$buffer" --bpf "$bpf" 2>&1); then
-    agent_unusable "$probe"
+    unusable="tcpdump (which compiles the filter for it) is not on PATH"
   else
-    tool=kcap-agent
+    if [ "$iface" = any ]; then
+      compile LINUX_SLL2
+    elif ! compile EN10MB; then
+      case $out in *"not one of the DLTs"*) compile LINUX_SLL2 ;; *) false ;; esac
+    fi
+    if [ -z "$linktype" ]; then
+      # The filter (or interface) is refused: let tcpdump say so, as without the agent.
+      head -c "$agent_bytes" > /dev/null
+      echo "kcap-remote: tool: tcpdump" >&2
+      printf '%s\n' "$out" >&2
+      exit 1
+    fi
   fi
 fi
+if [ "$agent_bytes" != 0 ]; then
+  if [ -n "$linktype" ]; then
+    trap 'rm -rf "$dir"' EXIT
+    trap 'exit 143' TERM HUP INT
+  fi
+  if [ -n "$linktype" ] && dir=$(mktemp -d "${TMPDIR:-/tmp}/kcap-agent.XXXXXX" 2>/dev/null) &&
+    head -c "$agent_bytes" > "$dir/kcap-agent" &&
+    [ "$(wc -c < "$dir/kcap-agent")" -eq "$agent_bytes" ] &&
+    chmod 700 "$dir/kcap-agent"; then
+    agent=$dir/kcap-agent
+  else
+    # Read it anyway: kcap's heartbeat follows it on stdin.
+    head -c "$agent_bytes" > /dev/null
+    if [ -n "$linktype" ]; then unusable="could not store it in ${TMPDIR:-/tmp}"; fi
+  fi
+fi
+if [ -n "$unusable" ]; then agent_unusable "$unusable"; fi
 
-if [ "$tool" = kcap-agent ]; then
-  :
-elif [ "$tool" = auto ]; then
-  for t in tcpdump tshark dumpcap; do
-    if have "$t"; then tool=$t; break; fi
-  done
-  if [ "$tool" = auto ]; then
-    echo "kcap-remote: missing-tool: none of tcpdump, tshark, dumpcap is on PATH ($PATH)" >&2
+# Which program captures without the agent (or after it could not start).
+pick_tool() {
+  if [ "$tool" = auto ] || [ "$tool" = agent ]; then
+    tool=auto
+    for t in tcpdump tshark dumpcap; do
+      if have "$t"; then tool=$t; break; fi
+    done
+    if [ "$tool" = auto ]; then
+      echo "kcap-remote: missing-tool: none of tcpdump, tshark, dumpcap is on PATH ($PATH)" >&2
+      exit 127
+    fi
+  elif ! have "$tool"; then
+    echo "kcap-remote: missing-tool: $tool is not on PATH ($PATH)" >&2
     exit 127
   fi
-elif ! have "$tool"; then
-  echo "kcap-remote: missing-tool: $tool is not on PATH ($PATH)" >&2
-  exit 127
-fi
-echo "kcap-remote: tool: $tool" >&2
+  echo "kcap-remote: tool: $tool" >&2
+}
 
-case $tool in
-  kcap-agent) set -- "$agent" --remove "$dir" -s "$snap" -i "$iface" -B "$buffer" --bpf "$bpf" ;;
-  tcpdump) set -- tcpdump -U -n --immediate-mode -s "$snap" -i "$iface" -B "$buffer" -w - ;;
-  tshark) set -- tshark -l -n -q -s "$snap" -i "$iface" -B "$buffer_mib" -F pcap -w - ;;
-  dumpcap) set -- dumpcap -q -P -s "$snap" -i "$iface" -B "$buffer_mib" -w - ;;
-esac
-if [ "$count" != 0 ]; then set -- "$@" -c "$count"; fi
-if [ -n "$filter" ] && [ "$tool" != kcap-agent ]; then
-  if [ "$tool" = tcpdump ]; then set -- "$@" "$filter"; else set -- "$@" -f "$filter"; fi
-fi
+# Runs the capture with TOOL ($1) in the background with its own stdin closed; our
+# stdin is kcap's heartbeat ("k" + newline every second). When it stops (kcap ended,
+# was killed, or the link died) the watcher stops the tool, so no capture outlives
+# kcap. If the heartbeat went silent (rather than stdin closing: kcap's way to say
+# stop), say so on stderr: if the stream still reaches kcap, the gap is not hidden.
+# Sets $status.
+capture_with() {
+  case $1 in
+    kcap-agent) set -- "$agent" --remove "$dir" -y "$linktype" -s "$snap" -i "$iface" -B "$buffer" --bpf "$bpf" ;;
+    tcpdump) set -- tcpdump -U -n --immediate-mode -s "$snap" -i "$iface" -B "$buffer" -w - ;;
+    tshark) set -- tshark -l -n -q -s "$snap" -i "$iface" -B "$buffer_mib" -F pcap -w - ;;
+    dumpcap) set -- dumpcap -q -P -s "$snap" -i "$iface" -B "$buffer_mib" -w - ;;
+  esac
+  if [ "$count" != 0 ]; then set -- "$@" -c "$count"; fi
+  if [ -n "$filter" ] && [ "$tool" = tcpdump ]; then set -- "$@" "$filter"; fi
+  if [ -n "$filter" ] && { [ "$tool" = tshark ] || [ "$tool" = dumpcap ]; }; then set -- "$@" -f "$filter"; fi
+  "$@" </dev/null 3<&- 4>&- &
+  pid=$!
+  (
+    if have timeout; then
+      lost=
+      while :; do
+        if ! line=$(timeout 5 head -n 1 <&3 2>/dev/null 4>&-); then lost=1; break; fi
+        [ "$line" = k ] || break
+      done
+      [ -n "$lost" ] && echo "kcap-remote: heartbeat-lost" >&4
+    else
+      cat <&3 >/dev/null 4>&-
+    fi
+    # Hold no copy of stderr: the session ends when its last holder closes it.
+    exec 4>&-
+    kill -TERM "$pid" 2>/dev/null
+    sleep 3
+    kill -KILL "$pid" 2>/dev/null
+  ) >/dev/null 2>&1 &
+  watcher=$!
+  wait "$pid"
+  status=$?
+  kill "$watcher" 2>/dev/null
+}
 
-# The tool runs in the background with its own stdin closed; our stdin is kcap's
-# heartbeat ("k" + newline every second). When it stops (kcap ended, was killed, or
-# the link died) the watcher stops the tool, so no capture outlives kcap.
-# If the heartbeat went silent (rather than stdin closing: kcap's way to say stop),
-# say so on stderr: if the stream still reaches kcap, the gap is not hidden.
 exec 3<&0 4>&2
-"$@" </dev/null 3<&- 4>&- &
-pid=$!
-(
-  if have timeout; then
-    lost=
-    while :; do
-      if ! line=$(timeout 5 head -n 1 <&3 2>/dev/null 4>&-); then lost=1; break; fi
-      [ "$line" = k ] || break
-    done
-    [ -n "$lost" ] && echo "kcap-remote: heartbeat-lost" >&4
-  else
-    cat <&3 >/dev/null 4>&-
+if [ -n "$agent" ]; then
+  # The agent says "tool: kcap-agent" once it captures. Exit 3: it could not set up
+  # here (it said why, as agent-unusable) and wrote nothing: capture without it.
+  tool_wanted=$tool
+  tool=kcap-agent
+  capture_with kcap-agent
+  if [ "$status" = 3 ]; then
+    tool=$tool_wanted
+    if [ "$tool" = agent ]; then
+      echo "kcap-remote: missing-tool: kcap's capture agent cannot run here (see above)" >&2
+      exit 127
+    fi
+    pick_tool
+    capture_with "$tool"
   fi
-  # Hold no copy of stderr: the session ends when its last holder closes it.
-  exec 4>&-
-  kill -TERM "$pid" 2>/dev/null
-  sleep 3
-  kill -KILL "$pid" 2>/dev/null
-) >/dev/null 2>&1 &
-watcher=$!
-exec 3<&- 4>&-
-wait "$pid"
-status=$?
-kill "$watcher" 2>/dev/null
+else
+  pick_tool
+  capture_with "$tool"
+fi
 exit "$status"

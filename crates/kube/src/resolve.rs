@@ -22,9 +22,11 @@ pub struct Scope {
     pub client: Client,
     pub namespace: String,
     pub all_namespaces: bool,
+    /// `--node-selector`, for `node/all`.
+    pub node_selector: Option<String>,
 }
 
-/// What a target came to: pods (and the selector to follow them by), or a node.
+/// What a target came to: pods (and the selector to follow them by), or nodes.
 #[derive(Debug, Clone)]
 pub enum Resolved {
     Pods {
@@ -32,7 +34,7 @@ pub enum Resolved {
         /// `(namespace or None for all, label selector)` for --follow.
         selector: Option<(Option<String>, String)>,
     },
-    Node(Box<Node>),
+    Nodes(Vec<Node>),
 }
 
 impl Scope {
@@ -55,8 +57,11 @@ impl Scope {
         let ns = self.namespace_for(target);
         if target.kind == Kind::Node {
             let api: Api<Node> = Api::all(self.client.clone());
+            if target.name == crate::target::ALL_NODES {
+                return self.all_nodes(&api).await;
+            }
             return match api.get_opt(&target.name).await {
-                Ok(Some(node)) => Ok(Resolved::Node(Box::new(node))),
+                Ok(Some(node)) => Ok(Resolved::Nodes(vec![node])),
                 Ok(None) => Err(Error::NodeNotFound {
                     name: target.name.clone(),
                     existing: names(&api).await,
@@ -94,6 +99,29 @@ impl Scope {
             pods,
             selector: Some((ns.map(str::to_string), selector)),
         })
+    }
+
+    /// `node/all`: every node, or those `--node-selector` matches (at least one).
+    async fn all_nodes(&self, api: &Api<Node>) -> Result<Resolved, Error> {
+        let params = match &self.node_selector {
+            Some(selector) => ListParams::default().labels(selector),
+            None => ListParams::default(),
+        };
+        let nodes = api
+            .list(&params)
+            .await
+            .map_err(|e| Error::from_kube(e, "list", "nodes", ""))?
+            .items;
+        if nodes.is_empty() {
+            return Err(Error::NodeNotFound {
+                name: format!(
+                    "matching --node-selector {}",
+                    self.node_selector.as_deref().unwrap_or("")
+                ),
+                existing: names(api).await,
+            });
+        }
+        Ok(Resolved::Nodes(nodes))
     }
 
     /// With -A, a named object is looked for in every namespace.
@@ -206,7 +234,7 @@ impl Scope {
         }
         let pods = match self.resolve(target).await {
             Ok(Resolved::Pods { pods, .. }) => pods,
-            Ok(Resolved::Node(_)) => vec![],
+            Ok(Resolved::Nodes(_)) => vec![],
             Err(Error::NoPods { .. }) => vec![],
             Err(e) => return Err(e),
         };

@@ -5,6 +5,10 @@
 
 use crate::Error;
 
+/// `node/all`: every node of the cluster (those matching `--node-selector`, if
+/// given). A node really named `all` is one of them.
+pub const ALL_NODES: &str = "all";
+
 /// What a target names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
