@@ -3,21 +3,10 @@
 //! rate, its drops are counted when its reader stalls, it leaves nothing on the node,
 //! and a node where it cannot run falls back to tcpdump.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::util::*;
-
-/// The agent the tests' kcap sends (built next to kcap by `--workspace` builds).
-fn agent_is_built() {
-    let agent = Path::new(KCAP).with_file_name("kcap-agent");
-    assert!(
-        agent.exists(),
-        "{} is missing: build the whole workspace (cargo nextest run --workspace)",
-        agent.display()
-    );
-}
 
 /// Sends `count` UDP datagrams of `size` bytes to 127.0.0.1:`port` on `host`, at
 /// `rate` per second (paced in 5 ms slices).
@@ -60,7 +49,6 @@ fn dropped_by_kernel(text: &str) -> u64 {
 /// only ~250 packets of 16 MiB), the agent captures every packet and drops none.
 #[test]
 fn agent_loses_nothing_at_a_steady_rate() {
-    agent_is_built();
     let bed = Bed::minimal();
     let file = bed.path("rate.pcap");
     const COUNT: u32 = 15_000;
@@ -102,7 +90,6 @@ fn agent_loses_nothing_at_a_steady_rate() {
 /// (LINUX_SLL2 headers made by the agent) and on one Ethernet interface.
 #[test]
 fn agent_captures_what_tcpdump_captures() {
-    agent_is_built();
     let bed = Bed::minimal();
     for iface in ["any", "eth0"] {
         let capture = |tool: &str| {
@@ -166,7 +153,6 @@ fn agent_captures_what_tcpdump_captures() {
 /// with the hint, and what was captured is intact.
 #[test]
 fn agent_counts_what_a_stalled_reader_drops() {
-    agent_is_built();
     let bed = Bed::minimal();
     let file = bed.path("stall.pcapng");
     let kcap = bed
@@ -219,7 +205,6 @@ fn agent_counts_what_a_stalled_reader_drops() {
 /// kcap is killed outright (the agent deleted its own file when it started).
 #[test]
 fn agent_leaves_nothing_on_the_node() {
-    agent_is_built();
     let bed = Bed::minimal();
     // Other tests' agents come and go in the same /tmp (every host of every bed
     // shares this machine's file system): only a directory older than a few

@@ -8,6 +8,27 @@ use kcap_testbed::{Spec, Testbed};
 
 pub const KCAP: &str = env!("CARGO_BIN_EXE_kcap");
 
+/// kcap sends the capture agent next to it (crates/agent). It is another package's
+/// binary, which `cargo nextest run`/`cargo test` do not build for these tests:
+/// `scripts/test` builds it first. A missing or stale one would test old code.
+fn agent_is_current() {
+    let agent = Path::new(KCAP).with_file_name("kcap-agent");
+    let built = std::fs::metadata(&agent).and_then(|m| m.modified());
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/agent/src");
+    let newest_source = std::fs::read_dir(&sources)
+        .expect("crates/agent/src")
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .max();
+    match built {
+        Ok(built) if newest_source.is_none_or(|s| s <= built) => {}
+        _ => panic!(
+            "{} is missing or older than crates/agent/src: run scripts/test, or \
+             `cargo build --workspace --bins` before the tests",
+            agent.display()
+        ),
+    }
+}
+
 /// A test bed plus a scratch directory that both disappear with the test.
 pub struct Bed {
     pub bed: Testbed,
@@ -24,6 +45,7 @@ impl Bed {
     }
 
     pub fn with(spec: Spec) -> Bed {
+        agent_is_current();
         let bed = Testbed::up(spec).expect("test bed up");
         Bed {
             bed,

@@ -12,8 +12,8 @@ pub struct Args {
     pub buffer_kib: u32,
     /// Stop after this many packets; 0 for no limit.
     pub count: u64,
-    /// The filter as `tcpdump -ddd` prints it; empty for none.
-    pub bpf: String,
+    /// The filter as `tcpdump -ddd` prints it; `None`: no filter.
+    pub bpf: Option<String>,
     /// The link type `bpf` was compiled for (tcpdump's `-y` name).
     pub linktype: Option<String>,
     /// A directory holding the agent's own binary: removed at start, so nothing is
@@ -27,7 +27,7 @@ pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         snaplen: 262_144,
         buffer_kib: 16 << 10,
         count: 0,
-        bpf: String::new(),
+        bpf: None,
         linktype: None,
         remove: None,
     };
@@ -39,7 +39,7 @@ pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "-s" => args.snaplen = number(&value("-s")?, "-s")?,
             "-B" => args.buffer_kib = number(&value("-B")?, "-B")?,
             "-c" => args.count = number(&value("-c")?, "-c")?,
-            "--bpf" => args.bpf = value("--bpf")?,
+            "--bpf" => args.bpf = Some(value("--bpf")?),
             "--remove" => args.remove = Some(value("--remove")?.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }

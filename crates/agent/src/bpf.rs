@@ -40,7 +40,7 @@ pub fn parse(text: &str) -> Result<Vec<Insn>, String> {
         .map(str::trim)
         .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()));
     let Some(first) = lines.next() else {
-        return Ok(Vec::new());
+        return Err("bpf: no program (tcpdump -ddd printed no instruction count)".into());
     };
     let count: usize = first
         .parse()
@@ -192,7 +192,8 @@ mod tests {
         assert!(parse("1\n6 0 0\n").is_err());
         let chatty = format!("tcpdump: data link type LINUX_SLL2\n{UDP53}");
         assert_eq!(parse(&chatty).unwrap(), program);
-        assert!(parse("").unwrap().is_empty());
+        assert!(parse("").is_err());
+        assert!(parse("Welcome to node-a!\n").is_err());
     }
 
     #[test]

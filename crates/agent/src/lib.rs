@@ -15,6 +15,7 @@
 //! it reads tcpdump.
 
 pub mod args;
+pub mod batch;
 pub mod bpf;
 pub mod pcap;
 pub mod ring;

@@ -1,8 +1,8 @@
 //! The agent's life: parse, remove its own binary, set up the ring, copy blocks to
 //! stdout until stopped, print tcpdump's statistics lines.
 //!
-//! Exit codes: 0 after a capture, 2 for bad arguments, 3 when the capture cannot be
-//! set up here, before anything was written (the wrapper then falls back to
+//! Exit codes: 0 after a capture, 3 when the capture cannot be set up here (bad
+//! arguments included), before anything was written (the wrapper then falls back to
 //! tcpdump). It says which on stderr in the wrapper's marker lines.
 
 use std::io::Write;
@@ -10,6 +10,7 @@ use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::args;
+use crate::batch::Batch;
 use crate::ring::{self, Counters, Framing, Ring};
 use crate::{bpf, pcap};
 
@@ -25,12 +26,13 @@ const PACKET_OUTGOING: u8 = 4;
 const FLUSH_AT: usize = 256 << 10;
 
 pub fn main() -> i32 {
-    let args = match args::parse(std::env::args().skip(1)) {
+    // Lossy: a stand-in "tcpdump" may have printed anything as the program.
+    let words = std::env::args_os()
+        .skip(1)
+        .map(|w| w.to_string_lossy().into_owned());
+    let args = match args::parse(words) {
         Ok(args) => args,
-        Err(e) => {
-            eprintln!("kcap-agent: {e}");
-            return 2;
-        }
+        Err(e) => return cannot(&e),
     };
     if let Some(dir) = &args.remove {
         // The running program stays mapped; nothing is left on disk from here on.
@@ -49,9 +51,10 @@ pub fn main() -> i32 {
             args.interface
         ));
     }
-    let program = match bpf::parse(&args.bpf) {
-        Ok(p) if framing == Framing::Cooked => bpf::for_cooked(&p),
-        other => other,
+    let program = match args.bpf.as_deref().map(bpf::parse) {
+        None => Ok(Vec::new()),
+        Some(Ok(p)) if framing == Framing::Cooked => bpf::for_cooked(&p),
+        Some(other) => other,
     };
     let program = match program {
         Ok(p) => p,
@@ -92,12 +95,12 @@ fn cannot(why: &str) -> i32 {
 fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counters) {
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let mut stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
-    let mut out = pcap::header(framing, args.snaplen);
-    out.reserve(FLUSH_AT * 2);
+    let mut open = stdout
+        .write_all(&pcap::header(framing, args.snaplen))
+        .is_ok();
+    let mut batch = Batch::new(FLUSH_AT * 2);
     let mut written = 0u64;
-    let mut total = Counters::default();
     let loopback = loopback() as i32;
-    let mut open = true;
     let mut last_pass = false;
     while open {
         let mut any = false;
@@ -108,17 +111,17 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
                 return;
             }
             if args.count == 0 || written < args.count {
-                pcap::record(&mut out, framing, args.snaplen, packet);
+                batch.push(framing, args.snaplen, packet);
                 written += 1;
             }
         }) {
             any = true;
-            if out.len() >= FLUSH_AT {
-                open = flush(&mut stdout, &mut out);
+            if batch.len() >= FLUSH_AT {
+                open = batch.write_to(&mut *stdout);
             }
         }
-        if !out.is_empty() {
-            open &= flush(&mut stdout, &mut out);
+        if !batch.is_empty() {
+            open &= batch.write_to(&mut *stdout);
         }
         if (args.count != 0 && written >= args.count) || last_pass {
             break;
@@ -134,15 +137,5 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
             ring.wait(100);
         }
     }
-    let counters = ring.counters();
-    total.received += counters.received;
-    total.dropped += counters.dropped;
-    (written, total)
-}
-
-/// Writes `out` to stdout and empties it; `false` once stdout is closed.
-fn flush(stdout: &mut std::fs::File, out: &mut Vec<u8>) -> bool {
-    let ok = stdout.write_all(out).is_ok();
-    out.clear();
-    ok
+    (written, ring.counters())
 }

@@ -143,11 +143,15 @@ capture_with() {
 exec 3<&0 4>&2
 if [ -n "$agent" ]; then
   # The agent says "tool: kcap-agent" once it captures. Exit 3: it could not set up
-  # here (it said why, as agent-unusable) and wrote nothing: capture without it.
+  # here (it said why, as agent-unusable); 126/127: it cannot run here at all (not
+  # executable, an older C library). Either way it wrote nothing: capture without it.
   tool_wanted=$tool
   tool=kcap-agent
   capture_with kcap-agent
-  if [ "$status" = 3 ]; then
+  case $status in
+    126|127) echo "kcap-remote: agent-unusable: it does not run here (exit $status)" >&2 ;;
+  esac
+  if [ "$status" = 3 ] || [ "$status" = 126 ] || [ "$status" = 127 ]; then
     tool=$tool_wanted
     if [ "$tool" = agent ]; then
       echo "kcap-remote: missing-tool: kcap's capture agent cannot run here (see above)" >&2
