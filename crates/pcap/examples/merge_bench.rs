@@ -12,7 +12,8 @@
 //! size, the merger's budget and the writer's buffer, not by the files' size.
 //!
 //! ```text
-//! merge_bench [--chunk BYTES] [--out PATH|sink] [--stage read|decode|merge|write] FILE...
+//! merge_bench [--chunk BYTES] [--out PATH|sink] [--feed time|round-robin]
+//!             [--stage read|decode|merge|write] FILE...
 //! ```
 //!
 //! `--stage` stops after that part (read only; + decode; + merge; everything,
@@ -30,6 +31,12 @@ use kcap_pcap::{InterfaceDescription, Merger, Packet, PcapngWriter, StreamDecode
 const MERGE_HOLD: Duration = Duration::from_secs(1);
 const MERGE_BUDGET: usize = 8 << 20;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    Time,
+    RoundRobin,
+}
 
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 enum Stage {
@@ -49,12 +56,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut chunk_size = 64 * 1024;
     let mut out_path = "/dev/null".to_owned();
     let mut stage = Stage::Write;
+    let mut feed = Feed::Time;
     let mut paths = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--chunk" => chunk_size = args.next().ok_or("--chunk BYTES")?.parse()?,
             "--out" => out_path = args.next().ok_or("--out PATH")?,
+            "--feed" => {
+                feed = match args.next().as_deref() {
+                    Some("time") => Feed::Time,
+                    Some("round-robin") => Feed::RoundRobin,
+                    _ => return Err("--feed time|round-robin".into()),
+                }
+            }
             "--stage" => {
                 stage = match args.next().as_deref() {
                     Some("read") => Stage::Read,
@@ -69,7 +84,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if paths.is_empty() {
         return Err(
-            "usage: merge_bench [--chunk BYTES] [--out PATH|sink] [--stage S] FILE...".into(),
+            "usage: merge_bench [--chunk BYTES] [--out PATH|sink] [--feed F] [--stage S] FILE..."
+                .into(),
         );
     }
     let out: Box<dyn Write> = if out_path == "sink" {
@@ -102,61 +118,80 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Per source, its interface id once its pcap header arrived (Event::Started).
     let mut interfaces: Vec<Option<u32>> = vec![None; sources.len()];
     let mut open = sources.len();
-    // Round robin: one chunk from each open source in turn, like the pipeline
-    // taking events from several connections.
+    // Which source's next chunk "arrives" next: by default the one whose stream
+    // is furthest behind in packet time, as chunks of live captures arrive in
+    // the order they were captured; `--feed round-robin` takes one chunk from
+    // each in turn instead, so the sources drift apart until the merger's
+    // budget releases packets (a worst case: one node's stream lagging).
+    let mut last_ts = vec![0u64; sources.len()];
+    let mut turn = 0;
+    let mut max_buffered = 0;
     while open > 0 {
-        for (id, src) in sources.iter_mut().enumerate() {
-            if !src.open {
-                continue;
-            }
-            let n = src.file.read(&mut chunk)?;
-            if n == 0 {
-                src.open = false;
-                open -= 1;
-                merger.close_source(id);
-                if src.decoder.pending_bytes() > 0 {
-                    eprintln!("source {id}: input ended inside a record");
+        let id = match feed {
+            Feed::Time => (0..sources.len())
+                .filter(|&i| sources[i].open)
+                .min_by_key(|&i| last_ts[i])
+                .expect("a source is open"),
+            Feed::RoundRobin => {
+                while !sources[turn % sources.len()].open {
+                    turn += 1;
                 }
-                continue;
+                turn += 1;
+                (turn - 1) % sources.len()
             }
-            bytes_in += n as u64;
-            if stage == Stage::Read {
-                continue;
+        };
+        let src = &mut sources[id];
+        let n = src.file.read(&mut chunk)?;
+        if n == 0 {
+            src.open = false;
+            open -= 1;
+            merger.close_source(id);
+            if src.decoder.pending_bytes() > 0 {
+                eprintln!("source {id}: input ended inside a record");
             }
-            src.decoder.push(&chunk[..n]);
-            while let Some(packet) = src.decoder.next_packet()? {
-                batch.push(packet);
+            continue;
+        }
+        bytes_in += n as u64;
+        if stage == Stage::Read {
+            continue;
+        }
+        src.decoder.push(&chunk[..n]);
+        while let Some(packet) = src.decoder.next_packet()? {
+            batch.push(packet);
+        }
+        packets_in += batch.len() as u64;
+        if let Some(last) = batch.last() {
+            last_ts[id] = last.ts_nanos;
+        }
+        if stage == Stage::Decode {
+            batch.clear();
+            continue;
+        }
+        if interfaces[id].is_none()
+            && stage == Stage::Write
+            && let Some(header) = src.decoder.header()
+        {
+            interfaces[id] = Some(writer.add_interface(&InterfaceDescription {
+                link_type: header.link_type,
+                snaplen: header.snaplen,
+                name: format!("source{id}"),
+                description: Some(paths[id].clone()),
+            })?);
+        }
+        let now = Instant::now();
+        for packet in batch.drain(..) {
+            merger.push(id, packet, now);
+        }
+        max_buffered = max_buffered.max(merger.buffered_bytes());
+        while let Some((source, packet)) = merger.pop(now) {
+            packets_out += 1;
+            if stage == Stage::Write {
+                write(&mut writer, interfaces[source], &packet)?;
             }
-            packets_in += batch.len() as u64;
-            if stage == Stage::Decode {
-                batch.clear();
-                continue;
-            }
-            if interfaces[id].is_none()
-                && stage == Stage::Write
-                && let Some(header) = src.decoder.header()
-            {
-                interfaces[id] = Some(writer.add_interface(&InterfaceDescription {
-                    link_type: header.link_type,
-                    snaplen: header.snaplen,
-                    name: format!("source{id}"),
-                    description: Some(paths[id].clone()),
-                })?);
-            }
-            let now = Instant::now();
-            for packet in batch.drain(..) {
-                merger.push(id, packet, now);
-            }
-            while let Some((source, packet)) = merger.pop(now) {
-                packets_out += 1;
-                if stage == Stage::Write {
-                    write(&mut writer, interfaces[source], &packet)?;
-                }
-            }
-            if last_flush.elapsed() >= FLUSH_INTERVAL {
-                last_flush = Instant::now();
-                writer.flush()?;
-            }
+        }
+        if last_flush.elapsed() >= FLUSH_INTERVAL {
+            last_flush = Instant::now();
+            writer.flush()?;
         }
     }
     while let Some((source, packet)) = merger.pop_any() {
@@ -177,7 +212,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!(
         "sources={} bytes_in={bytes_in} packets={packets} wall_s={wall:.3} user_s={user:.3} sys_s={sys:.3} \
-         gbps={:.3} cpu_gbps={:.3} cpu_ns_per_packet={:.1}",
+         gbps={:.3} cpu_gbps={:.3} cpu_ns_per_packet={:.1} max_merger_bytes={max_buffered}",
         sources.len(),
         bytes_in as f64 / wall / 1e9,
         bytes_in as f64 / cpu / 1e9,
