@@ -19,6 +19,7 @@ With --stages it also runs merge_bench stopping after read / decode / merge, so 
 parts' CPU per packet can be told apart.
 
 Run: bench/merge-throughput.py [--total 2000000000] [--runs 3] [--core 1] [--stages]
+     [--also before=/path/to/older/merge_bench]
 Needs: cargo build --release --example merge_bench -p kcap-pcap; mergecap
 (apt-get install -y wireshark-common).
 """
@@ -98,6 +99,13 @@ def main():
     ap.add_argument("--core", type=int, default=1)
     ap.add_argument("--stages", action="store_true")
     ap.add_argument("--dir", default="/tmp")
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also measure another merge_bench build (e.g. before a change), in the same turns",
+    )
     args = ap.parse_args()
     if not os.path.exists(BENCH):
         sys.exit(f"missing {BENCH}: cargo build --release --example merge_bench -p kcap-pcap")
@@ -126,6 +134,9 @@ def main():
             "mergecap": ["mergecap", "-F", "pcapng", "-w", "/dev/null"] + files,
             "kcap": [BENCH, "--out", "/dev/null"] + files,
         }
+        for also in args.also:
+            name, path = also.split("=", 1)
+            tools[name] = [path, "--out", "/dev/null"] + files
         for cmd in tools.values():
             run(cmd, args.core)  # warm-up: page cache, not measured
         results = {name: [] for name in tools}
@@ -133,7 +144,7 @@ def main():
             for name, cmd in tools.items():
                 wall, cpu, out = run(cmd, args.core)
                 results[name].append((wall, cpu))
-                extra = f"  [{out.strip()}]" if name == "kcap" else ""
+                extra = f"  [{out.strip()}]" if name != "mergecap" else ""
                 print(
                     f"run {i + 1} {name}: {total / wall / 1e9:.3f} GB/s wall, "
                     f"{total / cpu / 1e9:.3f} GB/s CPU, {cpu * 1e9 / packets:.0f} ns/packet{extra}",
@@ -148,10 +159,11 @@ def main():
                 f"{name}: GB/s wall {summary(gbps[name])}, GB/s CPU {summary(cpu_gbps[name])}, "
                 f"CPU ns/packet {summary(ns[name])}"
             )
-        ratios = [k / m for k, m in zip(gbps["kcap"], gbps["mergecap"])]
-        cpu_ratios = [m / k for (_, k), (_, m) in zip(results["kcap"], results["mergecap"])]
-        print(f"ratio kcap/mergecap (wall GB/s, per pair): {summary(ratios)}")
-        print(f"ratio kcap/mergecap (CPU GB/s, per pair): {summary(cpu_ratios)}")
+        for name in [n for n in tools if n != "mergecap"]:
+            ratios = [k / m for k, m in zip(gbps[name], gbps["mergecap"])]
+            cpu_ratios = [m / k for (_, k), (_, m) in zip(results[name], results["mergecap"])]
+            print(f"ratio {name}/mergecap (wall GB/s, per pair): {summary(ratios)}")
+            print(f"ratio {name}/mergecap (CPU GB/s, per pair): {summary(cpu_ratios)}")
         target = statistics.median(cpu_gbps["kcap"]) >= 3.0
         print(f"target 3 GB/s on one core (CPU GB/s median): {'met' if target else 'NOT met'}")
         if args.stages:
