@@ -4,6 +4,8 @@
 //! Memory stays bounded: consumed bytes are compacted away on the next push,
 //! and an implausible record length is rejected before its body is awaited.
 
+use std::collections::VecDeque;
+
 use crate::format::{
     MAX_STREAM_CAPLEN, PCAP_HEADER_LEN, PCAP_MAGIC_MICROS, PCAP_MAGIC_NANOS, PCAP_RECORD_HEADER_LEN,
 };
@@ -31,6 +33,11 @@ pub struct StreamDecoder {
     buf: Vec<u8>,
     /// Start of the unconsumed bytes in `buf`.
     pos: usize,
+    /// Packets decoded by [`Self::push`] straight from the pushed bytes, without
+    /// copying them into `buf` first; they come before anything in `buf`.
+    ready: VecDeque<Packet>,
+    /// Their record bytes (headers included), for [`Self::pending_bytes`].
+    ready_bytes: usize,
     header: Option<StreamHeader>,
     /// Upper bound for a record's captured length, derived from snaplen.
     max_caplen: u32,
@@ -42,9 +49,74 @@ impl StreamDecoder {
     }
 
     /// Appends bytes as they arrive (any chunking, down to 1 byte).
-    pub fn push(&mut self, bytes: &[u8]) {
-        // Compact before growing so the buffer holds at most one partial
-        // record plus the new chunk, never the whole history.
+    ///
+    /// Once the header is known, the whole records in `bytes` are decoded here,
+    /// from `bytes` itself: only a partial record is copied into the buffer (the
+    /// bytes that complete one already there, and the chunk's tail), not the
+    /// whole chunk. Anything an error stops at is kept for [`Self::next_packet`]
+    /// to report, in order.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        self.compact();
+        if self.header.is_none() {
+            self.buf.extend_from_slice(bytes);
+            return;
+        }
+        if self.pos < self.buf.len() {
+            // Records already whole in the buffer first (pushed twice between reads).
+            loop {
+                match self.decode_record(&self.buf[self.pos..]) {
+                    Ok(Some((packet, used))) => {
+                        self.pos += used;
+                        self.ready_packet(packet, used);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.buf.extend_from_slice(bytes);
+                        return;
+                    }
+                }
+            }
+            self.compact();
+        }
+        if !self.buf.is_empty() {
+            // A partial record: complete it with only the bytes it lacks.
+            if self.buf.len() < PCAP_RECORD_HEADER_LEN {
+                let take = (PCAP_RECORD_HEADER_LEN - self.buf.len()).min(bytes.len());
+                self.buf.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+            }
+            let len = match self.record_len(&self.buf) {
+                Ok(Some(len)) => len,
+                // Still short of a record header (nothing left to add), or an
+                // error for `next_packet` to report.
+                Ok(None) | Err(_) => {
+                    self.buf.extend_from_slice(bytes);
+                    return;
+                }
+            };
+            let take = (len - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            match self.decode_record(&self.buf) {
+                Ok(Some((packet, used))) => {
+                    self.ready_packet(packet, used);
+                    self.buf.clear();
+                }
+                // Still partial: `bytes` is used up.
+                Ok(None) | Err(_) => return,
+            }
+        }
+        // Whole records straight from `bytes`; only its tail is copied.
+        while let Ok(Some((packet, used))) = self.decode_record(bytes) {
+            bytes = &bytes[used..];
+            self.ready_packet(packet, used);
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops consumed bytes, so the buffer holds at most one partial record plus
+    /// the new chunk, never the whole history.
+    fn compact(&mut self) {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
@@ -52,7 +124,11 @@ impl StreamDecoder {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.extend_from_slice(bytes);
+    }
+
+    fn ready_packet(&mut self, packet: Packet, record_len: usize) {
+        self.ready.push_back(packet);
+        self.ready_bytes += record_len;
     }
 
     /// The header once 24 bytes have arrived and were valid.
@@ -62,44 +138,64 @@ impl StreamDecoder {
 
     /// Bytes received but not yet consumed (a partial record at end of stream).
     pub fn pending_bytes(&self) -> usize {
-        self.buf.len() - self.pos
+        self.ready_bytes + self.buf.len() - self.pos
     }
 
     /// Next complete packet, `Ok(None)` if more bytes are needed.
     ///
     /// Errors are not consumed: calling again returns the same error.
     pub fn next_packet(&mut self) -> Result<Option<Packet>, Error> {
-        let header = match &self.header {
-            Some(header) => header,
-            None => match self.parse_header()? {
-                Some(header) => self.header.insert(header),
+        if let Some(packet) = self.ready.pop_front() {
+            self.ready_bytes -= PCAP_RECORD_HEADER_LEN + packet.data.len();
+            return Ok(Some(packet));
+        }
+        if self.header.is_none() {
+            match self.parse_header()? {
+                Some(header) => self.header = Some(header),
                 None => return Ok(None),
-            },
-        };
-        let avail = &self.buf[self.pos..];
+            }
+        }
+        match self.decode_record(&self.buf[self.pos..])? {
+            Some((packet, used)) => {
+                self.pos += used;
+                Ok(Some(packet))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Length (header included) of the record `avail` starts with, once its
+    /// header is there; the header must have been parsed.
+    fn record_len(&self, avail: &[u8]) -> Result<Option<usize>, Error> {
         let Some(rec) = avail.first_chunk::<PCAP_RECORD_HEADER_LEN>() else {
             return Ok(None);
         };
-        let field = |i: usize| {
-            let b = [rec[i], rec[i + 1], rec[i + 2], rec[i + 3]];
-            if header.big_endian {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            }
-        };
-        let (secs, frac, caplen, orig_len) = (field(0), field(4), field(8), field(12));
+        let caplen = self.field(rec, 8);
         if caplen > self.max_caplen {
             return Err(Error::RecordTooLarge {
                 caplen: caplen.into(),
                 limit: self.max_caplen.into(),
             });
         }
-        let end = PCAP_RECORD_HEADER_LEN + caplen as usize;
-        if avail.len() < end {
+        Ok(Some(PCAP_RECORD_HEADER_LEN + caplen as usize))
+    }
+
+    /// The packet `avail` starts with and its record's length, `Ok(None)` if
+    /// it is not complete yet; the header must have been parsed.
+    #[inline]
+    fn decode_record(&self, avail: &[u8]) -> Result<Option<(Packet, usize)>, Error> {
+        let Some(end) = self.record_len(avail)? else {
             return Ok(None);
-        }
-        let frac_nanos = if header.nanosecond {
+        };
+        let Some(record) = avail.get(..end) else {
+            return Ok(None);
+        };
+        let rec = record
+            .first_chunk::<PCAP_RECORD_HEADER_LEN>()
+            .expect("record_len saw the record header");
+        let (secs, frac, orig_len) = (self.field(rec, 0), self.field(rec, 4), self.field(rec, 12));
+        let nanosecond = self.header.as_ref().is_some_and(|h| h.nanosecond);
+        let frac_nanos = if nanosecond {
             u64::from(frac)
         } else {
             u64::from(frac) * 1_000
@@ -107,10 +203,20 @@ impl StreamDecoder {
         let packet = Packet {
             ts_nanos: u64::from(secs) * 1_000_000_000 + frac_nanos,
             orig_len,
-            data: avail[PCAP_RECORD_HEADER_LEN..end].to_vec(),
+            data: record[PCAP_RECORD_HEADER_LEN..].to_vec(),
         };
-        self.pos += end;
-        Ok(Some(packet))
+        Ok(Some((packet, end)))
+    }
+
+    /// The record header's 32-bit field at byte `i`, in the stream's byte order.
+    #[inline]
+    fn field(&self, rec: &[u8; PCAP_RECORD_HEADER_LEN], i: usize) -> u32 {
+        let b = [rec[i], rec[i + 1], rec[i + 2], rec[i + 3]];
+        if self.header.as_ref().is_some_and(|h| h.big_endian) {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
     }
 
     fn parse_header(&mut self) -> Result<Option<StreamHeader>, Error> {

@@ -6,6 +6,7 @@
 //! others by `hold`, and a memory budget caps how much may wait.
 
 use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -121,18 +122,28 @@ impl Merger {
     /// The packet with the smallest head timestamp, regardless of holds (for
     /// draining at the end of a capture).
     pub fn pop_any(&mut self) -> Option<(usize, Packet)> {
-        let Reverse((_, source)) = self.heads.pop()?;
-        let src = &mut self.sources[source];
-        let packet = src
-            .queue
-            .pop_front()
-            .expect("sources in `heads` are non-empty");
-        src.popped += 1;
-        match src.queue.front() {
-            Some(next) => self.heads.push(Reverse((next.ts_nanos, source))),
-            None if !src.closed => self.open_empty += 1,
-            None => {}
-        }
+        let (source, packet) = {
+            let mut top = self.heads.peek_mut()?;
+            let Reverse((_, source)) = *top;
+            let src = &mut self.sources[source];
+            let packet = src
+                .queue
+                .pop_front()
+                .expect("sources in `heads` are non-empty");
+            src.popped += 1;
+            match src.queue.front() {
+                // The source's next head replaces it in place: one sift instead of
+                // a pop and a push.
+                Some(next) => *top = Reverse((next.ts_nanos, source)),
+                None => {
+                    PeekMut::pop(top);
+                    if !src.closed {
+                        self.open_empty += 1;
+                    }
+                }
+            }
+            (source, packet)
+        };
         self.buffered_bytes -= packet.data.len();
         self.drop_stale_arrivals();
         Some((source, packet))

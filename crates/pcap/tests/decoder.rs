@@ -256,3 +256,71 @@ fn truncated_record_stays_pending() {
     assert_eq!(decoder.pending_bytes(), 0);
     assert_eq!(decoder.next_packet().unwrap(), None);
 }
+
+/// Once the header is known, `push` decodes whole records from the pushed bytes
+/// itself: packets still come out in order when several pushes come between
+/// reads, when chunks split records anywhere, and before an error in a later
+/// chunk, which is then returned (and returned again).
+#[test]
+fn packets_decoded_while_pushing_keep_their_order_and_errors_their_place() {
+    let packets = sample_packets(60, 21);
+    let stream = build_stream(false, true, 65535, &packets);
+    let mut rng = Rng::new(5);
+    let mut decoder = StreamDecoder::new();
+    // Header first, so the later pushes take the direct path.
+    decoder.push(&stream[..24]);
+    assert_eq!(decoder.next_packet().unwrap(), None);
+    let mut got = Vec::new();
+    let mut rest = &stream[24..];
+    let mut pushes = 0;
+    while !rest.is_empty() {
+        let n = (rng.next_u64() as usize % 3000).clamp(1, rest.len());
+        decoder.push(&rest[..n]);
+        rest = &rest[n..];
+        pushes += 1;
+        // Read only after every third push.
+        if pushes % 3 == 0 {
+            while let Some(packet) = decoder.next_packet().unwrap() {
+                got.push(packet);
+            }
+        }
+    }
+    assert!(decoder.pending_bytes() > 0 || got.len() == packets.len());
+    while let Some(packet) = decoder.next_packet().unwrap() {
+        got.push(packet);
+    }
+    assert_eq!(got, packets);
+    assert_eq!(decoder.pending_bytes(), 0);
+
+    // A record too large for the snaplen, in the middle of a chunk whose first
+    // half completes a partial record.
+    let ok = Packet {
+        ts_nanos: 7,
+        orig_len: 100,
+        data: vec![1; 100],
+    };
+    let big = Packet {
+        ts_nanos: 8,
+        orig_len: 5000,
+        data: vec![2; 5000],
+    };
+    let stream = build_stream(
+        false,
+        true,
+        1000,
+        &[ok.clone(), ok.clone(), big, ok.clone()],
+    );
+    let mut decoder = StreamDecoder::new();
+    decoder.push(&stream[..24 + 50]);
+    assert_eq!(decoder.next_packet().unwrap(), None);
+    decoder.push(&stream[24 + 50..]);
+    assert_eq!(decoder.pending_bytes(), stream.len() - 24);
+    assert_eq!(decoder.next_packet().unwrap().as_ref(), Some(&ok));
+    assert_eq!(decoder.next_packet().unwrap().as_ref(), Some(&ok));
+    for _ in 0..2 {
+        assert!(matches!(
+            decoder.next_packet(),
+            Err(Error::RecordTooLarge { caplen: 5000, .. })
+        ));
+    }
+}
