@@ -30,10 +30,10 @@ PREFIX = "kcap-bench-all"
 
 
 def measure(bed, targets, seconds, scratch, name):
-    out = os.path.join(scratch, f"{name}.pcapng")
+    out = os.path.join(scratch, re.sub(r"[^a-z0-9]+", "-", name) + ".pcapng")
     cmd = ["ip", "netns", "exec", f"{PREFIX}-client", os.path.join(BIN, "kcap"),
            "--kubeconfig", os.path.join(bed, "kubeconfig"),
-           "--via", "node", "-d", f"{seconds}s", "-o", out] + targets
+           "--image", "kcap.test/capture:1", "--via", "node", "-d", f"{seconds}s", "-o", out] + targets
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = proc.stderr.read()

@@ -38,6 +38,9 @@ pub enum Event {
         source: SourceId,
         packets: Vec<Packet>,
     },
+    /// The source will send nothing older than `ts_nanos` (kcap's capture agent
+    /// says so when idle): the merge need not wait for it up to that time.
+    Watermark { source: SourceId, ts_nanos: u64 },
     /// The source will send nothing more; `statistics` are the remote tool's own
     /// counters (received, dropped) when it printed them.
     Ended {

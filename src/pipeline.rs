@@ -201,6 +201,7 @@ impl Pipeline {
                     self.merger.push(source, packet, now);
                 }
             }
+            Event::Watermark { source, ts_nanos } => self.merger.advance(source, ts_nanos),
             Event::Ended { source, statistics } => {
                 self.progress.source_settled(source);
                 self.merger.close_source(source);

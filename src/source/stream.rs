@@ -246,8 +246,10 @@ async fn forward(
     events: &mpsc::Sender<Event>,
     now: bool,
 ) -> Result<(), StreamError> {
+    let mut watermark = None;
     loop {
         match stream.decoder.next_packet() {
+            Ok(Some(packet)) if packet.is_watermark() => watermark = Some(packet.ts_nanos),
             Ok(Some(packet)) => stream.held.packets.push(packet),
             Ok(None) => break,
             Err(e) => return Err(StreamError::NotACapture(e)),
@@ -279,6 +281,10 @@ async fn forward(
     if !stream.held.packets.is_empty() {
         let packets = std::mem::take(&mut stream.held.packets);
         let _ = events.send(Event::Packets { source, packets }).await;
+    }
+    // After the packets it follows: it speaks for them too.
+    if let Some(ts_nanos) = watermark {
+        let _ = events.send(Event::Watermark { source, ts_nanos }).await;
     }
     Ok(())
 }

@@ -59,6 +59,16 @@ pub fn record(out: &mut Vec<u8>, framing: Framing, snaplen: u32, packet: &Packet
     out[start + 12..start + 16].copy_from_slice(&(original.max(kept) as u32).to_ne_bytes());
 }
 
+/// A watermark: a record with no data and length 0 on the wire (no real packet has
+/// that), stamped `ts_nanos`, saying that no later record of this stream is older.
+/// kcap's merge then need not wait for this stream to release other sources'
+/// packets (see kcap-pcap's `Packet::is_watermark`); it never reaches a file.
+pub fn watermark(out: &mut Vec<u8>, ts_nanos: u64) {
+    out.extend_from_slice(&((ts_nanos / 1_000_000_000) as u32).to_ne_bytes());
+    out.extend_from_slice(&((ts_nanos % 1_000_000_000) as u32).to_ne_bytes());
+    out.extend_from_slice(&[0; 8]);
+}
+
 /// The LINUX_SLL2 header: protocol, reserved, interface index, hardware type,
 /// packet type, address length, address (all big-endian, address padded to 8).
 fn sll2(packet: &Packet<'_>) -> Vec<u8> {

@@ -264,6 +264,20 @@ impl Ring {
         true
     }
 
+    /// Whether the block the kernel fills next holds no packet yet: then every
+    /// packet that reached the socket has been handed over (call after
+    /// [`Self::next_block`] returned `false`).
+    pub fn open_block_is_empty(&self) -> bool {
+        // SAFETY: `next < blocks`; the kernel owns the block, we only read its
+        // packet count (an aligned u32, written by the kernel under its lock).
+        let count = unsafe {
+            std::sync::atomic::AtomicU32::from_ptr(
+                self.map.add(self.next * self.block_size + 12).cast(),
+            )
+        };
+        count.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
+
     pub fn counters(&self) -> Counters {
         let mut stats = libc::tpacket_stats_v3 {
             tp_packets: 0,

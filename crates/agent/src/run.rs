@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::args;
 use crate::batch::Batch;
@@ -21,6 +22,18 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 const PACKET_OUTGOING: u8 = 4;
+/// How often an idle agent says how far its stream is complete.
+const WATERMARK_EVERY: Duration = Duration::from_millis(20);
+/// A packet is stamped a moment before it takes its place in the ring: a watermark
+/// stays this far behind the clock.
+const WATERMARK_SLACK_NANOS: u64 = 10_000_000;
+
+fn now_nanos() -> u64 {
+    // Packets are stamped with the real-time clock.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
 
 /// Flush the output once this much is buffered, even while blocks keep coming.
 const FLUSH_AT: usize = 256 << 10;
@@ -102,6 +115,7 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
     let mut written = 0u64;
     let loopback = loopback() as i32;
     let mut last_pass = false;
+    let mut last_write = Instant::now();
     while open {
         let mut any = false;
         while ring.next_block(|packet| {
@@ -122,6 +136,14 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
         }
         if !batch.is_empty() {
             open &= batch.write_to(&mut *stdout);
+            last_write = Instant::now();
+        } else if !any && last_write.elapsed() >= WATERMARK_EVERY && ring.open_block_is_empty() {
+            // Everything that reached the socket is out: say so, so that kcap
+            // can release the other sources' packets without waiting for ours.
+            let mut mark = Vec::with_capacity(16);
+            pcap::watermark(&mut mark, now_nanos().saturating_sub(WATERMARK_SLACK_NANOS));
+            open &= stdout.write_all(&mark).is_ok();
+            last_write = Instant::now();
         }
         if (args.count != 0 && written >= args.count) || last_pass {
             break;
@@ -134,7 +156,7 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
             ));
             last_pass = true;
         } else if !any {
-            ring.wait(100);
+            ring.wait(WATERMARK_EVERY.as_millis() as i32);
         }
     }
     (written, ring.counters())

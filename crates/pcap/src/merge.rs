@@ -2,8 +2,9 @@
 //! with bounded delay and bounded memory.
 //!
 //! A packet is emitted once no open source could still deliver an earlier one
-//! (every open source has something queued). A quiet source only delays the
-//! others by `hold`, and a memory budget caps how much may wait.
+//! (every open source has something queued, or has promised nothing older: a
+//! watermark). A quiet source without watermarks delays the others by `hold`,
+//! and a memory budget caps how much may wait.
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
@@ -16,6 +17,8 @@ use crate::Packet;
 struct Source {
     queue: VecDeque<Packet>,
     closed: bool,
+    /// The source promised nothing older than this (see [`Merger::advance`]).
+    watermark: u64,
     /// Packets pushed / popped so far; tags entries in `Merger::arrivals`.
     pushed: u64,
     popped: u64,
@@ -82,6 +85,24 @@ impl Merger {
         src.queue.push_back(packet);
     }
 
+    /// `source` will send nothing older than `ts_nanos`: while it has nothing
+    /// queued, it holds back no packet up to that time.
+    pub fn advance(&mut self, source: usize, ts_nanos: u64) {
+        let src = &mut self.sources[source];
+        src.watermark = src.watermark.max(ts_nanos);
+    }
+
+    /// Whether every open source with nothing queued has promised nothing older
+    /// than the next packet (so emitting it cannot break the order).
+    fn quiet_sources_are_past_next(&self) -> bool {
+        let Some(Reverse((next, _))) = self.heads.peek() else {
+            return false;
+        };
+        self.sources
+            .iter()
+            .all(|s| s.closed || !s.queue.is_empty() || s.watermark >= *next)
+    }
+
     /// The source will send nothing more; it no longer holds others back.
     pub fn close_source(&mut self, source: usize) {
         let src = &mut self.sources[source];
@@ -101,6 +122,7 @@ impl Merger {
     pub fn pop(&mut self, now: Instant) -> Option<(usize, Packet)> {
         let ready = self.open_empty == 0
             || self.buffered_bytes > self.max_buffered_bytes
+            || self.quiet_sources_are_past_next()
             || self
                 .oldest_arrival()
                 .is_some_and(|t| now.saturating_duration_since(t) >= self.hold);
@@ -112,7 +134,10 @@ impl Merger {
     /// would return a packet right away.
     pub fn next_deadline(&self) -> Option<Instant> {
         let oldest = self.oldest_arrival()?;
-        if self.open_empty == 0 || self.buffered_bytes > self.max_buffered_bytes {
+        if self.open_empty == 0
+            || self.buffered_bytes > self.max_buffered_bytes
+            || self.quiet_sources_are_past_next()
+        {
             Some(oldest)
         } else {
             Some(oldest.checked_add(self.hold).unwrap_or(oldest))

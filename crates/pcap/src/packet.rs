@@ -10,6 +10,15 @@ pub struct Packet {
     pub data: Vec<u8>,
 }
 
+impl Packet {
+    /// A record with no data and length 0 on the wire, which no real packet has:
+    /// kcap's capture agent sends one when it has handed over everything, to say
+    /// that no later record of its stream is older than `ts_nanos`. Never written.
+    pub fn is_watermark(&self) -> bool {
+        self.orig_len == 0 && self.data.is_empty()
+    }
+}
+
 /// A libpcap `LINKTYPE_` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkType(pub u32);

@@ -237,3 +237,32 @@ fn randomized_merge_matches_a_stable_sort() {
     expected.sort_by_key(|&(s, ts)| (ts, s));
     assert_eq!(out, expected);
 }
+
+/// A quiet source's watermark releases the others' packets up to it at once,
+/// without the hold, and never past it.
+#[test]
+fn watermarks_release_packets_without_the_hold() {
+    let t0 = Instant::now();
+    let mut merger = Merger::new(HOLD, usize::MAX);
+    let (busy, quiet) = (merger.add_source(), merger.add_source());
+    for ts in [10, 20, 30] {
+        merger.push(busy, packet(ts, 10), t0);
+    }
+    assert_eq!(merger.pop(t0), None);
+    merger.advance(quiet, 20);
+    assert_eq!(drain(&mut merger, t0), vec![(busy, 10), (busy, 20)]);
+    assert!(merger.next_deadline().unwrap() > t0, "30 waits again");
+    // An older watermark changes nothing; the source's own packets still come in order.
+    merger.advance(quiet, 5);
+    merger.push(quiet, packet(25, 10), t0);
+    assert_eq!(drain(&mut merger, t0), vec![(quiet, 25)]);
+    merger.advance(quiet, 40);
+    assert_eq!(drain(&mut merger, t0), vec![(busy, 30)]);
+    assert_eq!(merger.next_deadline(), None);
+}
+
+#[test]
+fn watermark_records_are_recognised() {
+    assert!(packet(7, 0).is_watermark());
+    assert!(!packet(7, 1).is_watermark());
+}
