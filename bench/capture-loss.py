@@ -13,7 +13,8 @@ on node-a with `-i any` and a `udp dst port` filter, over SSH from the client:
 Printed per rate: packets sent, captured by each (and the ratio to what was sent),
 and the kernel drops each reported. Then latency at a low rate (20 packets/s for 5 s):
 from the packet's capture timestamp to the moment its record reaches the reader of
-the capture's stdout (same machine, same clock), median and 95th percentile.
+the capture's stdout (same machine, same clock), median and 95th percentile; also for
+kcap's merged stream of node-a and a quiet node-b ("merged").
 
 Needs root and a release build (`cargo build --release --workspace`).
 Usage: bench/capture-loss.py [--rates 5000,20000,50000,100000] [--seconds 4]
@@ -101,9 +102,13 @@ def one_run(mode, ssh_config, port, rate, seconds, size, scratch):
 
 
 def latency(mode, ssh_config, port, scratch):
-    """Delays (ms) from capture timestamp to arrival on the reader of stdout."""
+    """Delays (ms) from capture timestamp to arrival on the reader of stdout.
+    `merged`: kcap (agent) on node-a and a quiet node-b, one merged stream."""
     filt = f"udp dst port {port}"
-    if mode == "openssh":
+    if mode == "merged":
+        cmd = [os.path.join(BIN, "kcap"), "--ssh-config", ssh_config, "--ssh-host", "node-a",
+               "--ssh-host", "node-b", "-f", filt, "--format", "pcap", "-o", "-"]
+    elif mode == "openssh":
         cmd = ["ssh", "-F", ssh_config, "node-a", f"tcpdump -i any -U -w - '{filt}'"]
     else:
         cmd = [os.path.join(BIN, "kcap"), "--ssh-config", ssh_config, "--ssh-host", "node-a",
@@ -177,7 +182,7 @@ def main():
             print(f"| {row[0]} | {row[1]} | {row[2]} | " + " | ".join(cells) + " |", flush=True)
         print()
         print("latency at 20 packets/s, ms from capture to the reader (median, p95, max):")
-        for mode in modes:
+        for mode in modes + ("merged",):
             port += 1
             d = latency(mode, ssh_config, port, scratch)
             if len(d) < 10:

@@ -69,56 +69,37 @@ impl Batch {
 mod tests {
     use super::*;
 
-    fn packet(ts_nsec: u32, byte: u8) -> Vec<u8> {
-        let data = [byte; 4];
-        let p = Packet {
-            ts_sec: 1,
-            ts_nsec,
-            len: 4,
-            data: &data,
-            vlan: None,
-            protocol: 0x800,
-            ifindex: 1,
-            hatype: 1,
-            pkttype: 0,
-            addr: &[],
-        };
+    /// A batch of 4-byte Ethernet-framed packets `(nanoseconds, fill byte)`,
+    /// written out.
+    fn written(packets: &[(u32, u8)]) -> Vec<u8> {
         let mut batch = Batch::new(64);
-        batch.push(Framing::Ethernet, 100, &p);
+        for &(ts_nsec, byte) in packets {
+            let data = [byte; 4];
+            let packet = Packet {
+                ts_sec: 1,
+                ts_nsec,
+                len: 4,
+                data: &data,
+                vlan: None,
+                protocol: 0x800,
+                ifindex: 1,
+                hatype: 1,
+                pkttype: 0,
+                addr: &[],
+            };
+            batch.push(Framing::Ethernet, 100, &packet);
+        }
         let mut out = Vec::new();
         assert!(batch.write_to(&mut out));
+        assert!(batch.is_empty());
         out
     }
 
     #[test]
     fn a_batch_goes_out_in_time_order() {
-        let mut batch = Batch::new(64);
-        for (ts, byte) in [(30, 3u8), (10, 1), (20, 2), (20, 4)] {
-            let data = [byte; 4];
-            batch.push(
-                Framing::Ethernet,
-                100,
-                &Packet {
-                    ts_sec: 1,
-                    ts_nsec: ts,
-                    len: 4,
-                    data: &data,
-                    vlan: None,
-                    protocol: 0x800,
-                    ifindex: 1,
-                    hatype: 1,
-                    pkttype: 0,
-                    addr: &[],
-                },
-            );
-        }
-        let mut out = Vec::new();
-        assert!(batch.write_to(&mut out));
-        let expected: Vec<u8> = [(10, 1), (20, 2), (20, 4), (30, 3)]
-            .iter()
-            .flat_map(|&(ts, byte)| packet(ts, byte))
-            .collect();
-        assert_eq!(out, expected);
-        assert!(batch.is_empty());
+        let sorted = [(10, 1), (20, 2), (20, 4), (30, 3)];
+        let expected: Vec<u8> = sorted.iter().flat_map(|&p| written(&[p])).collect();
+        assert_eq!(written(&[(30, 3), (10, 1), (20, 2), (20, 4)]), expected);
+        assert_eq!(written(&sorted), expected);
     }
 }
