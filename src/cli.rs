@@ -12,7 +12,7 @@ use clap::{ArgAction, Parser};
 /// packets stream home and are written as pcapng (default) or pcap, or streamed to
 /// stdout with `-o -` for `wireshark -k -i -`. Every pod is one interface of the file.
 #[derive(Debug, Parser)]
-#[command(name = "kcap", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "kcap", version = VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
     /// Kubernetes targets as TYPE/NAME: pod/NAME, deploy/NAME, rs/NAME, sts/NAME,
     /// ds/NAME, job/NAME, svc/NAME (every pod behind it), node/NAME. Several may be given.
@@ -306,6 +306,17 @@ pub struct Cli {
     #[arg(long, short = 'q', conflicts_with = "verbose", help_heading = "Output")]
     pub quiet: bool,
 }
+
+/// `kcap --version`: the version, the git commit it was built from and the build
+/// date (UTC), both from build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KCAP_GIT_COMMIT"),
+    ", built ",
+    env!("KCAP_BUILD_DATE"),
+    ")"
+);
 
 const AFTER_HELP: &str = "\
 Examples:

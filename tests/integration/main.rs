@@ -19,3 +19,4 @@ mod netns;
 mod nodes;
 mod output;
 mod proxy;
+mod ship;
