@@ -331,6 +331,9 @@ Examples:
   kcap --ssh-host node-a --ssh-host node-b --port 53 --protocol udp --duration 60s
   kcap --ssh-host 198.51.100.10 --jump-host ops@bastion:2222 --filter 'host 10.0.0.5' -o - | wireshark -k -i -
 
+Shell completions and the man page (only as the first word):
+  kcap completions bash|zsh|fish       kcap man | man -l -
+
 Passwords: kcap asks on the terminal; scripts can set KCAP_SSH_PASSWORD (and
 KCAP_SSH_KEY_PASSPHRASE for an encrypted key).
 

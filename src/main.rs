@@ -14,6 +14,7 @@ mod dry_run;
 mod event;
 mod exit;
 mod follow;
+mod generate;
 mod pipeline;
 mod plan;
 mod read;
@@ -37,6 +38,9 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(reaper::MODE) {
         return reaper::main(&args[2..]);
+    }
+    if let Some(exit) = generate::dispatch(&args) {
+        return exit.into();
     }
     let cli = cli::Cli::parse();
     let config = match Config::from_cli(cli) {
