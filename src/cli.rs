@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 /// Capture packets on Kubernetes pods, workloads and nodes (through the Kubernetes
 /// API, or over SSH) and hand them to Wireshark.
@@ -305,6 +305,32 @@ pub struct Cli {
     /// Only errors on stderr: no progress and no summary.
     #[arg(long, short = 'q', conflicts_with = "verbose", help_heading = "Output")]
     pub quiet: bool,
+}
+
+/// The name kcap has as a kubectl plugin: installed as `kubectl-kcap` on PATH,
+/// `kubectl kcap ARGS` runs it with the same flags (kubectl passes ARGS and the
+/// environment, `KUBECONFIG` included, through unchanged).
+pub const PLUGIN_EXE: &str = "kubectl-kcap";
+
+/// Parses argv (exiting with clap's usage error, exit 2, or help/version). Called
+/// as `kubectl-kcap`, help and usage say `kubectl kcap`, as the user typed it.
+pub fn parse(args: &[String]) -> Cli {
+    let mut command = Cli::command();
+    if invoked_as_plugin(args) {
+        command = command
+            .bin_name("kubectl kcap")
+            .display_name("kubectl kcap")
+            .after_help(AFTER_HELP.replace("\n  kcap ", "\n  kubectl kcap "));
+    }
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Whether argv[0] is the plugin's file name (kubectl runs it by its full path).
+pub fn invoked_as_plugin(args: &[String]) -> bool {
+    args.first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|name| name == PLUGIN_EXE)
 }
 
 /// `kcap --version`: the version, the git commit it was built from and the build

@@ -28,8 +28,6 @@ mod time;
 
 use std::io::IsTerminal;
 
-use clap::Parser;
-
 use crate::config::{Config, Verbosity};
 use crate::exit::Exit;
 use crate::stop::Stop;
@@ -42,7 +40,7 @@ fn main() -> std::process::ExitCode {
     if let Some(exit) = generate::dispatch(&args) {
         return exit.into();
     }
-    let cli = cli::Cli::parse();
+    let cli = cli::parse(&args);
     let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(e) => {

@@ -18,5 +18,6 @@ mod lines;
 mod netns;
 mod nodes;
 mod output;
+mod plugin;
 mod proxy;
 mod ship;
