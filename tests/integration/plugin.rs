@@ -19,6 +19,7 @@ fn plugin_dir() -> (tempfile::TempDir, String) {
 
 #[test]
 fn plugin_is_listed_and_says_kubectl_kcap() {
+    kcap_testbed::require_kubectl!();
     let (dir, path) = plugin_dir();
     let home = tempfile::tempdir().unwrap();
     let out = Command::new("kubectl")
@@ -70,6 +71,7 @@ fn plugin_is_listed_and_says_kubectl_kcap() {
 /// the test bed, the cluster taken from $KUBECONFIG as kubectl users have it.
 #[test]
 fn kubectl_kcap_captures_through_the_plugin_mechanism() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let (_dir, path) = plugin_dir();
     let file = bed.path("plugin.pcapng");
