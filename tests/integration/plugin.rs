@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::Value;
+
 use crate::kube::{IMAGE, LIMIT, cluster};
 use crate::util::{KCAP, assert_ok, read_capture, run, stderr};
 
@@ -100,185 +102,15 @@ fn kubectl_kcap_captures_through_the_plugin_mechanism() {
     assert!(!capture.records.is_empty(), "no packets:\n{}", stderr(&out));
 }
 
-/// A YAML value, as far as the manifest uses YAML: block maps, block lists,
-/// plain or quoted scalars, `|` literal blocks, `#` comment lines.
-#[derive(Debug, PartialEq)]
-enum Yaml {
-    Str(String),
-    List(Vec<Yaml>),
-    Map(Vec<(String, Yaml)>),
-}
-
-impl Yaml {
-    fn get(&self, key: &str) -> &Yaml {
-        match self {
-            Yaml::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .unwrap_or_else(|| panic!("no key {key:?} in {self:?}")),
-            _ => panic!("{self:?} is not a map (looking for {key:?})"),
-        }
-    }
-
-    fn str(&self) -> &str {
-        match self {
-            Yaml::Str(s) => s,
-            _ => panic!("{self:?} is not a string"),
-        }
-    }
-
-    fn list(&self) -> &[Yaml] {
-        match self {
-            Yaml::List(items) => items,
-            _ => panic!("{self:?} is not a list"),
-        }
-    }
-}
-
-/// Lines with their indentation; `(indent, text)`, comments and blank lines kept
-/// for literal blocks.
-struct Parser {
-    lines: Vec<(usize, String)>,
-    pos: usize,
-}
-
-impl Parser {
-    fn new(text: &str) -> Parser {
-        let lines = text
-            .lines()
-            .map(|l| {
-                assert!(!l.contains('\t'), "a tab in {l:?}");
-                let indent = l.len() - l.trim_start().len();
-                (indent, l.trim_start().to_string())
-            })
-            .collect();
-        Parser { lines, pos: 0 }
-    }
-
-    /// The next line that carries structure.
-    fn peek(&mut self) -> Option<(usize, String)> {
-        while let Some((_, text)) = self.lines.get(self.pos) {
-            if text.is_empty() || text.starts_with('#') {
-                self.pos += 1;
-            } else {
-                return self.lines.get(self.pos).cloned();
-            }
-        }
-        None
-    }
-
-    fn block(&mut self, indent: usize) -> Yaml {
-        let (_, text) = self.peek().expect("a value");
-        if text == "-" || text.starts_with("- ") {
-            self.list(indent)
-        } else if key_value(&text).is_some() {
-            self.map(indent)
-        } else {
-            self.pos += 1;
-            Yaml::Str(scalar(&text))
-        }
-    }
-
-    fn list(&mut self, indent: usize) -> Yaml {
-        let mut items = Vec::new();
-        while let Some((i, text)) = self.peek() {
-            if i != indent || !(text == "-" || text.starts_with("- ")) {
-                assert!(i <= indent, "bad indentation: {text:?}");
-                break;
-            }
-            let rest = text[1..].trim_start().to_string();
-            if rest.is_empty() {
-                self.pos += 1;
-                let (next, _) = self.peek().expect("a list item");
-                items.push(self.block(next));
-            } else {
-                // "- key: value" opens a map whose keys line up with "key".
-                let inner = indent + (text.len() - rest.len());
-                self.lines[self.pos] = (inner, rest);
-                items.push(self.block(inner));
-            }
-        }
-        Yaml::List(items)
-    }
-
-    fn map(&mut self, indent: usize) -> Yaml {
-        let mut entries: Vec<(String, Yaml)> = Vec::new();
-        while let Some((i, text)) = self.peek() {
-            if i != indent || text.starts_with("- ") {
-                assert!(i <= indent, "bad indentation: {text:?}");
-                break;
-            }
-            let (key, rest) =
-                key_value(&text).unwrap_or_else(|| panic!("not key: value: {text:?}"));
-            assert!(
-                entries.iter().all(|(k, _)| *k != key),
-                "duplicate key {key:?}"
-            );
-            self.pos += 1;
-            let value = if rest == "|" {
-                let mut lines = Vec::new();
-                while let Some((i, text)) = self.lines.get(self.pos) {
-                    if !text.is_empty() && *i <= indent {
-                        break;
-                    }
-                    lines.push(text.clone());
-                    self.pos += 1;
-                }
-                Yaml::Str(lines.join("\n").trim_end().to_string() + "\n")
-            } else if rest.is_empty() {
-                match self.peek() {
-                    Some((next, t)) if next > indent || (next == indent && t.starts_with("- ")) => {
-                        self.block(next)
-                    }
-                    _ => Yaml::Str(String::new()),
-                }
-            } else {
-                Yaml::Str(scalar(&rest))
-            };
-            entries.push((key, value));
-        }
-        Yaml::Map(entries)
-    }
-}
-
-/// `key: value` or `key:` (a colon followed by a space or the end of the line).
-fn key_value(text: &str) -> Option<(String, String)> {
-    if text.starts_with(['"', '\'']) {
-        return None;
-    }
-    let (key, rest) = match text.find(": ") {
-        Some(at) => (&text[..at], &text[at + 2..]),
-        None => (text.strip_suffix(':')?, ""),
-    };
-    Some((key.to_string(), rest.trim().to_string()))
-}
-
-fn scalar(text: &str) -> String {
-    for q in ['"', '\''] {
-        if let Some(inner) = text.strip_prefix(q).and_then(|t| t.strip_suffix(q)) {
-            return inner.to_string();
-        }
-    }
-    assert!(!text.contains(" #"), "a trailing comment in {text:?}");
-    text.to_string()
-}
-
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-#[test]
-fn yaml_subset_parser_reads_what_it_claims() {
-    let doc = Parser::new("a: 1\nb:\n  c: 'x: y'\n  d:\n  - e: 2\n    f: 3\n  - plain\ng: |\n  line one\n\n  line two\nh: \"q\"\n")
-        .block(0);
-    assert_eq!(doc.get("a").str(), "1");
-    assert_eq!(doc.get("b").get("c").str(), "x: y");
-    let d = doc.get("b").get("d").list();
-    assert_eq!(d[0].get("f").str(), "3");
-    assert_eq!(d[1].str(), "plain");
-    assert_eq!(doc.get("g").str(), "line one\n\nline two\n");
-    assert_eq!(doc.get("h").str(), "q");
+/// A string field of the manifest by JSON pointer; panics naming it when absent.
+fn text<'a>(doc: &'a Value, pointer: &str) -> &'a str {
+    doc.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("plugins/kcap.yaml: no string at {pointer}"))
 }
 
 /// plugins/kcap.yaml is a krew Plugin for this version: the fields krew requires,
@@ -286,50 +118,53 @@ fn yaml_subset_parser_reads_what_it_claims() {
 #[test]
 fn krew_plugin_manifest_is_well_formed() {
     let path = repo_file("plugins/kcap.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let doc = Parser::new(&text).block(0);
+    let source = std::fs::read_to_string(&path).unwrap();
+    // serde-saphyr: the YAML parser kube-rs reads kubeconfigs with, so no new crate.
+    let doc: Value = serde_saphyr::from_str(&source).expect("plugins/kcap.yaml is YAML");
     assert_eq!(
-        doc.get("apiVersion").str(),
+        text(&doc, "/apiVersion"),
         "krew.googlecontainertools.github.com/v1alpha2"
     );
-    assert_eq!(doc.get("kind").str(), "Plugin");
-    let name = doc.get("metadata").get("name").str();
+    assert_eq!(text(&doc, "/kind"), "Plugin");
+    let name = text(&doc, "/metadata/name");
     assert_eq!(name, "kcap");
     assert_eq!(path.file_stem().unwrap(), name);
-    let spec = doc.get("spec");
-    assert_eq!(
-        spec.get("version").str(),
-        format!("v{}", env!("CARGO_PKG_VERSION"))
-    );
-    assert!(spec.get("homepage").str().starts_with("https://"));
-    let short = spec.get("shortDescription").str();
+    let version = text(&doc, "/spec/version");
+    assert_eq!(version, format!("v{}", env!("CARGO_PKG_VERSION")));
+    assert!(text(&doc, "/spec/homepage").starts_with("https://"));
+    let short = text(&doc, "/spec/shortDescription");
     assert!(!short.is_empty() && !short.contains('\n'));
-    assert!(spec.get("description").str().contains("kubectl kcap"));
-    let platforms = spec.get("platforms").list();
+    assert!(text(&doc, "/spec/description").contains("kubectl kcap"));
+    let platforms = doc
+        .pointer("/spec/platforms")
+        .and_then(Value::as_array)
+        .expect("spec.platforms");
     assert!(!platforms.is_empty());
     for platform in platforms {
-        let labels = platform.get("selector").get("matchLabels");
-        let (os, arch) = (labels.get("os").str(), labels.get("arch").str());
-        let uri = platform.get("uri").str();
-        let archive = format!("kcap-{}-{os}-{arch}.tar.gz", spec.get("version").str());
+        let (os, arch) = (
+            text(platform, "/selector/matchLabels/os"),
+            text(platform, "/selector/matchLabels/arch"),
+        );
+        let uri = text(platform, "/uri");
+        let archive = format!("kcap-{version}-{os}-{arch}.tar.gz");
         assert!(
             uri.starts_with("https://") && uri.ends_with(&format!("/{archive}")),
             "{uri}"
         );
-        let sha = platform.get("sha256").str();
+        let sha = text(platform, "/sha256");
         assert!(
             sha.len() == 64
                 && sha
                     .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
             "sha256 {sha:?}"
         );
-        let bin = platform.get("bin").str();
-        let files = platform.get("files").list();
+        let bin = text(platform, "/bin");
+        let files = platform["files"].as_array().expect("files");
         assert!(
             files
                 .iter()
-                .any(|f| f.get("from").str() == bin && f.get("to").str() == "."),
+                .any(|f| f["from"].as_str() == Some(bin) && f["to"].as_str() == Some(".")),
             "bin {bin} is not among the files"
         );
         // A release archive made here (scripts/release) is the one the manifest names.
