@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 /// Capture packets on Kubernetes pods, workloads and nodes (through the Kubernetes
 /// API, or over SSH) and hand them to Wireshark.
@@ -12,7 +12,7 @@ use clap::{ArgAction, Parser};
 /// packets stream home and are written as pcapng (default) or pcap, or streamed to
 /// stdout with `-o -` for `wireshark -k -i -`. Every pod is one interface of the file.
 #[derive(Debug, Parser)]
-#[command(name = "kcap", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "kcap", version = VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
     /// Kubernetes targets as TYPE/NAME: pod/NAME, deploy/NAME, rs/NAME, sts/NAME,
     /// ds/NAME, job/NAME, svc/NAME (every pod behind it), node/NAME. Several may be given.
@@ -359,6 +359,43 @@ pub struct Cli {
     pub quiet: bool,
 }
 
+/// The name kcap has as a kubectl plugin: installed as `kubectl-kcap` on PATH,
+/// `kubectl kcap ARGS` runs it with the same flags (kubectl passes ARGS and the
+/// environment, `KUBECONFIG` included, through unchanged).
+pub const PLUGIN_EXE: &str = "kubectl-kcap";
+
+/// Parses argv (exiting with clap's usage error, exit 2, or help/version). Called
+/// as `kubectl-kcap`, help and usage say `kubectl kcap`, as the user typed it.
+pub fn parse(args: &[String]) -> Cli {
+    let mut command = Cli::command();
+    if invoked_as_plugin(args) {
+        command = command
+            .bin_name("kubectl kcap")
+            .display_name("kubectl kcap")
+            .after_help(AFTER_HELP.replace("\n  kcap ", "\n  kubectl kcap "));
+    }
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Whether argv[0] is the plugin's file name (kubectl runs it by its full path).
+pub fn invoked_as_plugin(args: &[String]) -> bool {
+    args.first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|name| name == PLUGIN_EXE)
+}
+
+/// `kcap --version`: the version, the git commit it was built from and the build
+/// date (UTC), both from build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KCAP_GIT_COMMIT"),
+    ", built ",
+    env!("KCAP_BUILD_DATE"),
+    ")"
+);
+
 const AFTER_HELP: &str = "\
 Examples:
   kcap --namespace prod --pod orders-6c9f --port 8080 --output orders.pcap
@@ -374,6 +411,9 @@ Examples:
   kcap --ssh-host node-a -G 1h -o 'node-a-%Y%m%d-%H%M%S.pcapng'   # one file an hour
   kcap -n prod deploy/orders --flight-recorder 5m -o incident.pcapng   # the last 5 min, at Ctrl-C
   kcap --ssh-host 198.51.100.10 --jump-host ops@bastion:2222 --filter 'host 10.0.0.5' -o - | wireshark -k -i -
+
+Shell completions and the man page (only as the first word):
+  kcap completions bash|zsh|fish       kcap man | man -l -
 
 Passwords: kcap asks on the terminal; scripts can set KCAP_SSH_PASSWORD (and
 KCAP_SSH_KEY_PASSPHRASE for an encrypted key).

@@ -15,6 +15,7 @@ mod dry_run;
 mod event;
 mod exit;
 mod follow;
+mod generate;
 mod limits;
 mod pipeline;
 mod plan;
@@ -29,8 +30,6 @@ mod time;
 
 use std::io::IsTerminal;
 
-use clap::Parser;
-
 use crate::config::{Config, Verbosity};
 use crate::exit::Exit;
 use crate::stop::Stop;
@@ -40,7 +39,10 @@ fn main() -> std::process::ExitCode {
     if args.get(1).map(String::as_str) == Some(reaper::MODE) {
         return reaper::main(&args[2..]);
     }
-    let cli = cli::Cli::parse();
+    if let Some(exit) = generate::dispatch(&args) {
+        return exit.into();
+    }
+    let cli = cli::parse(&args);
     let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(e) => {

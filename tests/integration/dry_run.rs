@@ -94,6 +94,7 @@ fn assert_untouched(bed: &Bed) {
 
 #[test]
 fn dry_run_plans_every_target_and_touches_nothing() {
+    kcap_testbed::require_kubectl!();
     let bed = Bed::with(Spec::cluster(2).with_pod_security());
     let admin = bed.bed.kubeconfig();
 
@@ -291,6 +292,7 @@ fn dry_run_plans_every_target_and_touches_nothing() {
 /// the hint quotes the filter the tool received, pod tokens expanded.
 #[test]
 fn a_rejected_filter_stops_at_once_and_quotes_what_the_tool_got() {
+    kcap_testbed::require_kubectl!();
     let bed = crate::kube::cluster();
     let out = run(
         bed.kcap_kube()

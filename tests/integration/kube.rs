@@ -108,6 +108,7 @@ impl Bed {
 /// web image has no tcpdump, so auto falls back to an ephemeral container.
 #[test]
 fn design_example_pod_port_to_pcap() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let web = bed.pods_of("web").remove(0);
     let out_file = bed.path("orders.pcap");
@@ -179,6 +180,7 @@ fn exec_into_toolbox_is_annotated() {
 /// one interface each, time-ordered; helpers are gone afterwards.
 #[test]
 fn deployment_through_node_helpers_into_one_file() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let file = bed.path("web.pcapng");
     let out = run(
@@ -221,6 +223,7 @@ fn deployment_through_node_helpers_into_one_file() {
 /// A filter token becomes the pods' host set.
 #[test]
 fn filter_tokens_become_hosts() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let db_ip = bed.kubectl_out(&[
         "get",
@@ -289,6 +292,7 @@ fn rbac_refusal_and_not_found_are_explained() {
 /// process (in the pod's namespace, entered from the node) ends with the heartbeat.
 #[test]
 fn sigkill_leaves_no_helper_pod_and_no_tcpdump() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let mut child = bed
         .kcap_kube()
@@ -348,6 +352,7 @@ fn auto_chooses_ephemeral_for_distroless_and_nonroot() {
 /// --follow: a web pod created during the capture (scale up) joins the file.
 #[test]
 fn follow_picks_up_a_new_pod() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let before = bed.pods_of("web");
     let file = bed.path("f.pcapng");
@@ -436,6 +441,7 @@ struct Reference {
 /// window, and timestamps never go back.
 #[test]
 fn deployment_counts_match_tcpdump_in_each_pod() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let rows = bed.kubectl_out(&[
         "get",
@@ -611,6 +617,7 @@ fn deployment_counts_match_tcpdump_in_each_pod() {
 /// packet has that pod's IP, so the capture ran in the pod's network namespace.
 #[test]
 fn every_method_on_both_cni_styles() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let web_ip = bed.kubectl_out(&[
         "get",
@@ -726,6 +733,7 @@ while True:
 /// packets are the calls to those ports on the node's address.
 #[test]
 fn host_network_pod_is_captured_on_its_node_by_its_ports() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let ip = bed.create_pod(&serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -798,6 +806,7 @@ fn host_network_pod_is_captured_on_its_node_by_its_ports() {
 /// and is gone afterwards.
 #[test]
 fn node_target_through_the_api() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let file = bed.path("node.pcapng");
     let out = run(
@@ -831,6 +840,7 @@ fn node_target_through_the_api() {
 /// would work, instead of a bare shell error.
 #[test]
 fn exec_without_tcpdump_suggests_other_methods() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let web = bed.pods_of("web").remove(0);
     let out = run(

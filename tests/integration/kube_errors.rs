@@ -41,6 +41,7 @@ impl Bed {
 /// debug container is not in the pod and no helper pod is left.
 #[test]
 fn pod_security_refuses_debug_container_and_helper_pod() {
+    kcap_testbed::require_kubectl!();
     let bed = secure_cluster();
     let out = bed.kcap_secure("ephemeral");
     assert_exit(
@@ -89,6 +90,7 @@ fn pod_security_refuses_debug_container_and_helper_pod() {
 /// the helper pod (both refused) and ends with one error naming each reason.
 #[test]
 fn pod_security_auto_lists_why_every_method_failed() {
+    kcap_testbed::require_kubectl!();
     let bed = secure_cluster();
     let out = bed.kcap_secure("auto");
     assert_exit(
@@ -129,6 +131,7 @@ fn pod_security_auto_lists_why_every_method_failed() {
 /// captures the pod's own traffic.
 #[test]
 fn old_cluster_without_ephemeral_containers_falls_back_to_node() {
+    kcap_testbed::require_kubectl!();
     let bed = Bed::with(Spec::cluster(2).without_ephemeral_containers());
     let out = run(
         bed.kcap_kube()

@@ -170,41 +170,49 @@ fn api_lost(via: Via) {
 
 #[test]
 fn node_count_ends_and_cleans_up() {
+    kcap_testbed::require_kubectl!();
     count_ends(Via::Node);
 }
 
 #[test]
 fn node_ctrl_c_cleans_up() {
+    kcap_testbed::require_kubectl!();
     signal_ends(Via::Node, libc::SIGINT);
 }
 
 #[test]
 fn node_sigterm_cleans_up() {
+    kcap_testbed::require_kubectl!();
     signal_ends(Via::Node, libc::SIGTERM);
 }
 
 #[test]
 fn node_api_lost_cleans_up() {
+    kcap_testbed::require_kubectl!();
     api_lost(Via::Node);
 }
 
 #[test]
 fn ephemeral_count_ends_and_cleans_up() {
+    kcap_testbed::require_kubectl!();
     count_ends(Via::Ephemeral);
 }
 
 #[test]
 fn ephemeral_ctrl_c_cleans_up() {
+    kcap_testbed::require_kubectl!();
     signal_ends(Via::Ephemeral, libc::SIGINT);
 }
 
 #[test]
 fn ephemeral_sigterm_cleans_up() {
+    kcap_testbed::require_kubectl!();
     signal_ends(Via::Ephemeral, libc::SIGTERM);
 }
 
 #[test]
 fn ephemeral_api_lost_cleans_up() {
+    kcap_testbed::require_kubectl!();
     api_lost(Via::Ephemeral);
 }
 
@@ -213,6 +221,7 @@ fn ephemeral_api_lost_cleans_up() {
 /// are from after the cable was back. Nothing is left once kcap ends.
 #[test]
 fn follow_captures_again_after_the_api_comes_back() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let mut child = bed
         .kcap_kube()

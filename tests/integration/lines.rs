@@ -76,6 +76,7 @@ fn read_back(bed: &Bed, args: &[&str]) -> (Vec<String>, String, Option<i32>) {
 
 #[test]
 fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
+    kcap_testbed::require_kubectl!();
     let bed = crate::kube::cluster();
     let web: Vec<String> = bed
         .pods_of("web")

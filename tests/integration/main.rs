@@ -20,5 +20,7 @@ mod lines;
 mod netns;
 mod nodes;
 mod output;
+mod plugin;
 mod proxy;
 mod rotation;
+mod ship;

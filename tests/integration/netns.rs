@@ -182,6 +182,7 @@ fn packets_of(file: &Path, interface: &str) -> (Vec<(f64, String, String)>, Stri
 /// count, give or take packets at the window's edges).
 #[test]
 fn without_crictl_the_pod_is_found_by_its_ip_or_its_veth() {
+    kcap_testbed::require_kubectl!();
     let bed = bed_without_crictl();
     let probes = probes(&bed);
     let runs = vec![

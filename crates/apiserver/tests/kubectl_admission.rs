@@ -32,6 +32,7 @@ fn refused(out: &Output, says: &str) {
 
 #[test]
 fn baseline_refuses_debug_capabilities_privileged_and_host_network() {
+    require_kubectl!();
     let bed = secure_bed();
     let debug = |profile: &str| {
         bed.kubectl(&[
@@ -106,6 +107,7 @@ fn baseline_refuses_debug_capabilities_privileged_and_host_network() {
 
 #[test]
 fn restricted_after_relabelling_wants_a_locked_down_pod() {
+    require_kubectl!();
     let bed = secure_bed();
     bed.ok(&[
         "label",
@@ -129,6 +131,7 @@ fn restricted_after_relabelling_wants_a_locked_down_pod() {
 
 #[test]
 fn old_cluster_has_no_ephemeral_containers() {
+    require_kubectl!();
     let bed = Bed::with_features(
         default_objects(),
         Features {

@@ -55,6 +55,7 @@ fn review(user: &str, question: AccessQuestion) -> ApiRequest {
 
 #[test]
 fn kubectl_auth_can_i_for_admin_and_restricted() {
+    require_kubectl!();
     let bed = Bed::start();
     let (admin, restricted) = (&bed.admin, &bed.restricted);
     // The subresource as kubectl names it (`pods/exec` alone would be the pod "exec").

@@ -7,6 +7,7 @@ use common::Bed;
 
 #[test]
 fn get_pods_all_namespaces_wide() {
+    require_kubectl!();
     let bed = Bed::start();
     let out = bed.ok(&["get", "pods", "-A", "-o", "wide"]);
     let header = out.lines().next().unwrap();
@@ -23,6 +24,7 @@ fn get_pods_all_namespaces_wide() {
 
 #[test]
 fn get_with_label_selectors_and_kinds() {
+    require_kubectl!();
     let bed = Bed::start();
     let web = bed.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
     assert_eq!(web.lines().count(), 2, "{web}");
@@ -76,6 +78,7 @@ fn get_with_label_selectors_and_kinds() {
 
 #[test]
 fn get_pod_json_and_errors() {
+    require_kubectl!();
     let bed = Bed::start();
     let out = bed.ok(&["get", "pod", "tools", "-n", "prod", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -119,6 +122,7 @@ fn get_pod_json_and_errors() {
 
 #[test]
 fn restricted_user_reads_but_cannot_exec() {
+    require_kubectl!();
     let bed = Bed::start();
     let out = bed.kubectl_restricted(&["get", "pods"]);
     assert!(out.status.success());

@@ -11,6 +11,7 @@ use common::Bed;
 
 #[test]
 fn watch_sees_delete_and_replacement() {
+    require_kubectl!();
     let bed = Bed::start();
     let victim = bed.pod("default", "web-");
     let mut cmd = bed.command(
@@ -104,6 +105,7 @@ fn watch_sees_delete_and_replacement() {
 
 #[test]
 fn scale_run_and_delete() {
+    require_kubectl!();
     let bed = Bed::start();
     let out = bed.ok(&["scale", "deploy/web", "--replicas=4"]);
     assert!(out.contains("scaled"), "{out}");

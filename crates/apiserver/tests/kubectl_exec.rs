@@ -9,6 +9,7 @@ use common::Bed;
 
 #[test]
 fn exec_exit_codes_and_errors() {
+    require_kubectl!();
     let bed = Bed::start();
     let out = bed.kubectl(&["exec", "static", "--", "echo", "hello"]);
     assert!(out.status.success());
@@ -81,6 +82,7 @@ fn sha256(cmd: &mut std::process::Command) -> String {
 
 #[test]
 fn exec_streams_200_mb_byte_identical() {
+    require_kubectl!();
     let bed = Bed::start();
     let file = bed.dir.path().join("random.bin");
     let status = std::process::Command::new("head")
@@ -142,6 +144,7 @@ fn exec_streams_200_mb_byte_identical() {
 /// Slow (~100 s): kubectl dies after ~60 s without pongs; every line must arrive.
 #[test]
 fn slow_exec_stream_held_open_past_90_seconds() {
+    require_kubectl!();
     let bed = Bed::start();
     let out = bed.kubectl(&[
         "exec",
@@ -164,6 +167,7 @@ fn slow_exec_stream_held_open_past_90_seconds() {
 
 #[test]
 fn debug_runs_an_ephemeral_container() {
+    require_kubectl!();
     let bed = Bed::start();
     let out = bed.kubectl(&[
         "debug",
@@ -221,6 +225,7 @@ fn debug_runs_an_ephemeral_container() {
 
 #[test]
 fn other_kubectl_versions() {
+    require_kubectl!();
     let bed = Bed::start();
     for v in ["kubectl.1.31", "kubectl.1.33", "kubectl.1.30"] {
         if !common::kubectl_dir().join(v).exists() {

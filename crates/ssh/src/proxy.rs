@@ -58,16 +58,9 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Starts `line` (already expanded, `exec ...`) with `shell -c`.
-pub(crate) fn spawn(shell: &std::path::Path, line: &str) -> io::Result<(ProxyStream, ProxyWatch)> {
-    let mut cmd = tokio::process::Command::new(shell);
-    cmd.arg("-c")
-        .arg(line)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+/// Makes the command get SIGKILL when the thread that forked it dies.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut tokio::process::Command) {
     // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and
     // exec.
     unsafe {
@@ -86,6 +79,22 @@ pub(crate) fn spawn(shell: &std::path::Path, line: &str) -> io::Result<(ProxyStr
             Ok(())
         });
     }
+}
+
+/// Starts `line` (already expanded, `exec ...`) with `shell -c`.
+pub(crate) fn spawn(shell: &std::path::Path, line: &str) -> io::Result<(ProxyStream, ProxyWatch)> {
+    let mut cmd = tokio::process::Command::new(shell);
+    cmd.arg("-c")
+        .arg(line)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // Linux only: other Unixes have no PR_SET_PDEATHSIG, and there a SIGKILLed kcap
+    // leaves the proxy command running until its connection closes.
+    #[cfg(target_os = "linux")]
+    die_with_parent(&mut cmd);
     let mut child = cmd.spawn()?;
     let pid = child.id().map_or(0, |p| p as i32);
     let (Some(stdin), Some(stdout), Some(mut stderr)) =

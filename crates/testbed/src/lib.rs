@@ -73,3 +73,29 @@ pub const TEST_PASSWORD: &str = "kcap-testbed-pw";
 pub const USER_SUDO: &str = "kcaptb";
 /// Unprivileged user without sudo (for permission-denied tests).
 pub const USER_NOPRIV: &str = "kcapnp";
+
+/// Whether the real kubectl runs here (`kubectl version --client`, asked once). Tests
+/// that drive kubectl skip without it, through [`require_kubectl!`]: a user's fresh
+/// machine need not have it, and its absence is not a failure of kcap.
+pub fn kubectl_installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        std::process::Command::new("kubectl")
+            .args(["version", "--client"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// First line of a test that runs the real kubectl: without kubectl the test says
+/// `SKIP: kubectl not installed` on one line and returns (passing).
+#[macro_export]
+macro_rules! require_kubectl {
+    () => {
+        if !$crate::kubectl_installed() {
+            eprintln!("SKIP: kubectl not installed (this test drives the real kubectl)");
+            return;
+        }
+    };
+}

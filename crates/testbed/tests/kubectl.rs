@@ -139,6 +139,7 @@ fn assert_involve(packets: &[(String, String)], ip: &str) {
 
 #[test]
 fn get_lists_pods_workloads_and_services_as_in_a_cluster() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let wide = ok(&bed, &["get", "pods", "-A", "-o", "wide"]);
     let mut lines = wide.lines();
@@ -197,6 +198,7 @@ fn get_lists_pods_workloads_and_services_as_in_a_cluster() {
 
 #[test]
 fn exec_exit_codes_image_errors_and_rbac() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let out = kubectl(
         &bed,
@@ -249,6 +251,7 @@ fn exec_exit_codes_image_errors_and_rbac() {
 
 #[test]
 fn exec_streams_a_capture_and_200_mb_byte_identical() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let ip = pod_json(&bed, "toolbox")["status"]["podIP"]
         .as_str()
@@ -309,6 +312,7 @@ fn sha256(path: &Path) -> String {
 /// answered; every line must arrive and kubectl must exit 0.
 #[test]
 fn exec_stream_held_open_past_90_seconds() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let started = Instant::now();
     let out = kubectl(
@@ -336,6 +340,7 @@ fn exec_stream_held_open_past_90_seconds() {
 
 #[test]
 fn debug_captures_through_an_ephemeral_container() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let ip = pod_json(&bed, "distroless")["status"]["podIP"]
         .as_str()
@@ -390,6 +395,7 @@ fn debug_captures_through_an_ephemeral_container() {
 
 #[test]
 fn watch_sees_a_replaced_pod_and_scale_adds_one() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     let before = pod_names(&bed, "app=web");
     let victim = before[0].clone();
@@ -496,6 +502,7 @@ fn ssh(bed: &Testbed, host: &str, command: &str) -> Output {
 
 #[test]
 fn crictl_on_the_node_leads_from_kubectls_container_id_to_the_traffic() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     // A web pod on node-b (routed CNI: the host side is a cali* interface).
     let web = pod_names(&bed, "app=web")
@@ -547,6 +554,7 @@ fn crictl_on_the_node_leads_from_kubectls_container_id_to_the_traffic() {
 /// `auth can-i` appears as an access review.
 #[test]
 fn request_log_shows_what_kubectl_created_ran_and_deleted() {
+    kcap_testbed::require_kubectl!();
     let bed = cluster();
     ok(&bed, &["get", "pods", "-A"]);
     assert_eq!(bed.api_requests(), vec![]);

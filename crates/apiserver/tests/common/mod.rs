@@ -365,3 +365,28 @@ impl Bed {
             .to_string()
     }
 }
+
+/// Whether the kubectl these tests run (`/usr/bin/kubectl`) works; asked once.
+pub fn kubectl_installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        Command::new("/usr/bin/kubectl")
+            .args(["version", "--client"])
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// First line of every test here that runs kubectl: without it the test says
+/// `SKIP: kubectl not installed` on one line and returns (passing), as a user's
+/// fresh machine need not have kubectl.
+#[macro_export]
+macro_rules! require_kubectl {
+    () => {
+        if !common::kubectl_installed() {
+            eprintln!("SKIP: kubectl not installed (this test drives the real kubectl)");
+            return;
+        }
+    };
+}
