@@ -290,7 +290,7 @@ fn flight_recorder_writes_the_last_window_when_kcap_stops() {
         .spawn()
         .unwrap();
     assert!(
-        bed.wait_running("node-a", "tcpdump", Duration::from_secs(20)),
+        bed.wait_capturing("node-a", Duration::from_secs(20)),
         "capture never started"
     );
     // About 5 s of packets; nothing is written while the capture runs.
