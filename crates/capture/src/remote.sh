@@ -68,11 +68,15 @@ if [ "$agent_bytes" != 0 ]; then
     trap 'rm -rf "$dir"' EXIT
     trap 'exit 143' TERM HUP INT
   fi
-  if [ -n "$linktype" ] && dir=$(mktemp -d "${TMPDIR:-/tmp}/kcap-agent.XXXXXX" 2>/dev/null) &&
-    head -c "$agent_bytes" > "$dir/kcap-agent" &&
-    [ "$(wc -c < "$dir/kcap-agent")" -eq "$agent_bytes" ] &&
-    chmod 700 "$dir/kcap-agent"; then
-    agent=$dir/kcap-agent
+  if [ -n "$linktype" ] && dir=$(mktemp -d "${TMPDIR:-/tmp}/kcap-agent.XXXXXX" 2>/dev/null); then
+    # Whatever happens here, the agent's bytes are read once, never more.
+    if head -c "$agent_bytes" > "$dir/kcap-agent" &&
+      [ "$(wc -c < "$dir/kcap-agent")" -eq "$agent_bytes" ] &&
+      chmod 700 "$dir/kcap-agent"; then
+      agent=$dir/kcap-agent
+    else
+      unusable="could not store it in $dir"
+    fi
   else
     # Read it anyway: kcap's heartbeat follows it on stdin.
     head -c "$agent_bytes" > /dev/null
