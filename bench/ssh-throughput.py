@@ -68,8 +68,11 @@ def main():
                               "tcpdump -U -w -"], f)
 
         def fetch_kcap(out):
+            # --remote-tool tcpdump: the stand-in replays its stream whatever it is
+            # asked, also for the capture agent's `tcpdump -ddd`.
             return timed(["ip", "netns", "exec", CLIENT_NS, KCAP, "-F", ssh_config, "--ssh-host", "node-a",
-                          "--format", "pcap", "-q", "-o", out], subprocess.DEVNULL)
+                          "--remote-tool", "tcpdump", "--format", "pcap", "-q", "-o", out],
+                         subprocess.DEVNULL)
 
         print(f"stream: {args.size / 1e9:.2f} GB synthetic pcap replayed by a stand-in tcpdump on node-a")
         print(f"{'pair':>4} {'OpenSSH GB/s':>13} {'kcap GB/s':>10} {'ratio':>6} {'kcap peak RSS':>14}")
