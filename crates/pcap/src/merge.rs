@@ -92,6 +92,14 @@ impl Merger {
         src.watermark = src.watermark.max(ts_nanos);
     }
 
+    /// Whether the next packet may go out now without waiting for the hold: no
+    /// open source could still send an older one, or memory is over budget.
+    fn may_emit_without_hold(&self) -> bool {
+        self.open_empty == 0
+            || self.buffered_bytes > self.max_buffered_bytes
+            || self.quiet_sources_are_past_next()
+    }
+
     /// Whether every open source with nothing queued has promised nothing older
     /// than the next packet (so emitting it cannot break the order).
     fn quiet_sources_are_past_next(&self) -> bool {
@@ -117,12 +125,10 @@ impl Merger {
     /// The next packet that may be emitted now, in timestamp order.
     ///
     /// That is the packet with the smallest timestamp among the sources'
-    /// heads, if every open source has something queued, or the oldest queued
+    /// heads, if every open source has something queued or a watermark past it, or the oldest queued
     /// packet arrived at least `hold` ago, or memory is over budget.
     pub fn pop(&mut self, now: Instant) -> Option<(usize, Packet)> {
-        let ready = self.open_empty == 0
-            || self.buffered_bytes > self.max_buffered_bytes
-            || self.quiet_sources_are_past_next()
+        let ready = self.may_emit_without_hold()
             || self
                 .oldest_arrival()
                 .is_some_and(|t| now.saturating_duration_since(t) >= self.hold);
@@ -134,10 +140,7 @@ impl Merger {
     /// would return a packet right away.
     pub fn next_deadline(&self) -> Option<Instant> {
         let oldest = self.oldest_arrival()?;
-        if self.open_empty == 0
-            || self.buffered_bytes > self.max_buffered_bytes
-            || self.quiet_sources_are_past_next()
-        {
+        if self.may_emit_without_hold() {
             Some(oldest)
         } else {
             Some(oldest.checked_add(self.hold).unwrap_or(oldest))
