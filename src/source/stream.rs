@@ -21,10 +21,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// (stdout and stderr travel apart, and the line comes after the node-side
 /// script's way line), so that `Started` can say how a pod's network was found.
 const DESCRIBE_WAIT: Duration = Duration::from_secs(1);
-/// The agent goes out in pieces of this size, each within [`AGENT_STALL`] (at
-/// least 256 kbit/s, as a link must carry for a capture anyway).
+/// The agent goes out in pieces of this size, each within [`AGENT_STALL`]. The
+/// remote side reads it only after its own start-up (a helper pod's scan of the
+/// node's processes for a pod's network, the filter's compilation), which takes
+/// seconds on a loaded node: the limit is for a remote side that never reads,
+/// not for a slow one.
 const AGENT_PIECE: usize = 64 << 10;
-const AGENT_STALL: Duration = Duration::from_secs(2);
+const AGENT_STALL: Duration = Duration::from_secs(30);
 /// The most stderr kept per source (the end is what matters: errors and statistics).
 const STDERR_KEEP: usize = 16 << 10;
 
@@ -104,7 +107,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     // (it has read the agent by then), so no heartbeat byte is mistaken for agent.
     let mut beating = match &feed.command.agent {
         Some(agent) => {
-            if !send_agent(process, agent.bytes()).await {
+            if !send_agent(process, agent.bytes(), stop).await {
                 tracing::debug!(
                     "{}: the remote side stopped reading kcap's capture agent; ending its stdin",
                     info.label
@@ -206,15 +209,17 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
 }
 
 /// Writes the agent to stdin in pieces; `false` if a piece could not be written
-/// within [`AGENT_STALL`] (the remote command failed before reading it, as an exec
-/// of a container without a shell does, and nothing reads stdin any more).
-async fn send_agent<P: Process>(process: &mut P, bytes: &[u8]) -> bool {
+/// within [`AGENT_STALL`] (nothing reads stdin any more), or kcap is told to stop
+/// first (a Ctrl-C during the upload ends it at once).
+async fn send_agent<P: Process>(process: &mut P, bytes: &[u8], stop: &Stop) -> bool {
     for piece in bytes.chunks(AGENT_PIECE) {
-        if tokio::time::timeout(AGENT_STALL, process.write_stdin(piece))
-            .await
-            .is_err()
-        {
-            return false;
+        tokio::select! {
+            written = tokio::time::timeout(AGENT_STALL, process.write_stdin(piece)) => {
+                if written.is_err() {
+                    return false;
+                }
+            }
+            _ = stop.stopped() => return false,
         }
     }
     true

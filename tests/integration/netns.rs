@@ -185,7 +185,7 @@ fn without_crictl_the_pod_is_found_by_its_ip_or_its_veth() {
     kcap_testbed::require_kubectl!();
     let bed = bed_without_crictl();
     let probes = probes(&bed);
-    let runs = vec![
+    let mut runs = vec![
         start(
             &bed,
             &probes,
@@ -224,6 +224,14 @@ fn without_crictl_the_pod_is_found_by_its_ip_or_its_veth() {
     // Ctrl-C for all.
     let deadline = std::time::Instant::now() + LIMIT;
     while bed.capture_processes().len() < 10 {
+        // A run that ended before capturing will never start: say why at once.
+        for (label, _, child) in &mut runs {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut text);
+                panic!("run {label} ended before every capture started ({status}):\n{text}");
+            }
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "not every capture started: {:?}",

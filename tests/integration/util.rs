@@ -96,7 +96,9 @@ impl Bed {
         }
     }
 
-    /// kcap's capture agents capturing on `host` (not its short set-up runs).
+    /// kcap's capture agents capturing on `host`: started as captures (not its
+    /// short set-up runs) and with their ring bound to the interface, so a packet
+    /// sent now is seen (the agent binds last, after the ring and the filter).
     pub fn capturing_agents(&self, host: &str) -> Vec<u32> {
         self.bed
             .processes_named(host, "kcap-agent")
@@ -104,6 +106,7 @@ impl Bed {
             .filter(|pid| {
                 std::fs::read(format!("/proc/{pid}/cmdline"))
                     .is_ok_and(|c| c.split(|&b| b == 0).any(|w| w == b"--remove"))
+                    && has_bound_packet_socket(*pid)
             })
             .collect()
     }
@@ -361,4 +364,31 @@ pub fn wait(mut child: Child, within: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
+}
+
+/// Whether `pid` holds an `AF_PACKET` socket that is bound and running (column
+/// `R` of its namespace's `/proc/net/packet` is 1 only after `bind`).
+fn has_bound_packet_socket(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: Vec<String> = fds
+        .filter_map(|fd| {
+            let link = std::fs::read_link(fd.ok()?.path()).ok()?;
+            let link = link.to_str()?;
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/net/packet")) else {
+        return false;
+    };
+    // sk RefCnt Type Proto Iface R Rmem User Inode
+    table.lines().skip(1).any(|row| {
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        columns.len() >= 9 && columns[5] == "1" && inodes.iter().any(|i| i == columns[8])
+    })
 }
