@@ -20,6 +20,9 @@ pub struct SourceInfo {
     pub interface_name: String,
     pub description: String,
     pub comment: Option<String>,
+    /// The source's own addresses and whose they are (a pod's IPs), for the
+    /// name tables of sinks: a pod that joins with `--follow` is named too.
+    pub names: Vec<(std::net::IpAddr, kcap_kube::names::AddressName)>,
 }
 
 #[derive(Debug)]

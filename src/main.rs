@@ -17,6 +17,7 @@ mod exit;
 mod follow;
 mod generate;
 mod limits;
+mod names;
 mod pipeline;
 mod plan;
 mod read;

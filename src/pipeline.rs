@@ -1,5 +1,6 @@
 //! The pipeline: one thread that takes every source's events, merges their packets
-//! in time order and hands them to the sinks (the capture file today). It keeps
+//! in time order and hands them to the sinks (files, lines), with the names of
+//! the addresses before the packets that need them. It keeps
 //! one [`SourceState`] per source, applies `--linktype LINUX_SLL`, and reports
 //! progress ([`Progress`]) without deciding when to stop. Memory is bounded (the
 //! merger's budget plus the channel) however long the capture runs.
@@ -12,6 +13,7 @@ use kcap_pcap::{LinkType, Merger, Packet, sll};
 use tokio::sync::mpsc;
 
 use crate::event::{Event, SourceId, SourceInfo};
+use crate::names::NameTable;
 use crate::sink::{Interface, Sink, SinkError, SourceEnd};
 use crate::stop::Progress;
 
@@ -70,6 +72,9 @@ pub struct Pipeline {
     /// `--linktype LINUX_SLL`.
     cooked_v1: bool,
     last_flush: Instant,
+    /// Every address name the sinks were given (those of the start, then those
+    /// of pods that joined), so each goes out once.
+    names: NameTable,
 }
 
 impl Pipeline {
@@ -80,6 +85,7 @@ impl Pipeline {
         progress: Progress,
         live: bool,
         cooked_v1: bool,
+        names: NameTable,
     ) -> Pipeline {
         let mut pipeline = Pipeline {
             sources: Vec::new(),
@@ -95,6 +101,7 @@ impl Pipeline {
             live,
             cooked_v1,
             last_flush: Instant::now(),
+            names,
         };
         for info in initial {
             pipeline.add_source(info);
@@ -104,7 +111,10 @@ impl Pipeline {
 
     /// Runs until every sender is gone, then finishes the sinks.
     pub fn run(mut self, mut events: mpsc::Receiver<Event>) -> PipelineReport {
-        let result = self.pump(&mut events).and_then(|()| self.end_sinks());
+        let result = self
+            .give_names(None)
+            .and_then(|()| self.pump(&mut events))
+            .and_then(|()| self.end_sinks());
         if result.is_err() {
             self.progress.output_failed();
             // Keep receiving so sources are not blocked while they shut down.
@@ -167,6 +177,9 @@ impl Pipeline {
                 if self.cooked_v1 && link_type == LinkType::LINUX_SLL2 {
                     link_type = LinkType::LINUX_SLL;
                     self.sources[source].rewrite_sll = true;
+                }
+                if !info.names.is_empty() {
+                    self.give_names(Some(NameTable::new(&info.names)))?;
                 }
                 let SourceState {
                     info: described,
@@ -231,6 +244,19 @@ impl Pipeline {
         state.delivered.packets += 1;
         state.delivered.bytes += packet.data.len() as u64;
         Ok(())
+    }
+
+    /// Gives the sinks the names of the start (`None`), or those of `names` not
+    /// given yet.
+    fn give_names(&mut self, names: Option<NameTable>) -> Result<(), SinkError> {
+        let new = match names {
+            None => self.names.clone(),
+            Some(names) => self.names.merge(&names),
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.sinks.iter_mut().try_for_each(|s| s.sink.names(&new))
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

@@ -37,6 +37,7 @@ fn info(label: &str, comment: Option<&str>) -> SourceInfo {
         interface_name: format!("{label}/any"),
         description: format!("{label} described"),
         comment: comment.map(str::to_string),
+        names: Vec::new(),
     }
 }
 
@@ -70,7 +71,14 @@ fn run(
     let sink = FileSink::with_writer(out.clone(), format, "memory".into()).unwrap();
     let stop = Stop::default();
     let progress = Progress::new(stop.clone(), initial.len(), count);
-    let pipeline = Pipeline::new(initial, vec![Box::new(sink)], progress, false, cooked_v1);
+    let pipeline = Pipeline::new(
+        initial,
+        vec![Box::new(sink)],
+        progress,
+        false,
+        cooked_v1,
+        NameTable::default(),
+    );
     let (tx, rx) = mpsc::channel(events.len() + 1);
     for e in events {
         tx.try_send(e).unwrap();
@@ -310,6 +318,7 @@ fn max_size_stops_after_the_packet_that_reaches_it() {
         progress,
         false,
         false,
+        NameTable::default(),
     );
     let (tx, rx) = mpsc::channel(4);
     tx.try_send(started(0, LinkType::ETHERNET, info("a", None)))
@@ -339,4 +348,86 @@ fn max_size_stops_after_the_packet_that_reaches_it() {
             .len() as u64;
     }
     assert_eq!(in_files, written.packets);
+}
+
+/// The names known at the start go into the file before anything else; a pod
+/// that joins later brings its own, written once, before its packets.
+#[test]
+fn names_reach_the_file_before_the_packets_that_need_them() {
+    use kcap_kube::names::AddressName;
+    let pod = |name: &str| AddressName::Pod {
+        namespace: "prod".into(),
+        name: name.into(),
+    };
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let initial_names = [
+        (ip("10.244.0.5"), pod("web-0")),
+        (
+            ip("10.96.0.10"),
+            AddressName::Service {
+                namespace: "kube-system".into(),
+                name: "kube-dns".into(),
+            },
+        ),
+    ];
+    let mut joined = info("prod/web-1", None);
+    // Its own address and one already known: only the new one is written.
+    joined.names = vec![
+        (ip("10.244.0.6"), pod("web-1")),
+        (ip("10.244.0.5"), pod("web-0")),
+    ];
+    let out = Shared::default();
+    let sink = FileSink::with_writer(out.clone(), Format::Pcapng, "memory".into()).unwrap();
+    let progress = Progress::new(Stop::default(), 1, None);
+    let pipeline = Pipeline::new(
+        vec![info("prod/web-0", None)],
+        vec![Box::new(sink)],
+        progress,
+        false,
+        false,
+        NameTable::new(&initial_names),
+    );
+    let (tx, rx) = mpsc::channel(8);
+    tx.try_send(started(0, LinkType::ETHERNET, info("prod/web-0", None)))
+        .unwrap();
+    tx.try_send(Event::Packets {
+        source: 0,
+        packets: vec![packet(10, 1)],
+    })
+    .unwrap();
+    tx.try_send(Event::Added {
+        source: 1,
+        info: joined.clone(),
+    })
+    .unwrap();
+    tx.try_send(started(1, LinkType::ETHERNET, joined)).unwrap();
+    tx.try_send(Event::Packets {
+        source: 1,
+        packets: vec![packet(20, 2)],
+    })
+    .unwrap();
+    drop(tx);
+    pipeline.run(rx);
+    let bytes = out.0.lock().unwrap().clone();
+    let mut reader = CaptureFileReader::new(&bytes[..]).unwrap();
+    let mut seen = Vec::new();
+    let record = |reader: &mut CaptureFileReader<&[u8]>, seen: &mut Vec<String>| {
+        // Names read on the way to the next packet.
+        let ts = reader.next().map(|r| r.unwrap().packet.ts_nanos);
+        for (ip, name) in reader.take_names() {
+            seen.push(format!("{ip}={name}"));
+        }
+        ts
+    };
+    assert_eq!(record(&mut reader, &mut seen), Some(10));
+    assert_eq!(
+        seen[..2],
+        ["10.96.0.10=kube-dns.kube-system", "10.244.0.5=web-0.prod"]
+    );
+    assert_eq!(record(&mut reader, &mut seen), Some(20));
+    // web-1's name is in before its packet, and no name twice.
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2], "10.244.0.6=web-1.prod");
+    assert_eq!(record(&mut reader, &mut seen), None);
+    assert_eq!(seen.len(), 3);
 }

@@ -17,7 +17,8 @@ use kcap_kube::resolve::{self, Resolved, Scope};
 
 use crate::config::{Config, KubeSettings, NodeTarget, Via};
 use crate::event::SourceInfo;
-use crate::sink::lines::NameTable;
+use crate::names::NameTable;
+use kcap_kube::names::AddressName;
 
 /// What a run captures.
 pub struct Plan {
@@ -229,6 +230,20 @@ pub fn describe(
                         p.name, p.namespace, p.container
                     )
                 }),
+                // hostNetwork pods share the node's address: it stays the node's.
+                names: p
+                    .ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse().ok())
+                    .filter(|_| !p.host_network)
+                    .map(|ip| {
+                        let name = AddressName::Pod {
+                            namespace: p.namespace.clone(),
+                            name: p.name.clone(),
+                        };
+                        vec![(ip, name)]
+                    })
+                    .unwrap_or_default(),
             }
         }
         Target::Node { name, .. } => SourceInfo {
@@ -237,6 +252,7 @@ pub fn describe(
             interface_name: format!("node/{name}/{iface}"),
             description: format!("node {name}, via {via}"),
             comment: annotate.then(|| format!("NodeName: {name}")),
+            names: Vec::new(),
         },
         Target::Ssh(node) => SourceInfo {
             label: node.label.clone(),
@@ -244,6 +260,7 @@ pub fn describe(
             interface_name: format!("{}:{iface}", node.label),
             description: format!("{} via ssh, interface {iface}", node.label),
             comment: None,
+            names: Vec::new(),
         },
     }
 }
@@ -293,9 +310,16 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
             }
             .to_bpf();
         }
-        if config.print.is_some_and(|p| p.names) {
+        // Names for the lines, and for a pcapng file's name records.
+        let file_names = settings.annotate
+            && config
+                .output
+                .as_ref()
+                .is_some_and(|o| o.format == crate::config::Format::Pcapng);
+        if config.print.is_some_and(|p| p.names) || file_names {
             let scope = (!settings.all_namespaces).then_some(namespace.as_str());
-            names = NameTable::new(kcap_kube::names::cluster_names(&cluster.client, scope).await);
+            let found = kcap_kube::names::cluster_names(&cluster.client, scope).await;
+            names = NameTable::new(&found);
             tracing::debug!("kcap: {} addresses have names", names.len());
         }
         let base = config.capture_command(filter.clone());

@@ -1,7 +1,8 @@
 //! `-r FILE`: a capture file read back instead of a capture, one record at a
 //! time (memory does not grow with the file): printed by the lines sink, or
 //! rewritten by the file sink (`-o`: pcap <-> pcapng, a subset of interfaces).
-//! kcap's interface descriptions (pod, node, container, method) are shown; a
+//! kcap's interface descriptions (pod, node, container, method) are shown, and
+//! the file's address names (pcapng name records) are used and kept; a
 //! file that ends inside a packet prints up to the last complete one and says so.
 
 use std::io::Read;
@@ -10,6 +11,7 @@ use kcap_pcap::{CaptureFileReader, InterfaceInfo};
 
 use crate::config::{Config, ReadSettings};
 use crate::event::SourceInfo;
+use crate::names::NameTable;
 use crate::sink::file::FileSink;
 use crate::sink::lines::LinesSink;
 use crate::sink::{Interface, Sink, SinkError, SourceEnd};
@@ -58,8 +60,7 @@ pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::e
         sinks.push(Box::new(FileSink::new(open, output.format)?));
     }
     if let Some(print) = config.print {
-        // A file names no addresses (its name resolution blocks are not read yet).
-        sinks.push(Box::new(LinesSink::stdout(print, Default::default())));
+        sinks.push(Box::new(LinesSink::stdout(print)));
     }
     let mut replay = Replay {
         sinks,
@@ -117,6 +118,12 @@ impl Replay<'_> {
                     }));
                 }
             };
+            // The file's name records (pcapng), before the packets that need them.
+            let names = reader.take_names();
+            if !names.is_empty() {
+                let names = NameTable::from_file(names);
+                self.sinks.iter_mut().try_for_each(|s| s.names(&names))?;
+            }
             let id = record.interface_id as usize;
             if !self.announce(id, &reader.interfaces()[id])? {
                 continue;
@@ -175,6 +182,7 @@ impl Replay<'_> {
             interface_name: name.clone(),
             description: iface.description.clone().unwrap_or_default(),
             comment: None,
+            names: Vec::new(),
         };
         let interface = Interface {
             source: id,

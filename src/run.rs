@@ -16,7 +16,7 @@ use crate::plan::{KubePlan, Plan};
 use crate::reaper::Reaper;
 use crate::sink::lines::LinesSink;
 use crate::sink::output::Opened;
-use crate::sink::{FileReport, FileReportHandle, Sink, SinkError};
+use crate::sink::{FileReport, FileReportHandle, Sink, SinkError, Unnamed};
 use crate::source::helper_pool::HelperPool;
 use crate::source::{KubeContext, SourceReport};
 use crate::stop::{self, Progress, Stop, StopReason};
@@ -90,15 +90,21 @@ fn start_pipeline(
 ) -> Result<std::thread::JoinHandle<PipelineReport>, SinkError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let (Some(open), Some(output)) = (output, &config.output) {
-        sinks.push(open.into_sink(output)?);
+        let file = open.into_sink(output)?;
+        let annotate = config.kube.as_ref().is_none_or(|k| k.annotate);
+        sinks.push(match annotate {
+            true => file,
+            false => Box::new(Unnamed(file)),
+        });
     }
     if let Some(print) = config.print {
-        sinks.push(Box::new(LinesSink::stdout(print, plan.names.clone())));
+        sinks.push(Box::new(LinesSink::stdout(print)));
     }
     let live = config.print.is_some() || config.output.as_ref().is_some_and(|o| o.is_live());
     let initial = plan.sources.iter().map(|s| s.info.clone()).collect();
     let progress = Progress::new(stop.clone(), plan.sources.len(), config.count);
-    let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1);
+    let names = plan.names.as_ref().clone();
+    let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1, names);
     Ok(std::thread::spawn(move || pipeline.run(receiver)))
 }
 

@@ -1,6 +1,7 @@
 //! The capture file sink: pcap or pcapng, to a file or stdout. pcapng gets one
 //! interface per source (with its name and description), every packet's comment,
-//! and an Interface Statistics Block per source at the end; pcap holds one link
+//! the names of pods, services and nodes (Name Resolution Blocks), and an
+//! Interface Statistics Block per source at the end; pcap holds one link
 //! type, so a source with another one is refused (the others go on).
 
 use std::fs::File;
@@ -17,6 +18,7 @@ use kcap_pcap::{
 use super::{Interface, Sink, SinkError, SourceEnd};
 use crate::config::{Format, Output, OutputDestination};
 use crate::event::{SourceId, SourceInfo};
+use crate::names::NameTable;
 
 /// The output opened before anything connects, so a bad path fails in milliseconds.
 pub struct OpenOutput {
@@ -151,6 +153,17 @@ fn slot<T: Default + Clone>(list: &mut Vec<T>, source: SourceId) -> &mut T {
 }
 
 impl<W: Write + Send> Sink for FileSink<W> {
+    /// pcapng: Name Resolution Blocks, so Wireshark shows `web-0.prod` for the
+    /// pod's address; pcap has no place for names.
+    fn names(&mut self, names: &NameTable) -> Result<(), SinkError> {
+        let Writer::Pcapng { writer, .. } = &mut self.writer else {
+            return Ok(());
+        };
+        let records: Vec<_> = names.iter().map(|(ip, n)| (ip, n.host.as_str())).collect();
+        let result = writer.write_names(&records);
+        result.map_err(|e| self.error(e))
+    }
+
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
         let Interface {
             source,

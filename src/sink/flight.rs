@@ -19,6 +19,7 @@ use super::{FileReportHandle, Interface, Remembered, Sink, SinkError, SourceEnd}
 use crate::config::Format;
 use crate::event::SourceId;
 use crate::limits::FlightRecorder;
+use crate::names::NameTable;
 
 /// Bookkeeping per held packet besides its bytes (the `Packet`, its place in the ring).
 const PER_PACKET: u64 = 64;
@@ -108,6 +109,7 @@ pub struct FlightSink {
     template: PathBuf,
     format: Format,
     interfaces: Vec<Remembered>,
+    names: NameTable,
     ring: Ring,
     ended: Vec<Ended>,
     report: FileReportHandle,
@@ -134,6 +136,7 @@ impl FlightSink {
             template: template.to_path_buf(),
             format,
             interfaces: Vec::new(),
+            names: NameTable::default(),
             ring: Ring::new(settings),
             ended: Vec::new(),
             report,
@@ -148,6 +151,9 @@ impl FlightSink {
             source,
         })?;
         let mut sink = FileSink::with_writer(file, self.format, target)?;
+        if !self.names.is_empty() {
+            sink.names(&self.names)?;
+        }
         for remembered in &self.interfaces {
             sink.interface(remembered.interface())?;
         }
@@ -196,6 +202,11 @@ fn writable(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Sink for FlightSink {
+    fn names(&mut self, names: &NameTable) -> Result<(), SinkError> {
+        self.names.merge(names);
+        Ok(())
+    }
+
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
         // pcap holds one link type: refuse the others now, as the file sink would.
         if self.format == Format::Pcap

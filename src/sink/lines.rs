@@ -2,10 +2,7 @@
 //! order: the time (tcpdump's `-t` formats), the capture point, then
 //! [`kcap_lines`]' text with names after addresses, and `-x`/`-X`/`--ascii` dumps.
 
-use std::collections::HashMap;
 use std::io::{BufWriter, Write};
-use std::net::IpAddr;
-use std::sync::Arc;
 
 use kcap_lines::{Printer, dump};
 use kcap_pcap::{LinkType, Packet};
@@ -13,32 +10,7 @@ use kcap_pcap::{LinkType, Packet};
 use super::{Interface, Sink, SinkError, SourceEnd};
 use crate::config::{PrintSettings, TimeFormat};
 use crate::event::SourceId;
-
-/// Addresses kcap knows a name for: pods (`prod/web-0`), services
-/// (`prod/svc/web`) and nodes (`node-a`).
-#[derive(Debug, Default, Clone)]
-pub struct NameTable(HashMap<IpAddr, String>);
-
-impl NameTable {
-    pub fn new(names: impl IntoIterator<Item = (IpAddr, String)>) -> NameTable {
-        let mut table = HashMap::new();
-        for (ip, name) in names {
-            // The first name wins: pods come before the nodes whose IP a hostNetwork pod shares.
-            table.entry(ip).or_insert(name);
-        }
-        NameTable(table)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl kcap_lines::Names for NameTable {
-    fn name(&self, ip: IpAddr) -> Option<&str> {
-        self.0.get(&ip).map(String::as_str)
-    }
-}
+use crate::names::NameTable;
 
 /// Per source: its link type and capture point, once it started.
 #[derive(Clone, Default)]
@@ -51,25 +23,26 @@ pub struct LinesSink<W: Write = std::io::Stdout> {
     out: BufWriter<W>,
     printer: Printer,
     settings: PrintSettings,
-    names: Arc<NameTable>,
+    /// Empty with `--no-names`.
+    names: NameTable,
     sources: Vec<Described>,
     first_ts: Option<u64>,
     prev_ts: Option<u64>,
 }
 
 impl LinesSink<std::io::Stdout> {
-    pub fn stdout(settings: PrintSettings, names: Arc<NameTable>) -> Self {
-        LinesSink::new(std::io::stdout(), settings, names)
+    pub fn stdout(settings: PrintSettings) -> Self {
+        LinesSink::new(std::io::stdout(), settings)
     }
 }
 
 impl<W: Write + Send> LinesSink<W> {
-    pub fn new(out: W, settings: PrintSettings, names: Arc<NameTable>) -> Self {
+    pub fn new(out: W, settings: PrintSettings) -> Self {
         LinesSink {
             out: BufWriter::with_capacity(64 << 10, out),
             printer: Printer::new(),
             settings,
-            names,
+            names: NameTable::default(),
             sources: Vec::new(),
             first_ts: None,
             prev_ts: None,
@@ -138,6 +111,13 @@ impl<W: Write + Send> LinesSink<W> {
 }
 
 impl<W: Write + Send> Sink for LinesSink<W> {
+    fn names(&mut self, names: &NameTable) -> Result<(), SinkError> {
+        if self.settings.names {
+            self.names.merge(names);
+        }
+        Ok(())
+    }
+
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
         if self.sources.len() <= interface.source {
             self.sources
@@ -161,7 +141,7 @@ impl<W: Write + Send> Sink for LinesSink<W> {
         let time = self.time(packet.ts_nanos);
         let line = self
             .printer
-            .describe(link, &packet.data, packet.orig_len, self.names.as_ref());
+            .describe(link, &packet.data, packet.orig_len, &self.names);
         let dumped = match self.settings.dump {
             Some(kind) => dump(kind, packet.data.get(line.link_header_len..).unwrap_or(&[])),
             None => String::new(),

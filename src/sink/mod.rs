@@ -15,6 +15,7 @@ use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{LinkType, Packet};
 
 use crate::event::{SourceId, SourceInfo};
+use crate::names::NameTable;
 
 /// One source's stream, as the pipeline delivers it to sinks.
 #[derive(Debug, Clone, Copy)]
@@ -103,8 +104,11 @@ impl SinkError {
 /// A consumer of the merged stream. Calls come in this order: `interface` for a
 /// source before any of its packets, `packet` in time order across sources,
 /// `flush` whenever output should reach its reader, `source_end` for every
-/// source at the end, then `finish` once.
+/// source at the end, then `finish` once. `names` comes first with the names
+/// known at the start, and again with new ones only (a pod that joined), always
+/// before the packets that need them.
 pub trait Sink: Send {
+    fn names(&mut self, names: &NameTable) -> Result<(), SinkError>;
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError>;
     fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError>;
     fn flush(&mut self) -> Result<(), SinkError>;
@@ -114,6 +118,34 @@ pub trait Sink: Send {
     /// packet; the capture then stops.
     fn full(&self) -> bool {
         false
+    }
+}
+
+/// A sink that is never given names: the capture file with `--no-annotate`
+/// carries no Kubernetes names, as it carries no pod comments.
+pub struct Unnamed(pub Box<dyn Sink>);
+
+impl Sink for Unnamed {
+    fn names(&mut self, _: &NameTable) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
+        self.0.interface(interface)
+    }
+    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+        self.0.packet(source, packet)
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.0.flush()
+    }
+    fn source_end(&mut self, end: SourceEnd<'_>) -> Result<(), SinkError> {
+        self.0.source_end(end)
+    }
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.0.finish()
+    }
+    fn full(&self) -> bool {
+        self.0.full()
     }
 }
 

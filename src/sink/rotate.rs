@@ -4,7 +4,7 @@
 //! switch happens before a packet is written, so every file holds at least one packet and no packet
 //! is lost or written twice. Each file is complete on its own: a pcap header, or a
 //! pcapng section header followed by every interface seen so far, in the same order
-//! (so with the same interface ids) as in the first file.
+//! (so with the same interface ids) as in the first file, and every name known.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -19,6 +19,7 @@ use super::{FileReportHandle, Interface, Remembered, Sink, SinkError, SourceEnd}
 use crate::config::Format;
 use crate::event::SourceId;
 use crate::limits::Rotation;
+use crate::names::NameTable;
 
 /// The file being written.
 struct Current {
@@ -36,6 +37,8 @@ pub struct RotatingSink {
     rotation: Option<Rotation>,
     max_size: Option<u64>,
     interfaces: Vec<Remembered>,
+    /// Every name given so far: each new file starts with them.
+    names: NameTable,
     current: Current,
     /// Bytes of the files already closed.
     closed_bytes: u64,
@@ -67,6 +70,7 @@ impl RotatingSink {
             rotation,
             max_size,
             interfaces: Vec::new(),
+            names: NameTable::default(),
             current,
             closed_bytes: 0,
             ring: VecDeque::new(),
@@ -115,6 +119,9 @@ impl RotatingSink {
         let index = self.report.lock().expect("report").files + 1;
         let path = naming::numbered(&self.template, index, naming::now_secs());
         self.current = create(&path, self.format)?;
+        if !self.names.is_empty() {
+            self.current.sink.names(&self.names)?;
+        }
         for remembered in &self.interfaces {
             self.current.sink.interface(remembered.interface())?;
         }
@@ -168,6 +175,11 @@ fn delete(path: &Path) {
 }
 
 impl Sink for RotatingSink {
+    fn names(&mut self, names: &NameTable) -> Result<(), SinkError> {
+        self.names.merge(names);
+        self.current.sink.names(names)
+    }
+
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
         self.current.sink.interface(interface)?;
         self.interfaces.push(interface.remember());

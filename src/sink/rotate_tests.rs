@@ -18,6 +18,7 @@ fn info(label: &str) -> SourceInfo {
         interface_name: format!("{label}:any"),
         description: format!("{label} described"),
         comment: None,
+        names: Vec::new(),
     }
 }
 

@@ -70,6 +70,7 @@ fn info() -> SourceInfo {
         interface_name: "node-a:any".into(),
         description: "node-a via ssh".into(),
         comment: None,
+        names: Vec::new(),
     }
 }
 
@@ -271,6 +272,7 @@ fn a_veth_capture_is_named_after_its_interface() {
         interface_name: "prod/web-0/any".into(),
         description: "pod prod/web-0 on node node-b, via ssh".into(),
         comment: None,
+        names: Vec::new(),
     };
     let veth = crate::plan::found_by(&pod, "veth cali1a2b3c4d5e6");
     assert_eq!(veth.interface_name, "prod/web-0/cali1a2b3c4d5e6");

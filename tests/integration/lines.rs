@@ -173,7 +173,8 @@ fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
                 "--filter",
                 "icmp",
             ])
-            .args(["--print", "-c", "12", "-d", "30s"]),
+            .args(["--print", "-c", "12", "-d", "30s", "-o", "names.pcapng"])
+            .current_dir(bed.path("")),
         LIMIT,
     );
     for mut p in pings {
@@ -199,4 +200,26 @@ fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
     ] {
         assert!(text.contains(&says), "no {says:?} in:\n{text}");
     }
+
+    // The file names them too (name records): Wireshark's names, and -r's.
+    let file = bed.path("names.pcapng");
+    let out = run(
+        Command::new("tshark")
+            .args(["-N", "n", "-r"])
+            .arg(&file)
+            .args(["-T", "fields", "-e", "ip.src_host", "-e", "ip.dst_host"]),
+        LIMIT,
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    for pair in [
+        "toolbox.prod\tweb.prod".to_string(),
+        format!("toolbox.prod\t{web_name}.prod"),
+        format!("{web_name}.prod\ttoolbox.prod"),
+    ] {
+        assert!(shown.lines().any(|l| l == pair), "no {pair:?} in:\n{shown}");
+    }
+    let (lines, err, _) = read_back(&bed, &["names.pcapng", "--print"]);
+    let again = lines.join("\n");
+    let says = format!("(toolbox.prod) > {svc_ip}(web.prod): ICMP echo request");
+    assert!(again.contains(&says), "no {says:?} in:\n{again}\n{err}");
 }

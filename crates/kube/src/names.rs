@@ -1,7 +1,7 @@
-//! Names for addresses, for lines that say whose traffic it is: every pod's IPs
-//! (`prod/web-0`), every service's cluster IPs (`prod/svc/web`) and every node's
-//! addresses (`node-a`). Read once through the API; what this account may not
-//! list is left out (names are a help, not a requirement).
+//! Names for addresses, for lines and files that say whose traffic it is: every
+//! pod's IPs, every service's cluster IPs and every node's addresses. Read once
+//! through the API; what this account may not list is left out (names are a
+//! help, not a requirement).
 
 use std::net::IpAddr;
 
@@ -9,12 +9,43 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::Api;
 use kube::api::ListParams;
 
+/// Whose address it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressName {
+    Pod { namespace: String, name: String },
+    Service { namespace: String, name: String },
+    Node(String),
+}
+
+impl AddressName {
+    /// How `--print` lines name it: `prod/web-0`, `prod/svc/web`, `node-a`.
+    pub fn label(&self) -> String {
+        match self {
+            AddressName::Pod { namespace, name } => format!("{namespace}/{name}"),
+            AddressName::Service { namespace, name } => format!("{namespace}/svc/{name}"),
+            AddressName::Node(name) => name.clone(),
+        }
+    }
+
+    /// How a capture file names it (pcapng name records, shown by Wireshark):
+    /// `web-0.prod`, `web.prod` (the service's name in the cluster's DNS),
+    /// `node-a`.
+    pub fn host_name(&self) -> String {
+        match self {
+            AddressName::Pod { namespace, name } | AddressName::Service { namespace, name } => {
+                format!("{name}.{namespace}")
+            }
+            AddressName::Node(name) => name.clone(),
+        }
+    }
+}
+
 /// Every name kcap can find. Nodes come first and hostNetwork pods are left out:
 /// an address a node shares with its hostNetwork pods is the node's.
 pub async fn cluster_names(
     client: &kube::Client,
     namespace: Option<&str>,
-) -> Vec<(IpAddr, String)> {
+) -> Vec<(IpAddr, AddressName)> {
     let mut names = Vec::new();
     let nodes: Api<Node> = Api::all(client.clone());
     if let Ok(list) = nodes.list(&ListParams::default()).await {
@@ -26,7 +57,7 @@ pub async fn cluster_names(
                 .flat_map(|s| s.addresses.iter().flatten())
             {
                 if let Ok(ip) = a.address.parse() {
-                    names.push((ip, name.clone()));
+                    names.push((ip, AddressName::Node(name.clone())));
                 }
             }
         }
@@ -36,11 +67,10 @@ pub async fn cluster_names(
         if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
             continue;
         }
-        let label = format!(
-            "{}/{}",
-            pod.metadata.namespace.clone().unwrap_or_default(),
-            pod.metadata.name.clone().unwrap_or_default()
-        );
+        let label = AddressName::Pod {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+        };
         for ip in pod.status.iter().flat_map(|s| {
             s.pod_ips
                 .iter()
@@ -54,11 +84,10 @@ pub async fn cluster_names(
         }
     }
     for svc in list_scoped::<Service>(client, namespace).await {
-        let label = format!(
-            "{}/svc/{}",
-            svc.metadata.namespace.clone().unwrap_or_default(),
-            svc.metadata.name.clone().unwrap_or_default()
-        );
+        let label = AddressName::Service {
+            namespace: svc.metadata.namespace.clone().unwrap_or_default(),
+            name: svc.metadata.name.clone().unwrap_or_default(),
+        };
         for ip in svc
             .spec
             .iter()

@@ -17,6 +17,11 @@ pub const BLOCK_OPB: u32 = 0x0000_0002;
 pub const BLOCK_SPB: u32 = 0x0000_0003;
 pub const BLOCK_ISB: u32 = 0x0000_0005;
 pub const BLOCK_EPB: u32 = 0x0000_0006;
+/// Name Resolution Block: addresses and the names Wireshark shows for them.
+pub const BLOCK_NRB: u32 = 0x0000_0004;
+pub const NRB_RECORD_END: u16 = 0;
+pub const NRB_RECORD_IPV4: u16 = 1;
+pub const NRB_RECORD_IPV6: u16 = 2;
 /// The SHB byte-order magic, as written by the writer's native order.
 pub const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
 

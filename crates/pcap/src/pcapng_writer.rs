@@ -4,12 +4,14 @@
 //! Everything is little-endian; blocks and options are 32-bit aligned.
 
 use std::io::Write;
+use std::net::IpAddr;
 
 use crate::buffer::RecordBuffer;
 use crate::format::{
-    BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_SHB, BYTE_ORDER_MAGIC, IF_DESCRIPTION, IF_NAME,
-    IF_TSRESOL, ISB_ENDTIME, ISB_IFDROP, ISB_IFRECV, ISB_STARTTIME, OPT_COMMENT, OPT_ENDOFOPT,
-    SHB_HARDWARE, SHB_OS, SHB_USERAPPL, pad4,
+    BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_NRB, BLOCK_SHB, BYTE_ORDER_MAGIC, IF_DESCRIPTION,
+    IF_NAME, IF_TSRESOL, ISB_ENDTIME, ISB_IFDROP, ISB_IFRECV, ISB_STARTTIME, NRB_RECORD_END,
+    NRB_RECORD_IPV4, NRB_RECORD_IPV6, OPT_COMMENT, OPT_ENDOFOPT, SHB_HARDWARE, SHB_OS,
+    SHB_USERAPPL, pad4,
 };
 use crate::{Error, LinkType, Packet};
 
@@ -17,6 +19,11 @@ use crate::{Error, LinkType, Packet};
 const TSRESOL_NANOS: u8 = 9;
 /// Block type + total length at the start, total length again at the end.
 const BLOCK_OVERHEAD: usize = 12;
+/// Name records per Name Resolution Block: a big cluster's names go out in
+/// blocks of bounded size rather than one block of megabytes.
+const NAMES_PER_BLOCK: usize = 512;
+/// Longest name written (DNS names are at most 253 bytes).
+const MAX_NAME: usize = 255;
 
 /// What an Interface Description Block says about one capture interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +155,41 @@ impl<W: Write> PcapngWriter<W> {
         self.out.end_record()
     }
 
+    /// Writes Name Resolution Blocks giving `names` to their addresses, so that
+    /// Wireshark (and `tshark -N n`) shows the names instead of the addresses.
+    /// May be called at any time; a reader applies names to the whole file.
+    pub fn write_names(&mut self, names: &[(IpAddr, &str)]) -> Result<(), Error> {
+        for block in names.chunks(NAMES_PER_BLOCK) {
+            let record_len = |(ip, name): &(IpAddr, &str)| {
+                let address = if ip.is_ipv4() { 4 } else { 16 };
+                4 + pad4(address + clip(name).len() + 1)
+            };
+            // The records, then nrb_record_end.
+            let total = BLOCK_OVERHEAD + block.iter().map(record_len).sum::<usize>() + 4;
+            let buf = self.out.begin_record(total)?;
+            put_block_start(buf, BLOCK_NRB, total);
+            for (ip, name) in block {
+                let name = clip(name);
+                let (kind, octets) = match ip {
+                    IpAddr::V4(v4) => (NRB_RECORD_IPV4, v4.octets().to_vec()),
+                    IpAddr::V6(v6) => (NRB_RECORD_IPV6, v6.octets().to_vec()),
+                };
+                let value = octets.len() + name.len() + 1;
+                buf.extend_from_slice(&kind.to_le_bytes());
+                buf.extend_from_slice(&(value as u16).to_le_bytes());
+                buf.extend_from_slice(&octets);
+                buf.extend_from_slice(name.as_bytes());
+                buf.push(0);
+                buf.extend_from_slice(&[0u8; 3][..pad4(value) - value]);
+            }
+            buf.extend_from_slice(&NRB_RECORD_END.to_le_bytes());
+            buf.extend_from_slice(&0u16.to_le_bytes());
+            put_block_end(buf, total);
+            self.out.end_record()?;
+        }
+        Ok(())
+    }
+
     /// Writes an Interface Statistics Block with the counters that are known.
     pub fn write_statistics(
         &mut self,
@@ -198,6 +240,17 @@ impl<W: Write> PcapngWriter<W> {
             Err(Error::UnknownInterface { interface_id })
         }
     }
+}
+
+/// A name as written in a name record: at most [`MAX_NAME`] bytes (cut at a
+/// character boundary), without NULs (they end a name).
+fn clip(name: &str) -> &str {
+    let name = name.split('\0').next().unwrap_or_default();
+    let mut end = name.len().min(MAX_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// pcapng stores 64-bit timestamps as the high then the low 32-bit word.

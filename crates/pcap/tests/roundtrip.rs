@@ -322,3 +322,88 @@ fn pcapng_round_trip_with_tshark() {
         .collect();
     assert_eq!(frames, expected);
 }
+
+/// An Ethernet frame carrying a UDP datagram between two IPv4 addresses.
+fn udp_frame(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+    let mut ip = vec![0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum = ip
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    frame.extend_from_slice(&ip);
+    // Ports 40000 -> 53, length 12, no checksum, 4 bytes of payload.
+    frame.extend_from_slice(&[0x9c, 0x40, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]);
+    frame
+}
+
+#[test]
+fn name_records_reach_tshark_and_our_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("names.pcapng");
+    let mut writer = PcapngWriter::new(File::create(&path).unwrap(), "test").unwrap();
+    let v6: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+    writer
+        .write_names(&[
+            ("10.244.1.3".parse().unwrap(), "client-7d9c.prod"),
+            ("10.96.0.10".parse().unwrap(), "kube-dns.kube-system"),
+            (v6, "web-0.prod"),
+        ])
+        .unwrap();
+    let id = writer
+        .add_interface(&InterfaceDescription {
+            link_type: LinkType::ETHERNET,
+            snaplen: 65535,
+            name: "prod/client-7d9c/eth0".into(),
+            description: None,
+        })
+        .unwrap();
+    let packet = Packet {
+        ts_nanos: 1_700_000_000_000_000_000,
+        orig_len: 46,
+        data: udp_frame([10, 244, 1, 3], [10, 96, 0, 10]),
+    };
+    writer.write_packet(id, &packet, None).unwrap();
+    // Names may also come later, between packets (as --follow learns pods).
+    writer
+        .write_names(&[("10.96.0.11".parse().unwrap(), "late.prod")])
+        .unwrap();
+    writer.into_inner().unwrap();
+
+    let mut reader = kcap_pcap::open(&path).unwrap();
+    let mut names = reader.take_names();
+    assert_eq!(reader.next().unwrap().unwrap().packet, packet);
+    assert!(reader.next().is_none());
+    names.extend(reader.take_names());
+    let names: Vec<String> = names.iter().map(|(ip, n)| format!("{ip} {n}")).collect();
+    assert_eq!(
+        names,
+        [
+            "10.244.1.3 client-7d9c.prod",
+            "10.96.0.10 kube-dns.kube-system",
+            "2001:db8::7 web-0.prod",
+            "10.96.0.11 late.prod"
+        ]
+    );
+
+    let Some(tshark) = tshark() else { return };
+    let out = std::process::Command::new(tshark)
+        .args(["-N", "n", "-r"])
+        .arg(&path)
+        .args(["-T", "fields", "-e", "ip.src_host", "-e", "ip.dst_host"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "client-7d9c.prod\tkube-dns.kube-system"
+    );
+}

@@ -107,6 +107,8 @@ pub struct CaptureFileReader<R: Read> {
     section: Option<SectionInfo>,
     /// Reused block body buffer (pcapng).
     block: Vec<u8>,
+    /// Names from Name Resolution Blocks not yet taken by [`Self::take_names`].
+    names: Vec<(std::net::IpAddr, String)>,
     /// Set after the end or an error: the iterator is fused.
     done: bool,
 }
@@ -130,6 +132,7 @@ impl<R: Read> CaptureFileReader<R> {
             statistics: Vec::new(),
             section: None,
             block: Vec::new(),
+            names: Vec::new(),
             done: false,
         };
         let (le, be) = (u32::from_le_bytes(magic), u32::from_be_bytes(magic));
@@ -166,6 +169,12 @@ impl<R: Read> CaptureFileReader<R> {
     /// Interface Statistics Blocks read so far.
     pub fn statistics(&self) -> &[StatisticsRecord] {
         &self.statistics
+    }
+
+    /// Address names read (pcapng Name Resolution Blocks) since the last call.
+    /// A reader that wants them takes them as they come, so they never pile up.
+    pub fn take_names(&mut self) -> Vec<(std::net::IpAddr, String)> {
+        std::mem::take(&mut self.names)
     }
 
     fn next_record(&mut self) -> Result<Option<Record>, Error> {

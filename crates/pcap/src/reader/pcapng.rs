@@ -1,5 +1,5 @@
 //! The pcapng part of the capture file reader: sections, interfaces, packets
-//! (EPB, SPB, obsolete PB) and statistics; other blocks are skipped.
+//! (EPB, SPB, obsolete PB), statistics and address names; other blocks are skipped.
 
 use std::io::Read;
 
@@ -7,9 +7,10 @@ use super::{
     CaptureFileReader, Endian, InterfaceInfo, Record, SectionInfo, State, StatisticsRecord,
 };
 use crate::format::{
-    BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_OPB, BLOCK_SHB, BLOCK_SPB, BYTE_ORDER_MAGIC,
+    BLOCK_EPB, BLOCK_IDB, BLOCK_ISB, BLOCK_NRB, BLOCK_OPB, BLOCK_SHB, BLOCK_SPB, BYTE_ORDER_MAGIC,
     IF_DESCRIPTION, IF_NAME, IF_TSOFFSET, IF_TSRESOL, ISB_ENDTIME, ISB_IFDROP, ISB_IFRECV,
-    ISB_STARTTIME, OPT_COMMENT, OPT_ENDOFOPT, SHB_HARDWARE, SHB_OS, SHB_USERAPPL, pad4,
+    ISB_STARTTIME, NRB_RECORD_END, NRB_RECORD_IPV4, NRB_RECORD_IPV6, OPT_COMMENT, OPT_ENDOFOPT,
+    SHB_HARDWARE, SHB_OS, SHB_USERAPPL, pad4,
 };
 use crate::{Error, InterfaceStatistics, LinkType, Packet};
 
@@ -46,6 +47,44 @@ impl<R: Read> CaptureFileReader<R> {
             if let Some(record) = result? {
                 return Ok(Some(record));
             }
+        }
+    }
+
+    /// The records of a Name Resolution Block (its options are skipped): an
+    /// address, then one or more NUL-terminated names (the first is kept). A
+    /// malformed record ends the block's names; names are a help, never a reason
+    /// to refuse the packets.
+    fn read_names(&mut self, e: Endian, body: &[u8]) {
+        let mut at = 0;
+        while at + 4 <= body.len() {
+            let (kind, len) = (e.u16(body, at), e.u16(body, at + 2) as usize);
+            let Some(value) = body.get(at + 4..at + 4 + len) else {
+                return;
+            };
+            let address_len = match kind {
+                NRB_RECORD_END => return,
+                NRB_RECORD_IPV4 => 4,
+                NRB_RECORD_IPV6 => 16,
+                _ => 0,
+            };
+            if address_len > 0 && value.len() > address_len {
+                let address = &value[..address_len];
+                let ip = match <[u8; 16]>::try_from(address) {
+                    Ok(v6) => std::net::IpAddr::from(v6),
+                    Err(_) => {
+                        std::net::IpAddr::from([address[0], address[1], address[2], address[3]])
+                    }
+                };
+                let name = value[address_len..]
+                    .split(|&b| b == 0)
+                    .next()
+                    .unwrap_or_default();
+                if !name.is_empty() {
+                    self.names
+                        .push((ip, String::from_utf8_lossy(name).into_owned()));
+                }
+            }
+            at += 4 + pad4(len);
         }
     }
 
@@ -193,6 +232,10 @@ impl<R: Read> CaptureFileReader<R> {
                     },
                     comment: None,
                 }))
+            }
+            BLOCK_NRB => {
+                self.read_names(e, body);
+                Ok(None)
             }
             BLOCK_IDB => {
                 if body.len() < 8 {
