@@ -27,6 +27,7 @@ mod run;
 mod sink;
 mod source;
 mod stop;
+mod terminal;
 mod time;
 
 use std::io::IsTerminal;
@@ -126,7 +127,8 @@ fn init_logging(verbosity: Verbosity) {
     let detailed = verbosity >= Verbosity::Verbose;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Through the status area's writer: log lines land above the area.
+        .with_writer(|| terminal::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_level(detailed)

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::event::{Event, SourceId, SourceInfo};
 use crate::names::NameTable;
-use crate::sink::{Interface, Sink, SinkError, SourceEnd};
+use crate::sink::{Interface, Sink, SinkError, SourceChange, SourceEnd};
 use crate::stop::Progress;
 
 /// How long a packet may wait for a quiet source before it is written anyway.
@@ -165,6 +165,12 @@ impl Pipeline {
         match event {
             Event::Added { source, info } => {
                 debug_assert_eq!(source, self.sources.len());
+                for slot in &mut self.sinks {
+                    slot.sink.source_changed(SourceChange::Added {
+                        source,
+                        info: &info,
+                    });
+                }
                 self.add_source(info);
             }
             Event::Started {
@@ -218,6 +224,12 @@ impl Pipeline {
             Event::Ended { source, statistics } => {
                 self.progress.source_settled(source);
                 self.merger.close_source(source);
+                for slot in &mut self.sinks {
+                    slot.sink.source_changed(SourceChange::Ended {
+                        source,
+                        statistics: statistics.as_ref(),
+                    });
+                }
                 self.sources[source].ended = Some(statistics);
             }
             Event::Tick => {}

@@ -155,7 +155,7 @@ fn summary_line(source: &SourceReport, packets: u64, bytes: u64) -> String {
     line
 }
 
-fn human_bytes(bytes: u64) -> String {
+pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

@@ -10,12 +10,14 @@ use tokio::sync::mpsc;
 
 use crate::captures::Captures;
 use crate::config::{Config, Via};
+use crate::event::SourceInfo;
 use crate::event::{CHANNEL_BATCHES, Event};
 use crate::pipeline::{Pipeline, PipelineReport};
 use crate::plan::{KubePlan, Plan};
 use crate::reaper::Reaper;
 use crate::sink::lines::LinesSink;
 use crate::sink::output::Opened;
+use crate::sink::status::{Ending, StatusSink};
 use crate::sink::{FileReport, FileReportHandle, Sink, SinkError, Unnamed};
 use crate::source::helper_pool::HelperPool;
 use crate::source::{KubeContext, SourceReport};
@@ -100,12 +102,36 @@ fn start_pipeline(
     if let Some(print) = config.print {
         sinks.push(Box::new(LinesSink::stdout(print)));
     }
+    let initial: Vec<SourceInfo> = plan.sources.iter().map(|s| s.info.clone()).collect();
+    if let Some(width) = status_area_width(config) {
+        let ending = Ending {
+            duration: config.duration,
+            count: config.count,
+        };
+        sinks.push(Box::new(StatusSink::new(
+            &initial,
+            ending,
+            stop.clone(),
+            width,
+        )));
+    }
     let live = config.print.is_some() || config.output.as_ref().is_some_and(|o| o.is_live());
-    let initial = plan.sources.iter().map(|s| s.info.clone()).collect();
     let progress = Progress::new(stop.clone(), plan.sources.len(), config.count);
     let names = plan.names.as_ref().clone();
     let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1, names);
     Ok(std::thread::spawn(move || pipeline.run(receiver)))
+}
+
+/// The live status area goes on stderr when it is a terminal and not `-q`, and
+/// not when `--print` lines go to the same terminal (they would scroll through it).
+fn status_area_width(config: &Config) -> Option<usize> {
+    use std::io::IsTerminal;
+    if config.verbosity == crate::config::Verbosity::Quiet
+        || (config.print.is_some() && std::io::stdout().is_terminal())
+    {
+        return None;
+    }
+    crate::terminal::stderr_width()
 }
 
 /// Wakes the pipeline regularly until it is gone.

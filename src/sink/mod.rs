@@ -10,6 +10,7 @@ pub mod lines;
 pub mod naming;
 pub mod output;
 pub mod rotate;
+pub mod status;
 
 use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{LinkType, Packet};
@@ -71,6 +72,21 @@ pub struct SourceEnd<'a> {
     pub last_ts: Option<u64>,
 }
 
+/// What [`Sink::source_changed`] tells.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceChange<'a> {
+    /// A source joined (`--follow`); it has not started capturing yet.
+    Added {
+        source: SourceId,
+        info: &'a SourceInfo,
+    },
+    /// A source will send nothing more.
+    Ended {
+        source: SourceId,
+        statistics: Option<&'a ToolStatistics>,
+    },
+}
+
 /// Why a sink could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -114,6 +130,9 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<(), SinkError>;
     fn source_end(&mut self, end: SourceEnd<'_>) -> Result<(), SinkError>;
     fn finish(&mut self) -> Result<(), SinkError>;
+    /// A source joined or ended, told as it happens (the live status area);
+    /// `source_end` still comes for every source at the end.
+    fn source_changed(&mut self, _change: SourceChange<'_>) {}
     /// The sink takes no more packets (`--max-size` reached): asked after every
     /// packet; the capture then stops.
     fn full(&self) -> bool {
@@ -143,6 +162,9 @@ impl Sink for Unnamed {
     }
     fn finish(&mut self) -> Result<(), SinkError> {
         self.0.finish()
+    }
+    fn source_changed(&mut self, change: SourceChange<'_>) {
+        self.0.source_changed(change)
     }
     fn full(&self) -> bool {
         self.0.full()
