@@ -244,7 +244,7 @@ impl Pipeline {
         }
         for slot in &mut self.sinks {
             if !slot.refused.contains(&source) {
-                slot.sink.packet(source, packet)?;
+                slot.sink.packet(source, packet, None)?;
             }
         }
         if self.sinks.iter().any(|s| s.sink.full()) {

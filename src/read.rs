@@ -129,7 +129,7 @@ impl Replay<'_> {
                 continue;
             }
             for sink in &mut self.sinks {
-                sink.packet(id, &record.packet)?;
+                sink.packet(id, &record.packet, record.comment.as_deref())?;
             }
             packets += 1;
         }

@@ -54,6 +54,10 @@ enum Writer<W: Write> {
         writer: PcapngWriter<W>,
         interfaces: Vec<Option<u32>>,
         comments: Vec<Option<String>>,
+        /// Names given before the first interface: written right after it
+        /// (editcap 4.0 refuses a file whose name records come before any
+        /// interface, as Wireshark never writes them there).
+        pending_names: Option<NameTable>,
     },
 }
 
@@ -108,6 +112,7 @@ impl<W: Write + Send> FileSink<W> {
                     .map_err(|e| write_error(&target, e))?,
                 interfaces: Vec::new(),
                 comments: Vec::new(),
+                pending_names: None,
             },
         };
         Ok(FileSink {
@@ -134,6 +139,14 @@ impl<W: Write + Send> FileSink<W> {
     }
 }
 
+fn write_names<W: Write>(
+    writer: &mut PcapngWriter<W>,
+    names: &NameTable,
+) -> Result<(), kcap_pcap::Error> {
+    let records: Vec<_> = names.iter().map(|(ip, n)| (ip, n.host.as_str())).collect();
+    writer.write_names(&records)
+}
+
 fn write_error(target: &str, error: kcap_pcap::Error) -> SinkError {
     let source = match error {
         kcap_pcap::Error::Io { source, .. } => source,
@@ -156,11 +169,20 @@ impl<W: Write + Send> Sink for FileSink<W> {
     /// pcapng: Name Resolution Blocks, so Wireshark shows `web-0.prod` for the
     /// pod's address; pcap has no place for names.
     fn names(&mut self, names: &NameTable) -> Result<(), SinkError> {
-        let Writer::Pcapng { writer, .. } = &mut self.writer else {
+        let Writer::Pcapng {
+            writer,
+            interfaces,
+            pending_names,
+            ..
+        } = &mut self.writer
+        else {
             return Ok(());
         };
-        let records: Vec<_> = names.iter().map(|(ip, n)| (ip, n.host.as_str())).collect();
-        let result = writer.write_names(&records);
+        if interfaces.iter().all(Option::is_none) {
+            pending_names.get_or_insert_default().merge(names);
+            return Ok(());
+        }
+        let result = write_names(writer, names);
         result.map_err(|e| self.error(e))
     }
 
@@ -190,6 +212,7 @@ impl<W: Write + Send> Sink for FileSink<W> {
                 writer,
                 interfaces,
                 comments,
+                pending_names,
             } => writer
                 .add_interface(&InterfaceDescription {
                     link_type,
@@ -197,26 +220,42 @@ impl<W: Write + Send> Sink for FileSink<W> {
                     name: info.interface_name.clone(),
                     description: Some(info.description.clone()),
                 })
-                .map(|id| {
+                .and_then(|id| {
                     *slot(interfaces, source) = Some(id);
                     *slot(comments, source) = info.comment.clone();
+                    match pending_names.take() {
+                        Some(names) => write_names(writer, &names),
+                        None => Ok(()),
+                    }
                 }),
         };
         result.map_err(|e| self.error(e))
     }
 
-    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+    fn packet(
+        &mut self,
+        source: SourceId,
+        packet: &Packet,
+        comment: Option<&str>,
+    ) -> Result<(), SinkError> {
         let result = match &mut self.writer {
             Writer::Pcap {
                 writer: Some(w), ..
-            } => w.write_packet(packet),
+            } => {
+                // pcap has no place for comments.
+                let _ = comment;
+                w.write_packet(packet)
+            }
             Writer::Pcap { writer: None, .. } => Ok(()),
             Writer::Pcapng {
                 writer,
                 interfaces,
                 comments,
+                ..
             } => match interfaces.get(source).copied().flatten() {
-                Some(id) => writer.write_packet(id, packet, comments[source].as_deref()),
+                Some(id) => {
+                    writer.write_packet(id, packet, comment.or(comments[source].as_deref()))
+                }
                 None => Ok(()),
             },
         };

@@ -159,7 +159,7 @@ impl FlightSink {
         }
         let mut packets = 0;
         for (source, packet) in self.ring.drain() {
-            sink.packet(source, &packet)?;
+            sink.packet(source, &packet, None)?;
             packets += 1;
         }
         for e in &self.ended {
@@ -223,7 +223,19 @@ impl Sink for FlightSink {
         Ok(())
     }
 
-    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+    fn packet(
+        &mut self,
+        source: SourceId,
+        packet: &Packet,
+        comment: Option<&str>,
+    ) -> Result<(), SinkError> {
+        // Only live captures come here, and their packets carry no comment of
+        // their own (the source's applies): nothing to keep.
+        debug_assert!(
+            comment.is_none(),
+            "the flight recorder keeps no packet comments"
+        );
+        let _ = comment;
         self.ring.push(source, packet.clone());
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! `--print`: one tcpdump-style line per packet on stdout, in the merged time
 //! order: the time (tcpdump's `-t` formats), the capture point, then
-//! [`kcap_lines`]' text with names after addresses, and `-x`/`-X`/`--ascii` dumps.
+//! [`kcap_lines`]' text with names after addresses, a packet's own comment (read
+//! back from a file), and `-x`/`-X`/`--ascii` dumps.
 
 use std::io::{BufWriter, Write};
 
@@ -110,6 +111,19 @@ impl<W: Write + Send> LinesSink<W> {
     }
 }
 
+/// A packet's own comment (files read with `-r`), one indented line per line of
+/// it, without kcap's pod keys: the capture point at the start of the line says
+/// those already.
+fn noted(comment: &str) -> String {
+    const SAID_BY_THE_POINT: [&str; 4] =
+        ["PodName:", "PodNamespace:", "ContainerName:", "NodeName:"];
+    comment
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !SAID_BY_THE_POINT.iter().any(|k| l.starts_with(k)))
+        .map(|l| format!("\n    {l}"))
+        .collect()
+}
+
 impl<W: Write + Send> Sink for LinesSink<W> {
     fn names(&mut self, names: &NameTable) -> Result<(), SinkError> {
         if self.settings.names {
@@ -130,7 +144,12 @@ impl<W: Write + Send> Sink for LinesSink<W> {
         Ok(())
     }
 
-    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+    fn packet(
+        &mut self,
+        source: SourceId,
+        packet: &Packet,
+        comment: Option<&str>,
+    ) -> Result<(), SinkError> {
         let Some(Described {
             link: Some(link),
             point,
@@ -146,7 +165,8 @@ impl<W: Write + Send> Sink for LinesSink<W> {
             Some(kind) => dump(kind, packet.data.get(line.link_header_len..).unwrap_or(&[])),
             None => String::new(),
         };
-        let result = writeln!(self.out, "{time}{point} {}{dumped}", line.text);
+        let noted = comment.map(noted).unwrap_or_default();
+        let result = writeln!(self.out, "{time}{point} {}{noted}{dumped}", line.text);
         result.map_err(|e| self.error(e))
     }
 

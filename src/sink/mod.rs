@@ -118,7 +118,9 @@ impl SinkError {
 }
 
 /// A consumer of the merged stream. Calls come in this order: `interface` for a
-/// source before any of its packets, `packet` in time order across sources,
+/// source before any of its packets, `packet` in time order across sources
+/// (with the packet's own comment when it has one, as in a file read with `-r`;
+/// else the source's comment applies),
 /// `flush` whenever output should reach its reader, `source_end` for every
 /// source at the end, then `finish` once. `names` comes first with the names
 /// known at the start, and again with new ones only (a pod that joined), always
@@ -126,7 +128,12 @@ impl SinkError {
 pub trait Sink: Send {
     fn names(&mut self, names: &NameTable) -> Result<(), SinkError>;
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError>;
-    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError>;
+    fn packet(
+        &mut self,
+        source: SourceId,
+        packet: &Packet,
+        comment: Option<&str>,
+    ) -> Result<(), SinkError>;
     fn flush(&mut self) -> Result<(), SinkError>;
     fn source_end(&mut self, end: SourceEnd<'_>) -> Result<(), SinkError>;
     fn finish(&mut self) -> Result<(), SinkError>;
@@ -151,8 +158,13 @@ impl Sink for Unnamed {
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
         self.0.interface(interface)
     }
-    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
-        self.0.packet(source, packet)
+    fn packet(
+        &mut self,
+        source: SourceId,
+        packet: &Packet,
+        comment: Option<&str>,
+    ) -> Result<(), SinkError> {
+        self.0.packet(source, packet, comment)
     }
     fn flush(&mut self) -> Result<(), SinkError> {
         self.0.flush()

@@ -186,11 +186,16 @@ impl Sink for RotatingSink {
         Ok(())
     }
 
-    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+    fn packet(
+        &mut self,
+        source: SourceId,
+        packet: &Packet,
+        comment: Option<&str>,
+    ) -> Result<(), SinkError> {
         if self.due() {
             self.rotate()?;
         }
-        self.current.sink.packet(source, packet)?;
+        self.current.sink.packet(source, packet, comment)?;
         self.current.first_packet.get_or_insert_with(Instant::now);
         self.current.packets += 1;
         self.packets += 1;

@@ -85,14 +85,14 @@ fn every_file_is_complete_with_every_interface_and_no_packet_is_lost_or_doubled(
     sink.interface(interface(0, &a, LinkType::LINUX_SLL2))
         .unwrap();
     for i in 0..20 {
-        sink.packet(0, &packet(i)).unwrap();
+        sink.packet(0, &packet(i), None).unwrap();
     }
     // A source joining later (--follow) is appended to the current file and is in
     // every file after it.
     sink.interface(interface(1, &b, LinkType::ETHERNET))
         .unwrap();
     for i in 20..40 {
-        sink.packet((i % 2) as usize, &packet(i)).unwrap();
+        sink.packet((i % 2) as usize, &packet(i), None).unwrap();
     }
     sink.finish().unwrap();
     let names = files(s.dir.path());
@@ -150,7 +150,7 @@ fn the_ring_keeps_the_last_files_and_deletes_the_oldest() {
     sink.interface(interface(0, &a, LinkType::ETHERNET))
         .unwrap();
     for i in 0..50 {
-        sink.packet(0, &packet(i)).unwrap();
+        sink.packet(0, &packet(i), None).unwrap();
         assert!(files(s.dir.path()).len() <= 3);
     }
     sink.finish().unwrap();
@@ -186,13 +186,13 @@ fn time_rotation_starts_a_file_at_the_first_packet_after_the_interval() {
     let a = info("node-a");
     sink.interface(interface(0, &a, LinkType::ETHERNET))
         .unwrap();
-    sink.packet(0, &packet(0)).unwrap();
-    sink.packet(0, &packet(1)).unwrap();
+    sink.packet(0, &packet(0), None).unwrap();
+    sink.packet(0, &packet(1), None).unwrap();
     std::thread::sleep(Duration::from_millis(250));
     // No file without a packet: a quiet interval makes none.
     sink.flush().unwrap();
     assert_eq!(files(s.dir.path()).len(), 1);
-    sink.packet(0, &packet(2)).unwrap();
+    sink.packet(0, &packet(2), None).unwrap();
     sink.finish().unwrap();
     let counts: Vec<usize> = files(s.dir.path())
         .iter()
@@ -218,7 +218,7 @@ fn max_size_is_full_once_the_files_reach_it() {
         .unwrap();
     let mut written = 0;
     while !sink.full() {
-        sink.packet(0, &packet(written)).unwrap();
+        sink.packet(0, &packet(written), None).unwrap();
         written += 1;
         assert!(written < 100);
     }
@@ -262,7 +262,7 @@ fn max_size_alone_writes_one_file_with_its_time_fields_filled_in() {
     sink.interface(interface(0, &a, LinkType::ETHERNET))
         .unwrap();
     while !sink.full() {
-        sink.packet(0, &packet(0)).unwrap();
+        sink.packet(0, &packet(0), None).unwrap();
     }
     sink.finish().unwrap();
     let names = files(s.dir.path());

@@ -264,7 +264,12 @@ impl Sink for StatusSink {
         Ok(())
     }
 
-    fn packet(&mut self, source: SourceId, packet: &Packet) -> Result<(), SinkError> {
+    fn packet(
+        &mut self,
+        source: SourceId,
+        packet: &Packet,
+        _comment: Option<&str>,
+    ) -> Result<(), SinkError> {
         self.packets += 1;
         self.bytes += packet.data.len() as u64;
         if let Some(row) = self.rows.get_mut(source) {
@@ -395,9 +400,9 @@ mod tests {
             sink.interface(interface).unwrap();
         }
         for _ in 0..50 {
-            sink.packet(3, &packet(100)).unwrap();
+            sink.packet(3, &packet(100), None).unwrap();
         }
-        sink.packet(5, &packet(100)).unwrap();
+        sink.packet(5, &packet(100), None).unwrap();
         sink.source_changed(SourceChange::Ended {
             source: 5,
             statistics: None,
@@ -415,7 +420,7 @@ mod tests {
         assert!(table[1].contains("prod/web-5 ") && table[1].contains("lost"));
         let last = table.last().unwrap();
         assert!(
-            last.contains("… 5 more (") && last.contains("1 connecting"),
+            last.contains("… 5 more (") && last.contains("1 starting"),
             "{last}"
         );
 
@@ -424,7 +429,7 @@ mod tests {
             source: 12,
             info: &initial[5],
         });
-        sink.packet(12, &packet(10)).unwrap();
+        sink.packet(12, &packet(10), None).unwrap();
         let again = &sink.rows[12];
         assert_eq!((again.state, again.packets), (State::Recaptured, 2));
         assert_eq!(sink.rows[5].state, State::Replaced);

@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 
 use crate::kube::LIMIT;
-use crate::util::{Bed, assert_ok, run, stderr};
+use crate::util::{Bed, assert_ok, run, stderr, tshark_fields};
 
 /// Runs kcap (`--print --no-names -c N -o FILE` added), then tcpdump on the file;
 /// every line must agree and come from one of `points`. Returns kcap's lines.
@@ -119,6 +119,25 @@ fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
         crate::util::tshark_count(&bed.path("web-again.pcap"), None),
         40
     );
+    // Rewritten as pcapng: every packet keeps its pod comment.
+    let (_, err, code) = read_back(&bed, &["web.pcapng", "-o", "web-again.pcapng"]);
+    assert_eq!(code, Some(0), "{err}");
+    let comments = |f: &str| tshark_fields(&bed.path(f), None, &["frame.comment"]);
+    assert_eq!(comments("web.pcapng"), comments("web-again.pcapng"));
+    assert!(comments("web-again.pcapng")[0][0].contains("PodName: "));
+    // A packet's own comment other than kcap's pod keys is shown under its line.
+    let out = run(
+        Command::new("editcap")
+            .args(["-a", "2:PID: 4242, Cmd: curl"])
+            .arg(bed.path("web.pcapng"))
+            .arg(bed.path("noted.pcapng")),
+        LIMIT,
+    );
+    assert_ok(&out);
+    let (lines, err, _) = read_back(&bed, &["noted.pcapng", "--no-names", "-c", "3"]);
+    assert_eq!(lines.len(), 3 + 1, "{lines:?}\n{err}");
+    assert_eq!(lines[..2], live[..2]);
+    assert_eq!(lines[2], "    PID: 4242, Cmd: curl", "{lines:?}");
     // A file cut inside a packet: every complete packet, then the error (exit 1).
     let whole = std::fs::read(bed.path("web.pcapng")).unwrap();
     std::fs::write(bed.path("cut.pcapng"), &whole[..whole.len() - 30]).unwrap();

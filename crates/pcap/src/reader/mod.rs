@@ -68,7 +68,7 @@ pub struct Record {
     /// several sections, ids continue across sections instead of restarting.
     pub interface_id: u32,
     pub packet: Packet,
-    /// The first opt_comment, if any.
+    /// The packet's opt_comments, one per line, if any.
     pub comment: Option<String>,
 }
 

@@ -198,9 +198,18 @@ impl<R: Read> CaptureFileReader<R> {
                     ));
                 }
                 let opts_start = (20 + pad4(caplen)).min(body.len());
-                let comment = options(e, &body[opts_start..])
-                    .find(|&(code, _)| code == OPT_COMMENT)
-                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+                // Several comments (kcap's, then one added in Wireshark) read as one.
+                let mut comment: Option<String> = None;
+                for (_, v) in options(e, &body[opts_start..]).filter(|&(c, _)| c == OPT_COMMENT) {
+                    let text = String::from_utf8_lossy(v);
+                    match &mut comment {
+                        Some(all) => {
+                            all.push('\n');
+                            all.push_str(&text);
+                        }
+                        None => comment = Some(text.into_owned()),
+                    }
+                }
                 Ok(Some(Record {
                     interface_id: iface,
                     packet: Packet {
