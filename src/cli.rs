@@ -357,6 +357,12 @@ pub struct Cli {
     /// Only errors on stderr: no progress and no summary.
     #[arg(long, short = 'q', conflicts_with = "verbose", help_heading = "Output")]
     pub quiet: bool,
+
+    /// Print the settings a config file (~/.config/kcap/config.toml, or
+    /// $KCAP_CONFIG) or KCAP_* variables can set, each with its value and where it
+    /// came from, and exit.
+    #[arg(long, help_heading = "Output")]
+    pub print_config: bool,
 }
 
 /// The name kcap has as a kubectl plugin: installed as `kubectl-kcap` on PATH,
@@ -367,14 +373,26 @@ pub const PLUGIN_EXE: &str = "kubectl-kcap";
 /// Parses argv (exiting with clap's usage error, exit 2, or help/version). Called
 /// as `kubectl-kcap`, help and usage say `kubectl kcap`, as the user typed it.
 pub fn parse(args: &[String]) -> Cli {
-    let mut command = Cli::command();
+    let defaults = match crate::defaults::Defaults::load() {
+        Ok(defaults) => defaults,
+        Err(e) => {
+            let hint = "fix it, or run with KCAP_CONFIG=/dev/null to ignore it";
+            eprintln!("kcap: error: {}\n  hint: {hint}", crate::exit::chain(&e));
+            std::process::exit(crate::exit::Exit::Usage as i32);
+        }
+    };
+    let mut command = defaults.apply(Cli::command());
     if invoked_as_plugin(args) {
         command = command
             .bin_name("kubectl kcap")
             .display_name("kubectl kcap")
             .after_help(AFTER_HELP.replace("\n  kcap ", "\n  kubectl kcap "));
     }
-    let matches = command.get_matches_from(args);
+    let matches = command.clone().get_matches_from(args);
+    if matches.get_flag("print_config") {
+        print!("{}", defaults.describe(&command, &matches));
+        std::process::exit(0);
+    }
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 

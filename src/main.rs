@@ -11,6 +11,7 @@ mod agent;
 mod captures;
 mod cli;
 mod config;
+mod defaults;
 mod dry_run;
 mod event;
 mod exit;
