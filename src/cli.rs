@@ -180,6 +180,17 @@ pub struct Cli {
     )]
     pub iface: String,
 
+    /// Keep only packets going this way (tcpdump's -Q): in (received), out (sent)
+    /// or inout (both, the default). tshark and dumpcap, which have no -Q, get
+    /// libpcap's `inbound`/`outbound` joined to the filter instead.
+    #[arg(
+        long,
+        short = 'Q',
+        value_name = "in|out|inout",
+        help_heading = "Capture"
+    )]
+    pub direction: Option<String>,
+
     /// Keep only traffic on this port (repeatable: any of them).
     #[arg(long = "port", value_name = "PORT", help_heading = "Capture")]
     pub ports: Vec<String>,

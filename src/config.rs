@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kcap_capture::command::{AgentBinary, CaptureCommand, FULL_SNAPLEN, Tool};
+use kcap_capture::command::{AgentBinary, CaptureCommand, Direction, FULL_SNAPLEN, Tool};
 
 use crate::agent;
 use kcap_capture::filter::{FilterSpec, Protocol};
@@ -124,6 +124,8 @@ pub struct CaptureSettings {
     pub interface: String,
     pub snaplen: u32,
     pub buffer_kib: u32,
+    /// `-Q`: which way the packets kept went.
+    pub direction: Direction,
     pub sudo: bool,
     /// The capture agent to send, for `--remote-tool auto` and `agent`.
     pub agent: Option<AgentBinary>,
@@ -344,6 +346,14 @@ impl Config {
                 0 => return Err(usage("--buffer-size must be at least 1 (KiB)")),
                 n => n,
             },
+            direction: match cli.direction.as_deref() {
+                None => Direction::InOut,
+                Some(d) => Direction::parse(d).ok_or_else(|| {
+                    usage(format!(
+                        "unknown -Q/--direction {d:?}: use in, out or inout"
+                    ))
+                })?,
+            },
             sudo: cli.sudo,
             agent: None,
         };
@@ -453,6 +463,7 @@ impl Config {
             snaplen: c.snaplen,
             buffer_kib: c.buffer_kib,
             count: self.count,
+            direction: c.direction,
             filter,
             sudo: c.sudo,
             agent: c.agent.clone(),
@@ -750,6 +761,10 @@ mod tests {
                 "--buffer-size must be at least 1 (KiB)",
             ),
             (&["--count", "0"], "--count must be at least 1"),
+            (
+                &["-Q", "both"],
+                "unknown -Q/--direction \"both\": use in, out or inout",
+            ),
             (
                 &["--iface", "eth0;id"],
                 "invalid interface name \"eth0;id\": use letters, digits and . _ - : @ + (at most 15 characters), or `any`",

@@ -13,6 +13,7 @@ fn command(filter: &str, sudo: bool) -> Box<CaptureCommand> {
         snaplen: FULL_SNAPLEN,
         buffer_kib: DEFAULT_BUFFER_KIB,
         count: None,
+        direction: kcap_capture::command::Direction::InOut,
         filter: Some(filter.into()),
         sudo,
         agent: None,

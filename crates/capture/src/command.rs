@@ -76,6 +76,36 @@ impl Tool {
     }
 }
 
+/// `-Q`/`--direction`: which packets of an interface to keep, as tcpdump's `-Q`.
+/// Linux tells a packet's direction by its `sll_pkttype`: PACKET_OUTGOING is
+/// `out`, everything else (to us, broadcast, multicast, another host's) is `in`,
+/// as libpcap does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Both ways (the default; nothing is passed to the tool).
+    #[default]
+    InOut,
+    In,
+    Out,
+}
+
+impl Direction {
+    /// tcpdump's word for it (`-Q in`), also the wrapper's and the agent's.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::InOut => "inout",
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Direction> {
+        [Direction::InOut, Direction::In, Direction::Out]
+            .into_iter()
+            .find(|d| d.name() == input)
+    }
+}
+
 /// Everything that decides the remote command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureCommand {
@@ -86,6 +116,9 @@ pub struct CaptureCommand {
     pub buffer_kib: u32,
     /// Stop after this many packets (the remote tool's `-c`).
     pub count: Option<u64>,
+    /// `-Q`: tcpdump and the agent take it as is; tshark and dumpcap, which have no
+    /// such flag, get `inbound`/`outbound` joined to the filter (see remote.sh).
+    pub direction: Direction,
     /// The complete BPF expression (see [`crate::filter::FilterSpec::to_bpf`]).
     pub filter: Option<String>,
     /// Run the wrapper through `sudo -n` (never prompts: fails instead).
@@ -190,6 +223,7 @@ impl CaptureCommand {
             self.count.unwrap_or(0).to_string(),
             filter.into(),
             self.agent.as_ref().map_or(0, |a| a.0.len()).to_string(),
+            self.direction.name().into(),
         ])
     }
 }
@@ -205,6 +239,7 @@ mod tests {
             snaplen: FULL_SNAPLEN,
             buffer_kib: DEFAULT_BUFFER_KIB,
             count: Some(3),
+            direction: Direction::InOut,
             filter: Some(filter.into()),
             sudo: false,
             agent: None,
@@ -252,7 +287,8 @@ mod tests {
                 "16384",
                 "3",
                 "port 80; id",
-                "0"
+                "0",
+                "inout"
             ]
         );
         assert!(command("a\nb").to_argv("").is_err());
@@ -273,7 +309,7 @@ mod tests {
         );
         assert!(
             line.ends_with(
-                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80' '0'"
+                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80' '0' 'inout'"
             ),
             "{line}"
         );
@@ -338,6 +374,73 @@ mod tests {
             "{stderr}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Runs `command`'s wrapper line with a fake `tool` first on PATH that prints
+    /// its arguments as `<word>`; returns the wrapper's stderr.
+    fn arguments_given_to(tool: &str, command: &CaptureCommand) -> String {
+        let dir = std::env::temp_dir().join(format!(
+            "kcap-dir-test-{}-{tool}-{}",
+            std::process::id(),
+            command.direction.name()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join(tool);
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>' \"$a\" >&2; done\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command.to_shell().unwrap())
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .env_remove("SSH_CONNECTION")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let heartbeat = child.stdin.take().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        drop(heartbeat);
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        stderr
+    }
+
+    /// `-Q` reaches tcpdump as its own flag, before the filter; tshark and dumpcap
+    /// get libpcap's `inbound`/`outbound` in their filter instead; `inout` adds
+    /// nothing (a tcpdump without -Q still works).
+    #[test]
+    fn direction_reaches_each_tool_its_own_way() {
+        let mut c = command("port 80");
+        c.count = None;
+        c.direction = Direction::Out;
+        c.tool = Tool::Tcpdump;
+        let got = arguments_given_to("tcpdump", &c);
+        assert!(got.contains("<-w><-><-Q><out><port 80>"), "{got}");
+        c.direction = Direction::In;
+        c.tool = Tool::Tshark;
+        let got = arguments_given_to("tshark", &c);
+        assert!(got.contains("<-w><-><-f><inbound and (port 80)>"), "{got}");
+        c.filter = None;
+        c.tool = Tool::Dumpcap;
+        let got = arguments_given_to("dumpcap", &c);
+        assert!(got.ends_with("<-w><-><-f><inbound>"), "{got}");
+        c.direction = Direction::InOut;
+        c.tool = Tool::Tcpdump;
+        let got = arguments_given_to("tcpdump", &c);
+        assert!(!got.contains("<-Q>") && got.ends_with("<-w><->"), "{got}");
+        c.tool = Tool::Tshark;
+        let got = arguments_given_to("tshark", &c);
+        assert!(got.ends_with("<-w><->"), "{got}");
     }
 
     /// Runs the wrapper with a fake tcpdump that just waits, feeding one heartbeat;
