@@ -170,7 +170,9 @@ pub struct Cli {
     #[arg(long, help_heading = "Target (SSH)")]
     pub sudo: bool,
 
-    /// Interface to capture on.
+    /// Interface to capture on. Repeat it to capture several interfaces of each
+    /// target (`-i eth0 -i lo`): one interface each in the file, merged in time
+    /// order (tcpdump takes one -i; this is several tcpdumps at once).
     #[arg(
         long,
         short = 'i',
@@ -178,7 +180,7 @@ pub struct Cli {
         default_value = "any",
         help_heading = "Capture"
     )]
-    pub iface: String,
+    pub iface: Vec<String>,
 
     /// Keep only packets going this way (tcpdump's -Q): in (received), out (sent)
     /// or inout (both, the default). tshark and dumpcap, which have no -Q, get

@@ -121,7 +121,10 @@ pub struct KubeSettings {
 #[derive(Debug, Clone)]
 pub struct CaptureSettings {
     pub tool: Tool,
+    /// The first of [`Self::interfaces`] (the one most runs have).
     pub interface: String,
+    /// Every `-i`, in the order given: each target is captured on each of them.
+    pub interfaces: Vec<String>,
     pub snaplen: u32,
     pub buffer_kib: u32,
     /// `-Q`: which way the packets kept went.
@@ -340,7 +343,8 @@ impl Config {
                     cli.remote_tool
                 ))
             })?,
-            interface: cli.iface.clone(),
+            interface: cli.iface.first().cloned().unwrap_or_else(|| "any".into()),
+            interfaces: check_interfaces(&cli.iface)?,
             snaplen,
             buffer_kib: match cli.buffer_size {
                 0 => return Err(usage("--buffer-size must be at least 1 (KiB)")),
@@ -469,6 +473,26 @@ impl Config {
             agent: c.agent.clone(),
         }
     }
+}
+
+/// Several `-i`: each a valid name, none twice, and `any` alone (it already holds
+/// every interface: with another, that one's packets would be written twice).
+fn check_interfaces(given: &[String]) -> Result<Vec<String>, UsageError> {
+    if given.is_empty() {
+        return Ok(vec!["any".into()]);
+    }
+    for (i, name) in given.iter().enumerate() {
+        kcap_capture::command::validate_interface(name).map_err(|e| usage(e.to_string()))?;
+        if given[..i].contains(name) {
+            return Err(usage(format!("-i {name} is given twice")));
+        }
+    }
+    if given.len() > 1 && given.iter().any(|n| n == "any") {
+        return Err(usage(
+            "-i any captures every interface already: give it alone, or name the interfaces",
+        ));
+    }
+    Ok(given.to_vec())
 }
 
 fn parse_port(input: &str) -> Result<u16, UsageError> {
@@ -687,6 +711,12 @@ fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
             cli.via
         )));
     }
+    if capture_point == CapturePoint::Veth && cli.iface.len() > 1 {
+        return Err(usage(
+            "--capture-point veth captures the pod's host-side veth, in place of -i: \
+             give no -i (or one)",
+        ));
+    }
     if cli.image.is_empty() || cli.image.contains(char::is_whitespace) {
         return Err(usage(format!(
             "--image {:?} is not an image reference",
@@ -761,6 +791,20 @@ mod tests {
                 "--buffer-size must be at least 1 (KiB)",
             ),
             (&["--count", "0"], "--count must be at least 1"),
+            (&["-i", "eth0", "-i", "eth0"], "-i eth0 is given twice"),
+            (
+                &["-i", "eth0", "-i", "any"],
+                "-i any captures every interface already: give it alone, or name the interfaces",
+            ),
+            (
+                &["-i", "lo", "-i", "eth0;id"],
+                "invalid interface name \"eth0;id\": use letters, digits and . _ - : @ + (at most 15 characters), or `any`",
+            ),
+            (
+                &["-i", "lo", "-i", "eth0", "--capture-point", "veth", "pod/x"],
+                "--capture-point veth captures the pod's host-side veth, in place of -i: \
+                 give no -i (or one)",
+            ),
             (
                 &["-Q", "both"],
                 "unknown -Q/--direction \"both\": use in, out or inout",
@@ -904,6 +948,10 @@ mod tests {
         assert_eq!(command.count, Some(5));
         assert!(c.kube.is_none());
         assert!(c.print.is_none() && c.output.is_some());
+        assert_eq!(c.capture.interfaces, ["any"]);
+        let two = config(&["--ssh-host", "n", "-i", "eth0", "-i", "lo"]).unwrap();
+        assert_eq!(two.capture.interfaces, ["eth0", "lo"]);
+        assert_eq!(two.capture.interface, "eth0");
         // --print without -o writes no file; -ttt and -X shape its lines.
         let p = config(&["--ssh-host", "n", "--print", "-ttt", "-X", "--nano"]).unwrap();
         assert!(p.output.is_none());

@@ -59,7 +59,15 @@ pub async fn capture(
     }
     let reports = match (&plan.kube, kube) {
         (Some(kube_plan), Some(ctx)) if !kube_plan.watch.is_empty() => {
-            crate::follow::supervise(captures, &plan.sources, &plan.command, kube_plan, ctx).await
+            crate::follow::supervise(
+                captures,
+                &plan.sources,
+                &plan.command,
+                &plan.interfaces,
+                kube_plan,
+                ctx,
+            )
+            .await
         }
         _ => captures.wait_all().await,
     };

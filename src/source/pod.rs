@@ -14,7 +14,7 @@ use super::helper_pool::HelperPool;
 use super::outcome::{SourceError, SourceReport};
 use super::stream::{self, Chunk, Feed, Process, StreamError};
 use crate::config::{KubeSettings, NodeTarget};
-use crate::event::{Event, SourceId};
+use crate::event::{Event, SourceId, SourceInfo};
 use crate::plan::{self, PlannedSource, Target};
 use crate::stop::Stop;
 
@@ -78,12 +78,16 @@ pub async fn capture(
         if stop.reason().is_some() {
             return Ok(());
         }
-        let info = plan::describe(
-            &planned.target,
-            &planned.command.interface,
-            Some(method),
-            ctx.settings.annotate,
-        );
+        let info = SourceInfo {
+            // The plan's label: with several -i it names the interface too.
+            label: planned.info.label.clone(),
+            ..plan::describe(
+                &planned.target,
+                &planned.command.interface,
+                Some(method),
+                ctx.settings.annotate,
+            )
+        };
         let feed = Feed {
             source,
             info: &info,

@@ -13,6 +13,7 @@ mod dry_run;
 mod errors;
 mod filters;
 mod host_keys;
+mod interfaces;
 mod kube;
 mod kube_errors;
 mod kube_lifecycle;
