@@ -182,6 +182,15 @@ pub struct Cli {
     )]
     pub iface: Vec<String>,
 
+    /// List the interfaces of each target, as tcpdump -D does (index, name, flags;
+    /// each line prefixed by the target), and exit. It runs where a capture would:
+    /// over SSH, in the pod (--via exec) or its network namespace from the node's
+    /// helper pod (--via node, deleted after) or over SSH (--via ssh); the names
+    /// are what -i takes there. Not through ephemeral containers unless --via
+    /// ephemeral (they stay in the pod).
+    #[arg(long, short = 'D', help_heading = "Capture")]
+    pub list_interfaces: bool,
+
     /// Keep only packets going this way (tcpdump's -Q): in (received), out (sent)
     /// or inout (both, the default). tshark and dumpcap, which have no -Q, get
     /// libpcap's `inbound`/`outbound` joined to the filter instead.

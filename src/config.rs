@@ -289,6 +289,8 @@ pub struct Config {
     pub print: Option<PrintSettings>,
     pub verbosity: Verbosity,
     pub dry_run: Option<DryRun>,
+    /// `-D`: list each target's interfaces instead of capturing.
+    pub list_interfaces: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -434,6 +436,11 @@ impl Config {
                 )));
             }
         };
+        if cli.list_interfaces && (read.is_some() || dry_run.is_some() || cli.follow) {
+            return Err(usage(
+                "-D lists the targets' interfaces: not with -r, --dry-run or --follow",
+            ));
+        }
         let config = Config {
             read,
             nodes,
@@ -448,6 +455,7 @@ impl Config {
             print,
             verbosity,
             dry_run,
+            list_interfaces: cli.list_interfaces,
         };
         // Check the remote command line now: a hostile --iface or a NUL in --filter is a
         // usage error before anything connects.
@@ -791,6 +799,10 @@ mod tests {
                 "--buffer-size must be at least 1 (KiB)",
             ),
             (&["--count", "0"], "--count must be at least 1"),
+            (
+                &["-D", "--dry-run"],
+                "-D lists the targets' interfaces: not with -r, --dry-run or --follow",
+            ),
             (&["-i", "eth0", "-i", "eth0"], "-i eth0 is given twice"),
             (
                 &["-i", "eth0", "-i", "any"],

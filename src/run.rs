@@ -155,7 +155,7 @@ async fn tick(events: mpsc::Sender<Event>) {
 
 /// What Kubernetes captures share. The reaper runs only when a helper pod may be
 /// created (it is a process of its own).
-fn kube_context(kube: &KubePlan, plan: &Plan) -> KubeContext {
+pub(crate) fn kube_context(kube: &KubePlan, plan: &Plan) -> KubeContext {
     let may_need_helpers = matches!(
         kube.settings.via,
         Via::Auto | Via::Only(kcap_kube::Method::Node)

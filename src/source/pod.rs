@@ -264,7 +264,7 @@ fn outcome_of(ended: stream::Ended, report: &mut SourceReport) -> Result<(), Fai
 }
 
 /// The node over SSH: an ssh_config alias named like the node, else its InternalIP.
-async fn ssh_target(ctx: &KubeContext, node: &str, ip: Option<String>) -> NodeTarget {
+pub(crate) async fn ssh_target(ctx: &KubeContext, node: &str, ip: Option<String>) -> NodeTarget {
     let ip = match ip {
         Some(ip) => Some(ip),
         None => {

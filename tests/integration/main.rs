@@ -19,6 +19,7 @@ mod kube_errors;
 mod kube_lifecycle;
 mod lifecycle;
 mod lines;
+mod list_interfaces;
 mod netns;
 mod nodes;
 mod output;

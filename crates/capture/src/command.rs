@@ -50,6 +50,9 @@ pub enum Tool {
     Tcpdump,
     Tshark,
     Dumpcap,
+    /// Not a capture: the wrapper lists the interfaces where it runs (`-D`), as
+    /// `tcpdump -D` prints them, and exits. Not a `--remote-tool` value.
+    ListInterfaces,
 }
 
 impl Tool {
@@ -60,6 +63,7 @@ impl Tool {
             Tool::Tcpdump => "tcpdump",
             Tool::Tshark => "tshark",
             Tool::Dumpcap => "dumpcap",
+            Tool::ListInterfaces => "list-interfaces",
         }
     }
 
@@ -441,6 +445,61 @@ mod tests {
         c.tool = Tool::Tshark;
         let got = arguments_given_to("tshark", &c);
         assert!(got.ends_with("<-w><->"), "{got}");
+    }
+
+    /// `-D` with tcpdump there: its own `-D` list; without it, the names and flags
+    /// of /sys/class/net in the same shape.
+    #[test]
+    fn list_mode_prints_tcpdumps_list_or_the_kernels() {
+        let mut c = command("");
+        c.tool = Tool::ListInterfaces;
+        c.count = None;
+        let run = |path: &str| {
+            // By its path: Command looks the program up on the child's PATH.
+            std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(c.to_shell().unwrap())
+                .env("PATH", path)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let dir = std::env::temp_dir().join(format!("kcap-list-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("tcpdump"),
+            "#!/bin/sh\n[ \"$*\" = -D ] && echo '1.fake0 [Up, Running]'\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(dir.join("tcpdump"))
+            .status()
+            .unwrap();
+        let out = run(&format!("{}:/usr/bin:/bin", dir.display()));
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"1.fake0 [Up, Running]\n");
+        // A tcpdump that fails, and only sh besides: the kernel's list.
+        std::fs::write(dir.join("tcpdump"), "#!/bin/sh\nexit 1\n").unwrap();
+        std::os::unix::fs::symlink("/bin/sh", dir.join("sh")).unwrap();
+        let out = run(&dir.display().to_string());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let listed: Vec<&str> = text.lines().collect();
+        assert_eq!(listed.len(), names.len(), "{text}");
+        for (i, line) in listed.iter().enumerate() {
+            let (index, rest) = line.split_once('.').unwrap();
+            assert_eq!(index, (i + 1).to_string(), "{text}");
+            let name = rest.split(' ').next().unwrap();
+            assert!(names.iter().any(|n| n == name), "{text}");
+        }
+        assert!(text.contains(".lo [Up, Running, Loopback]"), "{text}");
     }
 
     /// Runs the wrapper with a fake tcpdump that just waits, feeding one heartbeat;

@@ -31,6 +31,31 @@ fi
 # Found on PATH and executable (some shells' `command -v` also names plain files).
 have() { p=$(command -v "$1" 2>/dev/null) && [ -x "$p" ]; }
 
+# kcap -D: no capture, the interfaces here as `tcpdump -D` lists them; without
+# tcpdump (many images), the kernel's list in the same shape: index.name [flags],
+# Up and Loopback from the flags (IFF_UP 0x1, IFF_LOOPBACK 0x8), Running from the
+# carrier (the flags file leaves IFF_RUNNING out).
+if [ "$tool" = list-interfaces ]; then
+  if have tcpdump && tcpdump -D 2>/dev/null; then exit 0; fi
+  n=0
+  for d in /sys/class/net/*; do
+    [ -e "$d" ] || continue
+    n=$((n + 1))
+    # `read`, a builtin: the image may have no cat.
+    read -r flags < "$d/flags" 2>/dev/null || flags=0
+    case $flags in 0x[0-9a-fA-F]*) ;; *) flags=0 ;; esac
+    words=
+    [ $((flags & 1)) -ne 0 ] && words="$words, Up"
+    carrier=0
+    read -r carrier < "$d/carrier" 2>/dev/null
+    [ "$carrier" = 1 ] && words="$words, Running"
+    [ $((flags & 8)) -ne 0 ] && words="$words, Loopback"
+    printf '%s.%s [%s]\n' "$n" "${d##*/}" "${words#, }"
+  done
+  [ "$n" -gt 0 ] || { echo "kcap-remote: no interface found in /sys/class/net" >&2; exit 1; }
+  exit 0
+fi
+
 # kcap's capture agent, if kcap sent it and it is wanted: it needs tcpdump to compile
 # the filter (for the link type it will write: LINUX_SLL2 on `any`, else Ethernet if
 # the interface has it, else LINUX_SLL2), done before the agent is stored so that
