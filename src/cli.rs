@@ -426,6 +426,8 @@ Examples:
   kcap -A svc/payments --via node
   kcap -n prod pod/orders-6c9f --filter 'pod/payments-0 and tcp[tcpflags] & tcp-rst != 0'
   kcap node/worker-2 --iface eth0 --duration 30s
+  kcap node/worker-2 -i eth0 -i cni0 -Q in -o in.pcapng       # two interfaces, received only (tcpdump -Q)
+  kcap node/worker-2 -D                                         # its interfaces, as tcpdump -D
   kcap -n prod deploy/orders --port 8080 --dry-run          # what kcap would do, touching nothing
   kcap --ssh-user root --ssh-host 198.51.100.10 --port 443 --protocol tcp --output https.pcap
   kcap --ssh-host node-a --ssh-host node-b --port 53 --protocol udp --duration 60s

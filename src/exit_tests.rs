@@ -81,7 +81,7 @@ fn every_capture_failure_has_its_code_and_the_filter_it_got() {
             Failure::BadInterface { message: message() },
             false
         )),
-        "no interface \"eth9\" there; list them with `ip -br link`, or use --iface any"
+        "no interface \"eth9\" there; list them with kcap -D (same targets), or use --iface any"
     );
     let hints = [
         (

@@ -121,3 +121,53 @@ fn direction_shows_in_the_dry_run_and_bad_values_are_refused() {
     );
     assert_exit(&out, 2, &["unknown -Q/--direction \"sideways\""]);
 }
+
+/// tshark and dumpcap have no -Q: they get libpcap's `inbound`/`outbound` joined
+/// to the filter, which keeps the same packets on a live Linux capture.
+#[test]
+fn direction_with_tshark_and_dumpcap_goes_into_the_filter() {
+    let bed = Bed::minimal();
+    for (tool, dir, icmp_type) in [("tshark", "in", "8"), ("dumpcap", "out", "0")] {
+        let file = bed.path(&format!("{tool}-{dir}.pcapng"));
+        let kcap = bed
+            .kcap()
+            .args(["--ssh-host", "node-a", "--remote-tool", tool, "-Q", dir])
+            .args([
+                "-f",
+                "icmp and host 198.51.100.10",
+                "--duration",
+                "5s",
+                "-o",
+            ])
+            .arg(&file)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            bed.wait_running("node-a", tool, Duration::from_secs(20)),
+            "{tool}"
+        );
+        // tshark runs dumpcap, which opens the device a moment later.
+        assert!(
+            bed.wait_running("node-a", "dumpcap", Duration::from_secs(20)),
+            "{tool}"
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        let ping = bed
+            .bed
+            .client_command("ping")
+            .args(["-c", "10", "-i", "0.05", "198.51.100.10"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ping.success());
+        let out = wait(kcap, Duration::from_secs(30));
+        assert_ok(&out);
+        assert!(
+            stderr(&out).contains(&format!("({tool}")),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(icmp_types(&file), vec![icmp_type; 10], "{tool} -Q {dir}");
+    }
+}
