@@ -170,7 +170,9 @@ pub struct Cli {
     #[arg(long, help_heading = "Target (SSH)")]
     pub sudo: bool,
 
-    /// Interface to capture on.
+    /// Interface to capture on. Repeat it to capture several interfaces of each
+    /// target (`-i eth0 -i lo`): one interface each in the file, merged in time
+    /// order (tcpdump takes one -i; this is several tcpdumps at once).
     #[arg(
         long,
         short = 'i',
@@ -178,7 +180,27 @@ pub struct Cli {
         default_value = "any",
         help_heading = "Capture"
     )]
-    pub iface: String,
+    pub iface: Vec<String>,
+
+    /// List the interfaces of each target, as tcpdump -D does (index, name, flags;
+    /// each line prefixed by the target), and exit. It runs where a capture would:
+    /// over SSH, in the pod (--via exec) or its network namespace from the node's
+    /// helper pod (--via node, deleted after) or over SSH (--via ssh); the names
+    /// are what -i takes there. Not through ephemeral containers unless --via
+    /// ephemeral (they stay in the pod).
+    #[arg(long, short = 'D', help_heading = "Capture")]
+    pub list_interfaces: bool,
+
+    /// Keep only packets going this way (tcpdump's -Q): in (received), out (sent)
+    /// or inout (both, the default). tshark and dumpcap, which have no -Q, get
+    /// libpcap's `inbound`/`outbound` joined to the filter instead.
+    #[arg(
+        long,
+        short = 'Q',
+        value_name = "in|out|inout",
+        help_heading = "Capture"
+    )]
+    pub direction: Option<String>,
 
     /// Keep only traffic on this port (repeatable: any of them).
     #[arg(long = "port", value_name = "PORT", help_heading = "Capture")]
@@ -422,6 +444,8 @@ Examples:
   kcap -A svc/payments --via node
   kcap -n prod pod/orders-6c9f --filter 'pod/payments-0 and tcp[tcpflags] & tcp-rst != 0'
   kcap node/worker-2 --iface eth0 --duration 30s
+  kcap node/worker-2 -i eth0 -i cni0 -Q in -o in.pcapng       # two interfaces, received only (tcpdump -Q)
+  kcap node/worker-2 -D                                         # its interfaces, as tcpdump -D
   kcap -n prod deploy/orders --port 8080 --dry-run          # what kcap would do, touching nothing
   kcap --ssh-user root --ssh-host 198.51.100.10 --port 443 --protocol tcp --output https.pcap
   kcap --ssh-host node-a --ssh-host node-b --port 53 --protocol udp --duration 60s

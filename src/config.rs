@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kcap_capture::command::{AgentBinary, CaptureCommand, FULL_SNAPLEN, Tool};
+use kcap_capture::command::{AgentBinary, CaptureCommand, Direction, FULL_SNAPLEN, Tool};
 
 use crate::agent;
 use kcap_capture::filter::{FilterSpec, Protocol};
@@ -121,9 +121,14 @@ pub struct KubeSettings {
 #[derive(Debug, Clone)]
 pub struct CaptureSettings {
     pub tool: Tool,
+    /// The first of [`Self::interfaces`] (the one most runs have).
     pub interface: String,
+    /// Every `-i`, in the order given: each target is captured on each of them.
+    pub interfaces: Vec<String>,
     pub snaplen: u32,
     pub buffer_kib: u32,
+    /// `-Q`: which way the packets kept went.
+    pub direction: Direction,
     pub sudo: bool,
     /// The capture agent to send, for `--remote-tool auto` and `agent`.
     pub agent: Option<AgentBinary>,
@@ -284,6 +289,8 @@ pub struct Config {
     pub print: Option<PrintSettings>,
     pub verbosity: Verbosity,
     pub dry_run: Option<DryRun>,
+    /// `-D`: list each target's interfaces instead of capturing.
+    pub list_interfaces: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -338,11 +345,20 @@ impl Config {
                     cli.remote_tool
                 ))
             })?,
-            interface: cli.iface.clone(),
+            interface: cli.iface.first().cloned().unwrap_or_else(|| "any".into()),
+            interfaces: check_interfaces(&cli.iface)?,
             snaplen,
             buffer_kib: match cli.buffer_size {
                 0 => return Err(usage("--buffer-size must be at least 1 (KiB)")),
                 n => n,
+            },
+            direction: match cli.direction.as_deref() {
+                None => Direction::InOut,
+                Some(d) => Direction::parse(d).ok_or_else(|| {
+                    usage(format!(
+                        "unknown -Q/--direction {d:?}: use in, out or inout"
+                    ))
+                })?,
             },
             sudo: cli.sudo,
             agent: None,
@@ -420,6 +436,11 @@ impl Config {
                 )));
             }
         };
+        if cli.list_interfaces && (read.is_some() || dry_run.is_some() || cli.follow) {
+            return Err(usage(
+                "-D lists the targets' interfaces: not with -r, --dry-run or --follow",
+            ));
+        }
         let config = Config {
             read,
             nodes,
@@ -434,6 +455,7 @@ impl Config {
             print,
             verbosity,
             dry_run,
+            list_interfaces: cli.list_interfaces,
         };
         // Check the remote command line now: a hostile --iface or a NUL in --filter is a
         // usage error before anything connects.
@@ -453,11 +475,32 @@ impl Config {
             snaplen: c.snaplen,
             buffer_kib: c.buffer_kib,
             count: self.count,
+            direction: c.direction,
             filter,
             sudo: c.sudo,
             agent: c.agent.clone(),
         }
     }
+}
+
+/// Several `-i`: each a valid name, none twice, and `any` alone (it already holds
+/// every interface: with another, that one's packets would be written twice).
+fn check_interfaces(given: &[String]) -> Result<Vec<String>, UsageError> {
+    if given.is_empty() {
+        return Ok(vec!["any".into()]);
+    }
+    for (i, name) in given.iter().enumerate() {
+        kcap_capture::command::validate_interface(name).map_err(|e| usage(e.to_string()))?;
+        if given[..i].contains(name) {
+            return Err(usage(format!("-i {name} is given twice")));
+        }
+    }
+    if given.len() > 1 && given.iter().any(|n| n == "any") {
+        return Err(usage(
+            "-i any captures every interface already: give it alone, or name the interfaces",
+        ));
+    }
+    Ok(given.to_vec())
 }
 
 fn parse_port(input: &str) -> Result<u16, UsageError> {
@@ -676,6 +719,12 @@ fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
             cli.via
         )));
     }
+    if capture_point == CapturePoint::Veth && cli.iface.len() > 1 {
+        return Err(usage(
+            "--capture-point veth captures the pod's host-side veth, in place of -i: \
+             give no -i (or one)",
+        ));
+    }
     if cli.image.is_empty() || cli.image.contains(char::is_whitespace) {
         return Err(usage(format!(
             "--image {:?} is not an image reference",
@@ -750,6 +799,28 @@ mod tests {
                 "--buffer-size must be at least 1 (KiB)",
             ),
             (&["--count", "0"], "--count must be at least 1"),
+            (
+                &["-D", "--dry-run"],
+                "-D lists the targets' interfaces: not with -r, --dry-run or --follow",
+            ),
+            (&["-i", "eth0", "-i", "eth0"], "-i eth0 is given twice"),
+            (
+                &["-i", "eth0", "-i", "any"],
+                "-i any captures every interface already: give it alone, or name the interfaces",
+            ),
+            (
+                &["-i", "lo", "-i", "eth0;id"],
+                "invalid interface name \"eth0;id\": use letters, digits and . _ - : @ + (at most 15 characters), or `any`",
+            ),
+            (
+                &["-i", "lo", "-i", "eth0", "--capture-point", "veth", "pod/x"],
+                "--capture-point veth captures the pod's host-side veth, in place of -i: \
+                 give no -i (or one)",
+            ),
+            (
+                &["-Q", "both"],
+                "unknown -Q/--direction \"both\": use in, out or inout",
+            ),
             (
                 &["--iface", "eth0;id"],
                 "invalid interface name \"eth0;id\": use letters, digits and . _ - : @ + (at most 15 characters), or `any`",
@@ -889,6 +960,10 @@ mod tests {
         assert_eq!(command.count, Some(5));
         assert!(c.kube.is_none());
         assert!(c.print.is_none() && c.output.is_some());
+        assert_eq!(c.capture.interfaces, ["any"]);
+        let two = config(&["--ssh-host", "n", "-i", "eth0", "-i", "lo"]).unwrap();
+        assert_eq!(two.capture.interfaces, ["eth0", "lo"]);
+        assert_eq!(two.capture.interface, "eth0");
         // --print without -o writes no file; -ttt and -X shape its lines.
         let p = config(&["--ssh-host", "n", "--print", "-ttt", "-X", "--nano"]).unwrap();
         assert!(p.output.is_none());

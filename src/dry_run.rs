@@ -347,6 +347,9 @@ fn print_text(plan: &Plan, judged: &[Judged<'_>]) {
             "  filter: {}",
             s.command.filter.as_deref().unwrap_or("(none)")
         );
+        if s.command.direction != kcap_capture::command::Direction::InOut {
+            println!("  direction: {} (-Q)", s.command.direction.name());
+        }
         println!("  command: {}", readable_command(&s.target, &s.command));
         if let Some(e) = &j.error {
             crate::report::error(Some(s.label()), e.as_ref());
@@ -418,6 +421,7 @@ fn as_json(plan: &Plan, judged: &[Judged<'_>], exit: Exit) -> Value {
             v["method"] = json!(j.chosen.map(|m| m.name()));
             v["interface"] = json!(s.info.interface_name);
             v["filter"] = json!(s.command.filter);
+            v["direction"] = json!(s.command.direction.name());
             v["argv"] = json!(
                 s.command
                     .to_argv(session_word(&s.target))

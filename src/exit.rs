@@ -250,7 +250,7 @@ fn stream(error: &StreamError) -> Explained {
             Failure::BadInterface { .. } => explained(
                 Exit::CaptureRejected,
                 Some(format!(
-                    "no interface {:?} there; list them with `ip -br link`, or use --iface any",
+                    "no interface {:?} there; list them with kcap -D (same targets), or use --iface any",
                     command.interface
                 )),
             ),

@@ -13,6 +13,7 @@ fn command(filter: &str, sudo: bool) -> Box<CaptureCommand> {
         snaplen: FULL_SNAPLEN,
         buffer_kib: DEFAULT_BUFFER_KIB,
         count: None,
+        direction: kcap_capture::command::Direction::InOut,
         filter: Some(filter.into()),
         sudo,
         agent: None,
@@ -80,7 +81,7 @@ fn every_capture_failure_has_its_code_and_the_filter_it_got() {
             Failure::BadInterface { message: message() },
             false
         )),
-        "no interface \"eth9\" there; list them with `ip -br link`, or use --iface any"
+        "no interface \"eth9\" there; list them with kcap -D (same targets), or use --iface any"
     );
     let hints = [
         (

@@ -25,7 +25,13 @@ struct Captured {
 
 impl Captured {
     fn insert(&mut self, id: SourceId, planned: &PlannedSource) {
-        self.labels.insert(planned.label().to_string());
+        // By pod (`ns/name`), not by source: with several -i a pod has a source
+        // (and a label naming its interface) per interface.
+        let pod_label = match &planned.target {
+            Target::Pod { pod, .. } => pod.label(),
+            _ => planned.label().to_string(),
+        };
+        self.labels.insert(pod_label);
         if let Target::Pod { pod, .. } = &planned.target {
             self.pods
                 .insert(id, (pod.namespace.clone(), pod.name.clone()));
@@ -35,11 +41,12 @@ impl Captured {
 
 /// Runs the captures already started (sources `0..initial.len()`) plus every pod
 /// the watches report, until the stop and the end of every capture. `command` is
-/// what new pods run. Returns every report by source id.
+/// what new pods run, on each of `interfaces`. Returns every report by source id.
 pub async fn supervise(
     mut captures: Captures,
     initial: &[PlannedSource],
     command: &CaptureCommand,
+    interfaces: &[String],
     kube: &KubePlan,
     ctx: Arc<KubeContext>,
 ) -> Vec<SourceReport> {
@@ -72,8 +79,8 @@ pub async fn supervise(
                         "kcap: {}: capture lost with the connection; capturing it again once the API answers",
                         report.label
                     );
-                    captured.labels.remove(&report.label);
                     if let Some((namespace, name)) = captured.pods.get(&id) {
+                        captured.labels.remove(&format!("{namespace}/{name}"));
                         tokio::spawn(follow::when_back(
                             ctx.client.clone(),
                             namespace.clone(),
@@ -93,9 +100,10 @@ pub async fn supervise(
                         continue;
                     }
                     tracing::info!("kcap: {}: capturing it", target.label());
-                    let planned = PlannedSource::pod(target, command, &ctx.settings);
-                    let id = captures.add(planned.clone()).await;
-                    captured.insert(id, &planned);
+                    for planned in PlannedSource::pods(target, command, &ctx.settings, interfaces) {
+                        let id = captures.add(planned.clone()).await;
+                        captured.insert(id, &planned);
+                    }
                 }
                 Change::Gone { namespace, name } => {
                     if captured.labels.contains(&format!("{namespace}/{name}")) {

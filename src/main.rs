@@ -5,7 +5,7 @@
 //! it) -> [`run`] (one [`source`] capture per planned source, [`follow`] for pods
 //! that appear later, [`stop`] conditions) -> [`pipeline`] (merge, then every
 //! [`sink`]) -> [`report`] (summary; errors with hints and the [`exit`] code).
-//! [`reaper`] deletes helper pods if kcap is killed.
+//! [`reaper`] deletes helper pods if kcap is killed; [`list`] is `-D`.
 
 mod agent;
 mod captures;
@@ -18,6 +18,7 @@ mod exit;
 mod follow;
 mod generate;
 mod limits;
+mod list;
 mod names;
 mod pipeline;
 mod plan;
@@ -88,6 +89,9 @@ async fn kcap(config: &Config) -> Exit {
             Ok(plan) => dry_run::check_and_print(&plan, format).await,
             Err(e) => report::error(None, &e),
         };
+    }
+    if config.list_interfaces {
+        return list::print(config).await;
     }
     let stop = Stop::default();
     if let Err(e) = stop::watch_signals(stop.clone()) {

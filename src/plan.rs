@@ -34,6 +34,9 @@ pub struct Plan {
     pub command: CaptureCommand,
     /// Names for addresses in `--print` lines (empty unless they are printed).
     pub names: Arc<NameTable>,
+    /// Every `-i`: each target has one source per interface (pods that join
+    /// later with `--follow` too).
+    pub interfaces: Vec<String>,
 }
 
 /// A target that resolved to nothing capturable.
@@ -159,6 +162,18 @@ impl PlannedSource {
         }
     }
 
+    /// A pod on each of `interfaces` (see [`per_interface`]).
+    pub fn pods(
+        pod: PodTarget,
+        base: &CaptureCommand,
+        settings: &KubeSettings,
+        interfaces: &[String],
+    ) -> Vec<PlannedSource> {
+        per_interface(base, interfaces, |command| {
+            PlannedSource::pod(pod.clone(), command, settings)
+        })
+    }
+
     /// Whether this is the Kubernetes node `name` (not an SSH node or a pod).
     fn is_node(&self, node: &str) -> bool {
         matches!(&self.target, Target::Node { name, .. } if name == node)
@@ -189,6 +204,30 @@ impl PlannedSource {
     pub fn label(&self) -> &str {
         &self.info.label
     }
+}
+
+/// One source per interface (several `-i`), each made by `make` from `base` with
+/// its interface. With more than one, each label names its interface too
+/// (`node-a:eth0`, `prod/web-0:lo`), so messages and the summary tell them apart.
+fn per_interface(
+    base: &CaptureCommand,
+    interfaces: &[String],
+    mut make: impl FnMut(&CaptureCommand) -> PlannedSource,
+) -> Vec<PlannedSource> {
+    interfaces
+        .iter()
+        .map(|iface| {
+            let command = CaptureCommand {
+                interface: iface.clone(),
+                ..base.clone()
+            };
+            let mut source = make(&command);
+            if interfaces.len() > 1 {
+                source.info.label = format!("{}:{iface}", source.info.label);
+            }
+            source
+        })
+        .collect()
 }
 
 fn node_methods(via: Via) -> Vec<Method> {
@@ -323,7 +362,9 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
             tracing::debug!("kcap: {} addresses have names", names.len());
         }
         let base = config.capture_command(filter.clone());
-        let (found, watch) = resolve_targets(&scope, settings, &base, &mut failed).await;
+        let interfaces = &config.capture.interfaces;
+        let (found, watch) =
+            resolve_targets(&scope, settings, &base, interfaces, &mut failed).await;
         sources.extend(found);
         kube = Some(KubePlan {
             client: cluster.client,
@@ -335,7 +376,11 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
     let ssh: Vec<PlannedSource> = config
         .nodes
         .iter()
-        .map(|n| PlannedSource::ssh(n.clone(), command.clone()))
+        .flat_map(|n| {
+            per_interface(&command, &config.capture.interfaces, |c| {
+                PlannedSource::ssh(n.clone(), c.clone())
+            })
+        })
         .collect();
     // SSH nodes first: their ids are the order the user gave them.
     let sources: Vec<PlannedSource> = ssh.into_iter().chain(sources).collect();
@@ -356,6 +401,7 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
         kube,
         command,
         names: Arc::new(names),
+        interfaces: config.capture.interfaces.clone(),
     })
 }
 
@@ -365,6 +411,7 @@ async fn resolve_targets(
     scope: &Scope,
     settings: &KubeSettings,
     base: &CaptureCommand,
+    interfaces: &[String],
     failed: &mut Vec<FailedTarget>,
 ) -> (Vec<PlannedSource>, Vec<(Option<String>, String)>) {
     let mut sources = Vec::new();
@@ -386,13 +433,16 @@ async fn resolve_targets(
                     if sources.iter().any(|s: &PlannedSource| s.is_node(&name)) {
                         continue;
                     }
-                    sources.push(PlannedSource::node(
-                        name,
-                        resolve::internal_ip(&node),
-                        scope.namespace.clone(),
-                        base,
-                        settings,
-                    ));
+                    let internal_ip = resolve::internal_ip(&node);
+                    sources.extend(per_interface(base, interfaces, |command| {
+                        PlannedSource::node(
+                            name.clone(),
+                            internal_ip.clone(),
+                            scope.namespace.clone(),
+                            command,
+                            settings,
+                        )
+                    }));
                 }
             }
             Err(error) => failed.push(FailedTarget {
@@ -421,7 +471,7 @@ async fn resolve_targets(
         match PodTarget::from_pod(&p, settings.container.as_deref()) {
             Ok(t) if !seen.insert(t.label()) => {}
             Ok(t) => match t.check_running() {
-                Ok(()) => sources.push(PlannedSource::pod(t, base, settings)),
+                Ok(()) => sources.extend(PlannedSource::pods(t, base, settings, interfaces)),
                 Err(error) => failed.push(FailedTarget {
                     label: t.label(),
                     error,

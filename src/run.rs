@@ -59,7 +59,15 @@ pub async fn capture(
     }
     let reports = match (&plan.kube, kube) {
         (Some(kube_plan), Some(ctx)) if !kube_plan.watch.is_empty() => {
-            crate::follow::supervise(captures, &plan.sources, &plan.command, kube_plan, ctx).await
+            crate::follow::supervise(
+                captures,
+                &plan.sources,
+                &plan.command,
+                &plan.interfaces,
+                kube_plan,
+                ctx,
+            )
+            .await
         }
         _ => captures.wait_all().await,
     };
@@ -147,7 +155,7 @@ async fn tick(events: mpsc::Sender<Event>) {
 
 /// What Kubernetes captures share. The reaper runs only when a helper pod may be
 /// created (it is a process of its own).
-fn kube_context(kube: &KubePlan, plan: &Plan) -> KubeContext {
+pub(crate) fn kube_context(kube: &KubePlan, plan: &Plan) -> KubeContext {
     let may_need_helpers = matches!(
         kube.settings.via,
         Via::Auto | Via::Only(kcap_kube::Method::Node)

@@ -14,7 +14,7 @@ use super::helper_pool::HelperPool;
 use super::outcome::{SourceError, SourceReport};
 use super::stream::{self, Chunk, Feed, Process, StreamError};
 use crate::config::{KubeSettings, NodeTarget};
-use crate::event::{Event, SourceId};
+use crate::event::{Event, SourceId, SourceInfo};
 use crate::plan::{self, PlannedSource, Target};
 use crate::stop::Stop;
 
@@ -78,12 +78,16 @@ pub async fn capture(
         if stop.reason().is_some() {
             return Ok(());
         }
-        let info = plan::describe(
-            &planned.target,
-            &planned.command.interface,
-            Some(method),
-            ctx.settings.annotate,
-        );
+        let info = SourceInfo {
+            // The plan's label: with several -i it names the interface too.
+            label: planned.info.label.clone(),
+            ..plan::describe(
+                &planned.target,
+                &planned.command.interface,
+                Some(method),
+                ctx.settings.annotate,
+            )
+        };
         let feed = Feed {
             source,
             info: &info,
@@ -260,7 +264,7 @@ fn outcome_of(ended: stream::Ended, report: &mut SourceReport) -> Result<(), Fai
 }
 
 /// The node over SSH: an ssh_config alias named like the node, else its InternalIP.
-async fn ssh_target(ctx: &KubeContext, node: &str, ip: Option<String>) -> NodeTarget {
+pub(crate) async fn ssh_target(ctx: &KubeContext, node: &str, ip: Option<String>) -> NodeTarget {
     let ip = match ip {
         Some(ip) => Some(ip),
         None => {

@@ -57,3 +57,14 @@ pub async fn capture(
     session.disconnect().await;
     Ok(ended.result?)
 }
+
+/// Runs `line` on `target` to its end and returns its stdout (`-D`: a listing,
+/// not a capture; see [`crate::list`]).
+pub async fn run_to_end(target: &NodeTarget, line: &str) -> Result<String, SourceError> {
+    let session = kcap_ssh::connect(&target.connect).await?;
+    tracing::debug!("kcap: {}: connected ({})", target.label, session.describe());
+    let mut process = session.exec(line).await?;
+    let listed = crate::list::collect(&mut process).await;
+    session.disconnect().await;
+    listed
+}

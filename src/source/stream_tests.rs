@@ -57,6 +57,7 @@ fn command() -> CaptureCommand {
         snaplen: FULL_SNAPLEN,
         buffer_kib: DEFAULT_BUFFER_KIB,
         count: None,
+        direction: kcap_capture::command::Direction::InOut,
         filter: Some("port 80 and frobnicate".into()),
         sudo: false,
         agent: None,

@@ -21,7 +21,7 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-const PACKET_OUTGOING: u8 = 4;
+use crate::args::PACKET_OUTGOING;
 /// How often an idle agent says how far its stream is complete.
 const WATERMARK_EVERY: Duration = Duration::from_millis(20);
 /// A packet is stamped a moment before it takes its place in the ring: a watermark
@@ -122,6 +122,13 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
             // A packet sent on loopback comes back as received: keep that copy only,
             // as libpcap does.
             if packet.pkttype == PACKET_OUTGOING && packet.ifindex == loopback {
+                return;
+            }
+            // -Q in user space, after the kernel filter, as libpcap on Linux does:
+            // the same packets as tcpdump -Q, and the kernel's "received by filter"
+            // counts the same (both ways) as tcpdump's. A BPF test of the packet
+            // type would also work, but then the statistics would differ.
+            if !args.direction.keeps(packet.pkttype) {
                 return;
             }
             if args.count == 0 || written < args.count {

@@ -50,6 +50,9 @@ pub enum Tool {
     Tcpdump,
     Tshark,
     Dumpcap,
+    /// Not a capture: the wrapper lists the interfaces where it runs (`-D`), as
+    /// `tcpdump -D` prints them, and exits. Not a `--remote-tool` value.
+    ListInterfaces,
 }
 
 impl Tool {
@@ -60,6 +63,7 @@ impl Tool {
             Tool::Tcpdump => "tcpdump",
             Tool::Tshark => "tshark",
             Tool::Dumpcap => "dumpcap",
+            Tool::ListInterfaces => "list-interfaces",
         }
     }
 
@@ -76,6 +80,36 @@ impl Tool {
     }
 }
 
+/// `-Q`/`--direction`: which packets of an interface to keep, as tcpdump's `-Q`.
+/// Linux tells a packet's direction by its `sll_pkttype`: PACKET_OUTGOING is
+/// `out`, everything else (to us, broadcast, multicast, another host's) is `in`,
+/// as libpcap does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Both ways (the default; nothing is passed to the tool).
+    #[default]
+    InOut,
+    In,
+    Out,
+}
+
+impl Direction {
+    /// tcpdump's word for it (`-Q in`), also the wrapper's and the agent's.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::InOut => "inout",
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<Direction> {
+        [Direction::InOut, Direction::In, Direction::Out]
+            .into_iter()
+            .find(|d| d.name() == input)
+    }
+}
+
 /// Everything that decides the remote command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureCommand {
@@ -86,6 +120,9 @@ pub struct CaptureCommand {
     pub buffer_kib: u32,
     /// Stop after this many packets (the remote tool's `-c`).
     pub count: Option<u64>,
+    /// `-Q`: tcpdump and the agent take it as is; tshark and dumpcap, which have no
+    /// such flag, get `inbound`/`outbound` joined to the filter (see remote.sh).
+    pub direction: Direction,
     /// The complete BPF expression (see [`crate::filter::FilterSpec::to_bpf`]).
     pub filter: Option<String>,
     /// Run the wrapper through `sudo -n` (never prompts: fails instead).
@@ -190,6 +227,7 @@ impl CaptureCommand {
             self.count.unwrap_or(0).to_string(),
             filter.into(),
             self.agent.as_ref().map_or(0, |a| a.0.len()).to_string(),
+            self.direction.name().into(),
         ])
     }
 }
@@ -205,6 +243,7 @@ mod tests {
             snaplen: FULL_SNAPLEN,
             buffer_kib: DEFAULT_BUFFER_KIB,
             count: Some(3),
+            direction: Direction::InOut,
             filter: Some(filter.into()),
             sudo: false,
             agent: None,
@@ -252,7 +291,8 @@ mod tests {
                 "16384",
                 "3",
                 "port 80; id",
-                "0"
+                "0",
+                "inout"
             ]
         );
         assert!(command("a\nb").to_argv("").is_err());
@@ -273,7 +313,7 @@ mod tests {
         );
         assert!(
             line.ends_with(
-                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80' '0'"
+                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80' '0' 'inout'"
             ),
             "{line}"
         );
@@ -338,6 +378,128 @@ mod tests {
             "{stderr}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Runs `command`'s wrapper line with a fake `tool` first on PATH that prints
+    /// its arguments as `<word>`; returns the wrapper's stderr.
+    fn arguments_given_to(tool: &str, command: &CaptureCommand) -> String {
+        let dir = std::env::temp_dir().join(format!(
+            "kcap-dir-test-{}-{tool}-{}",
+            std::process::id(),
+            command.direction.name()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join(tool);
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>' \"$a\" >&2; done\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()
+            .unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command.to_shell().unwrap())
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .env_remove("SSH_CONNECTION")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let heartbeat = child.stdin.take().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        drop(heartbeat);
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        stderr
+    }
+
+    /// `-Q` reaches tcpdump as its own flag, before the filter; tshark and dumpcap
+    /// get libpcap's `inbound`/`outbound` in their filter instead; `inout` adds
+    /// nothing (a tcpdump without -Q still works).
+    #[test]
+    fn direction_reaches_each_tool_its_own_way() {
+        let mut c = command("port 80");
+        c.count = None;
+        c.direction = Direction::Out;
+        c.tool = Tool::Tcpdump;
+        let got = arguments_given_to("tcpdump", &c);
+        assert!(got.contains("<-w><-><-Q><out><port 80>"), "{got}");
+        c.direction = Direction::In;
+        c.tool = Tool::Tshark;
+        let got = arguments_given_to("tshark", &c);
+        assert!(got.contains("<-w><-><-f><inbound and (port 80)>"), "{got}");
+        c.filter = None;
+        c.tool = Tool::Dumpcap;
+        let got = arguments_given_to("dumpcap", &c);
+        assert!(got.ends_with("<-w><-><-f><inbound>"), "{got}");
+        c.direction = Direction::InOut;
+        c.tool = Tool::Tcpdump;
+        let got = arguments_given_to("tcpdump", &c);
+        assert!(!got.contains("<-Q>") && got.ends_with("<-w><->"), "{got}");
+        c.tool = Tool::Tshark;
+        let got = arguments_given_to("tshark", &c);
+        assert!(got.ends_with("<-w><->"), "{got}");
+    }
+
+    /// `-D` with tcpdump there: its own `-D` list; without it, the names and flags
+    /// of /sys/class/net in the same shape.
+    #[test]
+    fn list_mode_prints_tcpdumps_list_or_the_kernels() {
+        let mut c = command("");
+        c.tool = Tool::ListInterfaces;
+        c.count = None;
+        let run = |path: &str| {
+            // By its path: Command looks the program up on the child's PATH.
+            std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(c.to_shell().unwrap())
+                .env("PATH", path)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let dir = std::env::temp_dir().join(format!("kcap-list-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("tcpdump"),
+            "#!/bin/sh\n[ \"$*\" = -D ] && echo '1.fake0 [Up, Running]'\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(dir.join("tcpdump"))
+            .status()
+            .unwrap();
+        let out = run(&format!("{}:/usr/bin:/bin", dir.display()));
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"1.fake0 [Up, Running]\n");
+        // A tcpdump that fails, and only sh besides: the kernel's list.
+        std::fs::write(dir.join("tcpdump"), "#!/bin/sh\nexit 1\n").unwrap();
+        std::os::unix::fs::symlink("/bin/sh", dir.join("sh")).unwrap();
+        let out = run(&dir.display().to_string());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let listed: Vec<&str> = text.lines().collect();
+        assert_eq!(listed.len(), names.len(), "{text}");
+        for (i, line) in listed.iter().enumerate() {
+            let (index, rest) = line.split_once('.').unwrap();
+            assert_eq!(index, (i + 1).to_string(), "{text}");
+            let name = rest.split(' ').next().unwrap();
+            assert!(names.iter().any(|n| n == name), "{text}");
+        }
+        assert!(text.contains(".lo [Up, Running, Loopback]"), "{text}");
     }
 
     /// Runs the wrapper with a fake tcpdump that just waits, feeding one heartbeat;

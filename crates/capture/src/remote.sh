@@ -1,11 +1,15 @@
 # kcap's remote capture wrapper (POSIX sh). Run as:
-#   sh -c SCRIPT kcap "$SSH_CONNECTION" TOOL IFACE SNAPLEN BUFFER_KIB COUNT FILTER AGENT_BYTES
+#   sh -c SCRIPT kcap "$SSH_CONNECTION" TOOL IFACE SNAPLEN BUFFER_KIB COUNT FILTER AGENT_BYTES DIRECTION
 # Every argument arrives as one quoted word; nothing here is pasted into code.
 # stdout carries the pcap stream and nothing else; messages go to stderr.
 # With AGENT_BYTES > 0, stdin starts with that many bytes of kcap's capture agent
 # (crates/agent); kcap sends its heartbeat only after the tool line below.
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin
-conn=$1 tool=$2 iface=$3 snap=$4 buffer=$5 count=$6 filter=$7 agent_bytes=${8:-0}
+conn=$1 tool=$2 iface=$3 snap=$4 buffer=$5 count=$6 filter=$7 agent_bytes=${8:-0} direction=${9:-inout}
+case $direction in
+  in|out|inout) ;;
+  *) echo "kcap-remote: unknown direction: $direction" >&2; exit 2 ;;
+esac
 buffer_mib=$(( (buffer + 1023) / 1024 ))
 
 # Never capture our own SSH session: it would feed on itself. sshd tells us its
@@ -26,6 +30,31 @@ fi
 
 # Found on PATH and executable (some shells' `command -v` also names plain files).
 have() { p=$(command -v "$1" 2>/dev/null) && [ -x "$p" ]; }
+
+# kcap -D: no capture, the interfaces here as `tcpdump -D` lists them; without
+# tcpdump (many images), the kernel's list in the same shape: index.name [flags],
+# Up and Loopback from the flags (IFF_UP 0x1, IFF_LOOPBACK 0x8), Running from the
+# carrier (the flags file leaves IFF_RUNNING out).
+if [ "$tool" = list-interfaces ]; then
+  if have tcpdump && tcpdump -D 2>/dev/null; then exit 0; fi
+  n=0
+  for d in /sys/class/net/*; do
+    [ -e "$d" ] || continue
+    n=$((n + 1))
+    # `read`, a builtin: the image may have no cat.
+    read -r flags < "$d/flags" 2>/dev/null || flags=0
+    case $flags in 0x[0-9a-fA-F]*) ;; *) flags=0 ;; esac
+    words=
+    [ $((flags & 1)) -ne 0 ] && words="$words, Up"
+    carrier=0
+    read -r carrier < "$d/carrier" 2>/dev/null
+    [ "$carrier" = 1 ] && words="$words, Running"
+    [ $((flags & 8)) -ne 0 ] && words="$words, Loopback"
+    printf '%s.%s [%s]\n' "$n" "${d##*/}" "${words#, }"
+  done
+  [ "$n" -gt 0 ] || { echo "kcap-remote: no interface found in /sys/class/net" >&2; exit 1; }
+  exit 0
+fi
 
 # kcap's capture agent, if kcap sent it and it is wanted: it needs tcpdump to compile
 # the filter (for the link type it will write: LINUX_SLL2 on `any`, else Ethernet if
@@ -103,6 +132,20 @@ pick_tool() {
   echo "kcap-remote: tool: $tool" >&2
 }
 
+# -Q: tcpdump and the agent take it as a flag (the agent reads each packet's
+# direction from the ring, as libpcap does). tshark and dumpcap have no such flag:
+# libpcap's `inbound`/`outbound` filter tests the same packet type (on Linux, on any
+# interface), so it is joined to theirs. Nothing is added for inout, so a tool
+# without -Q still captures both ways.
+direction_filter() {
+  case $direction in
+    in) word=inbound ;;
+    out) word=outbound ;;
+    *) printf '%s' "$filter"; return ;;
+  esac
+  if [ -n "$filter" ]; then printf '%s' "$word and ($filter)"; else printf '%s' "$word"; fi
+}
+
 # Runs the capture with TOOL ($1) in the background with its own stdin closed; our
 # stdin is kcap's heartbeat ("k" + newline every second). When it stops (kcap ended,
 # was killed, or the link died) the watcher stops the tool, so no capture outlives
@@ -117,8 +160,13 @@ capture_with() {
     dumpcap) set -- dumpcap -q -P -s "$snap" -i "$iface" -B "$buffer_mib" -w - ;;
   esac
   if [ "$count" != 0 ]; then set -- "$@" -c "$count"; fi
+  if [ "$direction" != inout ] && { [ "$1" = tcpdump ] || [ "$1" = "$agent" ]; }; then
+    set -- "$@" -Q "$direction"
+  fi
   if [ -n "$filter" ] && [ "$tool" = tcpdump ]; then set -- "$@" "$filter"; fi
-  if [ -n "$filter" ] && { [ "$tool" = tshark ] || [ "$tool" = dumpcap ]; }; then set -- "$@" -f "$filter"; fi
+  if { [ "$tool" = tshark ] || [ "$tool" = dumpcap ]; } && tool_filter=$(direction_filter) && [ -n "$tool_filter" ]; then
+    set -- "$@" -f "$tool_filter"
+  fi
   "$@" </dev/null 3<&- 4>&- &
   pid=$!
   (

@@ -572,6 +572,7 @@ mod tests {
             snaplen: 100,
             buffer_kib: 1,
             count: None,
+            direction: kcap_capture::command::Direction::InOut,
             filter: None,
             sudo: false,
             agent: None,
