@@ -175,7 +175,9 @@ fn list_interfaces_of_pods_and_several_interfaces_on_a_pod() {
     std::thread::sleep(Duration::from_millis(1500));
     for to in ["127.0.0.1", gateway.as_str()] {
         let ping = Command::new("ip")
-            .args(["netns", "exec", &netns, "ping", "-c", "5", "-i", "0.1", to])
+            .args([
+                "netns", "exec", &netns, "ping", "-c", "5", "-i", "0.1", "-w", "10", to,
+            ])
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap();
