@@ -284,6 +284,12 @@ pub struct Cli {
     #[arg(long, short = 'o', value_name = "PATH", help_heading = "Output")]
     pub output: Option<PathBuf>,
 
+    /// Start Wireshark on the live capture (`wireshark -k -i -`, found on PATH, else
+    /// in /Applications/Wireshark.app; $KCAP_WIRESHARK names another). With -o the
+    /// file is written too; without it, no file. Closing Wireshark ends the capture.
+    #[arg(long, help_heading = "Output")]
+    pub wireshark: bool,
+
     /// pcap or pcapng (default: from the file extension, else pcapng).
     #[arg(long, value_name = "FORMAT", help_heading = "Output")]
     pub format: Option<String>,

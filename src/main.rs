@@ -27,6 +27,7 @@ mod sink;
 mod source;
 mod stop;
 mod time;
+mod wireshark;
 
 use std::io::IsTerminal;
 
@@ -91,7 +92,17 @@ async fn kcap(config: &Config) -> Exit {
         eprintln!("kcap: cannot install signal handlers: {e}");
         return Exit::Other;
     }
-    // Open the output first: a bad path fails before anything connects.
+    // Find Wireshark and open the output first: a missing program or a bad path
+    // fails before anything connects.
+    let viewer = match config
+        .wireshark
+        .as_ref()
+        .map(wireshark::Prepared::find)
+        .transpose()
+    {
+        Ok(viewer) => viewer,
+        Err(e) => return report::error(None, &e),
+    };
     let files = sink::FileReportHandle::default();
     let output = match config
         .output
@@ -106,7 +117,12 @@ async fn kcap(config: &Config) -> Exit {
         Ok(plan) => plan,
         Err(e) => return report::error(None, &e),
     };
-    match run::capture(config, &plan, output, files, stop).await {
+    // Wireshark opens once there is something to show.
+    let viewer = match viewer.map(|v| v.start(&stop)).transpose() {
+        Ok(viewer) => viewer,
+        Err(e) => return report::error(None, &e),
+    };
+    match run::capture(config, &plan, output, viewer, files, stop).await {
         Ok(outcome) => report::summary(config, &plan, &outcome),
         Err(e) => report::error(None, &e),
     }

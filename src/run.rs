@@ -35,11 +35,13 @@ pub struct Outcome {
     pub files: Option<FileReport>,
 }
 
-/// Captures what `plan` says into `output` until `stop` fires or every source ended.
+/// Captures what `plan` says into `output` (and `viewer`, Wireshark's live stream)
+/// until `stop` fires or every source ended.
 pub async fn capture(
     config: &Config,
     plan: &Plan,
     output: Option<Opened>,
+    viewer: Option<Box<dyn Sink>>,
     files: FileReportHandle,
     stop: Stop,
 ) -> Result<Outcome, SinkError> {
@@ -48,7 +50,7 @@ pub async fn capture(
         stop::stop_after(&stop, duration);
     }
     let (events, receiver) = mpsc::channel(CHANNEL_BATCHES);
-    let pipeline = start_pipeline(config, plan, output, receiver, &stop)?;
+    let pipeline = start_pipeline(config, plan, output, viewer, receiver, &stop)?;
     let ticker = tokio::spawn(tick(events.clone()));
     let kube = plan.kube.as_ref().map(|k| Arc::new(kube_context(k, plan)));
     let mut captures = Captures::new(events, stop.clone(), kube.clone());
@@ -80,11 +82,12 @@ pub async fn capture(
 }
 
 /// The pipeline on its own thread (writing is blocking I/O), with its sinks: the
-/// capture file and `--print`'s lines, as asked.
+/// capture file, Wireshark's stream and `--print`'s lines, as asked.
 fn start_pipeline(
     config: &Config,
     plan: &Plan,
     output: Option<Opened>,
+    viewer: Option<Box<dyn Sink>>,
     receiver: mpsc::Receiver<Event>,
     stop: &Stop,
 ) -> Result<std::thread::JoinHandle<PipelineReport>, SinkError> {
@@ -95,7 +98,10 @@ fn start_pipeline(
     if let Some(print) = config.print {
         sinks.push(Box::new(LinesSink::stdout(print, plan.names.clone())));
     }
-    let live = config.print.is_some() || config.output.as_ref().is_some_and(|o| o.is_live());
+    let live = config.print.is_some()
+        || viewer.is_some()
+        || config.output.as_ref().is_some_and(|o| o.is_live());
+    sinks.extend(viewer);
     let initial = plan.sources.iter().map(|s| s.info.clone()).collect();
     let progress = Progress::new(stop.clone(), plan.sources.len(), config.count);
     let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1);

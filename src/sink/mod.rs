@@ -10,6 +10,7 @@ pub mod lines;
 pub mod naming;
 pub mod output;
 pub mod rotate;
+pub mod viewer;
 
 use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{LinkType, Packet};

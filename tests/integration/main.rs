@@ -24,3 +24,4 @@ mod plugin;
 mod proxy;
 mod rotation;
 mod ship;
+mod wireshark;
