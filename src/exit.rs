@@ -147,6 +147,7 @@ fn wireshark(error: &crate::wireshark::WiresharkError) -> Explained {
     match error {
         W::NotFound { .. } => explained(Exit::Usage, error.hint()),
         W::Start { .. } => explained(Exit::Other, None),
+        W::Fifo { .. } => explained(Exit::OutputFailed, None),
         W::Sink(e) => sink(e),
     }
 }

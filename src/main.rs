@@ -14,6 +14,7 @@ mod config;
 mod dry_run;
 mod event;
 mod exit;
+mod extcap;
 mod follow;
 mod generate;
 mod limits;
@@ -40,8 +41,15 @@ fn main() -> std::process::ExitCode {
     if args.get(1).map(String::as_str) == Some(reaper::MODE) {
         return reaper::main(&args[2..]);
     }
-    if let Some(exit) = generate::dispatch(&args) {
+    if let Some(exit) = generate::dispatch(&args).or_else(|| extcap::dispatch(&args)) {
         return exit.into();
+    }
+    // Wireshark running kcap as an extcap: a capture goes on as any other.
+    if extcap::is_extcap(&args) {
+        return match extcap::answer(&args) {
+            extcap::Answer::Done(exit) => exit.into(),
+            extcap::Answer::Capture(config) => capture(&config),
+        };
     }
     let cli = cli::parse(&args);
     let config = match Config::from_cli(cli) {
@@ -51,6 +59,11 @@ fn main() -> std::process::ExitCode {
             return Exit::Usage.into();
         }
     };
+    capture(&config)
+}
+
+/// Runs what `config` asks for (a capture, a file read, a dry run) to its exit code.
+fn capture(config: &Config) -> std::process::ExitCode {
     init_logging(config.verbosity);
     // One thread for every connection: the work per packet is small, and on a busy
     // 2-core node (sshd, the capture tool, kcap) fewer threads measured faster
@@ -66,7 +79,7 @@ fn main() -> std::process::ExitCode {
             return Exit::Other.into();
         }
     };
-    let exit = runtime.block_on(kcap(&config));
+    let exit = runtime.block_on(kcap(config));
     // Do not wait for lingering tasks (a half-open connection): everything that
     // matters has finished or been told to.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));

@@ -3,6 +3,7 @@
 //! the FIFO Wireshark gave it. Either way the stream is a [`ViewerSink`], and the
 //! viewer going away (Wireshark closed, or its Stop button) ends the capture cleanly.
 
+use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub const LIVE_ARGS: [&str; 3] = ["-k", "-i", "-"];
 pub enum Viewer {
     /// `--wireshark`: kcap starts Wireshark.
     Launch,
+    /// Extcap: Wireshark started kcap and reads this FIFO.
+    Fifo(PathBuf),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,12 @@ pub enum WiresharkError {
     #[error("--wireshark: cannot start {}", program.display())]
     Start {
         program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open Wireshark's FIFO {}", path.display())]
+    Fifo {
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },
@@ -55,7 +64,9 @@ impl WiresharkError {
                  or set {PROGRAM_ENV} to its path;\n\
                  or pipe the capture into it yourself: kcap ... -o - | wireshark -k -i -"
             )),
-            WiresharkError::Start { .. } | WiresharkError::Sink(_) => None,
+            WiresharkError::Start { .. }
+            | WiresharkError::Fifo { .. }
+            | WiresharkError::Sink(_) => None,
         }
     }
 }
@@ -65,12 +76,14 @@ impl WiresharkError {
 #[derive(Debug)]
 pub enum Prepared {
     Program(PathBuf),
+    Fifo(PathBuf),
 }
 
 impl Prepared {
     pub fn find(viewer: &Viewer) -> Result<Prepared, WiresharkError> {
         match viewer {
             Viewer::Launch => find_program().map(Prepared::Program),
+            Viewer::Fifo(path) => Ok(Prepared::Fifo(path.clone())),
         }
     }
 
@@ -78,6 +91,10 @@ impl Prepared {
     /// started Wireshark that exits stops the capture, even while no packet flows.
     pub fn start(self, stop: &Stop) -> Result<Box<dyn Sink>, WiresharkError> {
         let (pipe, target): (Box<dyn std::io::Write + Send>, String) = match self {
+            Prepared::Fifo(path) => match File::options().write(true).open(&path) {
+                Ok(fifo) => (Box::new(fifo), path.display().to_string()),
+                Err(source) => return Err(WiresharkError::Fifo { path, source }),
+            },
             Prepared::Program(program) => match launch(&program, stop) {
                 Ok(stdin) => (Box::new(stdin), format!("{}'s stdin", program.display())),
                 Err(source) => return Err(WiresharkError::Start { program, source }),

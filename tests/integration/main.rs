@@ -10,6 +10,7 @@ mod all_nodes;
 mod auth;
 mod dry_run;
 mod errors;
+mod extcap;
 mod filters;
 mod host_keys;
 mod kube;
