@@ -79,8 +79,8 @@ fn sanitize(context: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     String,
-    /// A drop-down the user may also type into.
-    EditSelector,
+    /// A drop-down. (Not `editselector`, which could also be typed into: tshark
+    /// 4.0 makes no `-o extcap...` preference of one.)
     Selector,
     /// A checkbox: `--NAME` alone when checked.
     BoolFlag,
@@ -91,7 +91,6 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::String => "string",
-            Kind::EditSelector => "editselector",
             Kind::Selector => "selector",
             Kind::BoolFlag => "boolflag",
             Kind::FileSelect => "fileselect",
@@ -237,7 +236,7 @@ const SSH_OPTIONS: &[Opt] = &[
 
 const KUBE_OPTIONS: &[Opt] = &[
     Opt {
-        kind: Kind::EditSelector,
+        kind: Kind::Selector,
         reload: true,
         group: "Target",
         ..opt(
@@ -247,7 +246,7 @@ const KUBE_OPTIONS: &[Opt] = &[
         )
     },
     Opt {
-        kind: Kind::EditSelector,
+        kind: Kind::Selector,
         reload: true,
         group: "Target",
         ..opt(
@@ -404,7 +403,7 @@ mod tests {
             context: "c".into(),
         });
         assert!(kube.contains("{call=--target}"));
-        assert!(kube.contains("{type=editselector}{reload=true}"));
+        assert!(kube.contains("{type=selector}{reload=true}"));
         let via = KUBE_OPTIONS.iter().position(|o| o.call == "via").unwrap();
         assert!(kube.contains(&format!(
             "value {{arg={via}}}{{value=auto}}{{display=auto: exec, else ephemeral, else node}}{{default=true}}\n"

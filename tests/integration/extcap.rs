@@ -127,7 +127,7 @@ fn extcap_install_lists_kcap_in_tshark_and_uninstall_removes_it() {
         );
     }
     assert!(kube.contains("{call=--target}{display=Target}"));
-    assert!(kube.contains("{type=editselector}{reload=true}"));
+    assert!(kube.contains("{type=selector}{reload=true}"));
 
     let out = kcap_extcap(home.path(), &["extcap", "uninstall"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed"));
@@ -229,5 +229,87 @@ fn extcap_capture_through_tshark_reads_annotated_packets_and_leaves_nothing() {
         extcap_processes(),
         Vec::<u32>::new(),
         "kcap outlived tshark"
+    );
+}
+
+/// kcap as the extcap of the test bed's cluster (context `kcap`): the reload
+/// buttons list namespaces and the namespace's targets from the API, and a capture
+/// of pod/toolbox through tshark carries the pod's annotations; nothing is left in
+/// the pod afterwards.
+#[test]
+fn extcap_kubernetes_reload_lists_targets_and_capture_is_annotated() {
+    let bed = crate::kube::cluster();
+    let home = bed.scratch.path();
+    let kubeconfig = bed.bed.kubeconfig();
+    let reload = |call: &str, namespace: Option<&str>| -> Vec<String> {
+        let mut cmd = bed.bed.client_command(KCAP);
+        cmd.env("HOME", home).env("KUBECONFIG", &kubeconfig).args([
+            "--extcap-interface",
+            "kcap-k8s-kcap",
+            "--extcap-config",
+            "--extcap-reload-option",
+            call,
+        ]);
+        if let Some(ns) = namespace {
+            cmd.args(["--namespace", ns]);
+        }
+        let out = run(&mut cmd, Duration::from_secs(30));
+        assert_ok(&out);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let value = l.split("{value=").nth(1).expect("a value line");
+                value[..value.find('}').unwrap()].to_string()
+            })
+            .collect()
+    };
+    let namespaces = reload("namespace", None);
+    assert!(namespaces.iter().any(|n| n == "prod"), "{namespaces:?}");
+    let targets = reload("target", Some("prod"));
+    for want in ["deploy/web", "pod/toolbox"] {
+        assert!(targets.iter().any(|t| t == want), "{want}: {targets:?}");
+    }
+
+    kcap_extcap(home, &["extcap", "install"]);
+    let file = bed.path("pod-through-tshark.pcapng");
+    let pref = |name: &str, value: &str| format!("extcap.kcap_k8s_kcap.{name}:{value}");
+    let mut tshark = bed.bed.client_command("tshark");
+    tshark
+        .env("HOME", home)
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["-i", "kcap-k8s-kcap"]);
+    for (name, value) in [
+        ("namespace", "prod"),
+        ("target", "pod/toolbox"),
+        ("via", "exec"),
+        ("image", crate::kube::IMAGE),
+    ] {
+        tshark.arg("-o").arg(pref(name, value));
+    }
+    let out = run(
+        tshark
+            .args(["-a", "duration:10", "-w"])
+            .arg(&file)
+            .stdin(Stdio::null()),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packets = tshark_fields(&file, None, &["frame.interface_name", "frame.comment"]);
+    assert!(!packets.is_empty(), "no packet came through tshark");
+    for p in &packets {
+        assert_eq!(p[0], "prod/toolbox/any", "{p:?}");
+        assert!(
+            p[1].contains("PodName: toolbox") && p[1].contains("PodNamespace: prod"),
+            "{p:?}"
+        );
+    }
+    assert_eq!(
+        bed.wait_no_capture(Duration::from_secs(10)),
+        Vec::<(u32, String)>::new(),
+        "a capture survived tshark's stop"
     );
 }
