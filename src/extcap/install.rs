@@ -64,11 +64,12 @@ pub fn main(args: &[String]) -> Exit {
     };
     let link = place.dir.join(LINK_NAME);
     let result = match action {
-        "install" => install(&link).map(|()| {
+        "install" => install(&link).map(|exe| {
             println!(
-                "kcap: linked {} -> kcap ({}).\n\
+                "kcap: linked {} -> {} ({}).\n\
                  Restart Wireshark; `tshark -D` lists kcap-ssh and kcap-k8s-CONTEXT.",
                 link.display(),
+                exe.display(),
                 place.why
             )
         }),
@@ -95,7 +96,8 @@ struct Place {
     why: String,
 }
 
-fn install(link: &Path) -> Result<(), String> {
+/// Links `link` to this binary; returns the binary's path.
+fn install(link: &Path) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find kcap's own path: {e}"))?;
     let dir = link.parent().expect("a link in a folder");
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -111,7 +113,8 @@ fn install(link: &Path) -> Result<(), String> {
         Err(_) => {}
     }
     std::os::unix::fs::symlink(&exe, link)
-        .map_err(|e| format!("cannot link {}: {e}", link.display()))
+        .map_err(|e| format!("cannot link {}: {e}", link.display()))?;
+    Ok(exe)
 }
 
 /// Whether there was a link to remove. Only a symlink is removed: a file of that

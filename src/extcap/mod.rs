@@ -26,6 +26,7 @@ use request::Step;
 /// The first word of `kcap extcap install|uninstall`.
 pub const EXTCAP: &str = "extcap";
 
+pub use install::command;
 pub use request::is_extcap;
 
 /// Handles `kcap extcap ...` (only as the first word, as `kcap completions`).
