@@ -154,11 +154,19 @@ fn find_folder() -> Place {
     }
 }
 
+/// tshark's answer: the one on PATH, else the macOS application's.
 fn tshark(args: &[&str]) -> Option<String> {
-    let out = Command::new("tshark").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    [
+        "tshark",
+        "/Applications/Wireshark.app/Contents/MacOS/tshark",
+    ]
+    .iter()
+    .find_map(|program| {
+        let out = Command::new(program).args(args).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
 }
 
 /// `TShark (Wireshark) 4.0.17 (Git v4.0.17 ...)` -> `4.0.17`.

@@ -152,6 +152,34 @@ fn extcap_unknown_interface_is_a_readable_error() {
     );
 }
 
+/// What tshark says when the capture cannot start: kcap's message and hint, as
+/// Wireshark's error dialog would show them.
+#[test]
+fn extcap_errors_reach_tshark_readable() {
+    let home = tempfile::tempdir().unwrap();
+    kcap_extcap(home.path(), &["extcap", "install"]);
+    let tshark = |prefs: &[&str]| {
+        let mut cmd = Command::new("tshark");
+        cmd.env("HOME", home.path())
+            .args(["-i", "kcap-ssh", "-a", "duration:5"]);
+        for p in prefs {
+            cmd.arg("-o").arg(p);
+        }
+        let out = run(cmd.stdin(Stdio::null()), Duration::from_secs(60));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = tshark(&[]);
+    assert!(
+        said.contains("Error by extcap pipe: kcap: no node to capture: fill in Hosts"),
+        "{said}"
+    );
+    let said = tshark(&["extcap.kcap_ssh.host:no-such-node.invalid"]);
+    assert!(
+        said.contains("cannot connect to no-such-node.invalid") && said.contains("hint: check"),
+        "{said}"
+    );
+}
+
 /// Whether a kcap started by tshark (its argv holds `--extcap-interface`) still runs.
 fn extcap_processes() -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -182,12 +210,8 @@ fn extcap_capture_through_tshark_reads_annotated_packets_and_leaves_nothing() {
             .env("HOME", home)
             .args(["-i", "kcap-ssh", "-o", "extcap.kcap_ssh.host:node-a", "-o"])
             .arg(&ssh_config)
-            .args([
-                "-o",
-                "extcap.kcap_ssh.protocol:tcp",
-                "-o",
-                "extcap.kcap_ssh.port:80",
-            ])
+            // The capture filter reaches kcap as --extcap-capture-filter.
+            .args(["-o", "extcap.kcap_ssh.protocol:tcp", "-f", "port 80"])
             .args(["-a", "duration:8", "-w"])
             .arg(&file)
             .stdin(Stdio::null()),
