@@ -117,8 +117,14 @@ fn launch(program: &Path, stop: &Stop) -> std::io::Result<std::process::ChildStd
     let stop = stop.clone();
     // When kcap ends first, Wireshark stays open: this thread just ends with kcap.
     std::thread::spawn(move || {
-        let _ = child.wait();
-        tracing::info!("kcap: Wireshark closed: stopping the capture");
+        match child.wait() {
+            Ok(status) if status.success() => {
+                tracing::info!("kcap: Wireshark closed: stopping the capture");
+            }
+            // Started but failed (no display?): its own message is above on stderr.
+            Ok(status) => tracing::warn!("kcap: Wireshark ended ({status}): stopping the capture"),
+            Err(e) => tracing::warn!("kcap: cannot wait for Wireshark ({e}): stopping the capture"),
+        }
         stop.stop(StopReason::ViewerClosed);
     });
     Ok(stdin)

@@ -112,3 +112,34 @@ fn wireshark_missing_says_how_to_install_it() {
     );
     assert!(bed.bed.processes_named("node-a", "kcap-agent").is_empty());
 }
+
+/// A Wireshark that cannot start (no display, say) ends the capture at once, and
+/// kcap says how it ended.
+#[test]
+fn wireshark_failing_at_start_stops_kcap_and_says_so() {
+    let bed = Bed::minimal();
+    let program = bed.path("broken-wireshark");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\necho 'cannot open display' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(
+        bed.kcap()
+            .env("KCAP_WIRESHARK", &program)
+            .args(["--ssh-host", "node-a", "--wireshark"]),
+        Duration::from_secs(30),
+    );
+    assert_exit(
+        &out,
+        0,
+        &["cannot open display", "Wireshark ended (exit status: 1)"],
+    );
+    assert!(
+        bed.wait_capture_gone("node-a", Duration::from_secs(5))
+            .is_empty(),
+        "a capture survived"
+    );
+}
