@@ -305,10 +305,8 @@ pub fn flag_names() -> Vec<&'static str> {
 
 /// `--extcap-interfaces`: the version line and every interface.
 pub fn interfaces(list: &[Interface]) -> String {
-    let mut out = format!(
-        "extcap {{version={}}}{{help=https://github.com/kcap/kcap#wireshark}}\n",
-        env!("CARGO_PKG_VERSION")
-    );
+    // No {help=URL}: kcap has no web page to point the dialog's Help button at.
+    let mut out = format!("extcap {{version={}}}\n", env!("CARGO_PKG_VERSION"));
     for interface in list {
         let _ = writeln!(
             out,
@@ -345,7 +343,7 @@ pub fn config(interface: &Interface) -> String {
             out.push_str("{required=true}");
         }
         if o.reload {
-            out.push_str("{reload=true}{placeholder=press reload to list}");
+            out.push_str("{reload=true}");
         }
         let _ = writeln!(out, "{{group={}}}", o.group);
         for (i, (value, display)) in o.values.iter().enumerate() {

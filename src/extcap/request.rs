@@ -41,7 +41,7 @@ pub fn is_extcap(args: &[String]) -> bool {
 
 /// Reads the request; `flags` are the option names that take no value.
 pub fn parse(args: &[String], flags: &[&str]) -> Result<Request, String> {
-    let mut step_flags = (false, false, false, false);
+    let (mut interfaces, mut dlts, mut config, mut capture) = (false, false, false, false);
     let (mut interface, mut capture_filter, mut fifo, mut reload) = (None, None, None, None);
     let mut options = Vec::new();
     let mut rest = args.iter().skip(1).peekable();
@@ -63,10 +63,10 @@ pub fn parse(args: &[String], flags: &[&str]) -> Result<Request, String> {
             }
         };
         match name {
-            "extcap-interfaces" => step_flags.0 = true,
-            "extcap-dlts" => step_flags.1 = true,
-            "extcap-config" => step_flags.2 = true,
-            "capture" => step_flags.3 = true,
+            "extcap-interfaces" => interfaces = true,
+            "extcap-dlts" => dlts = true,
+            "extcap-config" => config = true,
+            "capture" => capture = true,
             "extcap-interface" => interface = Some(value()?),
             "extcap-capture-filter" => capture_filter = Some(value()?),
             "extcap-reload-option" => reload = Some(value()?.trim_start_matches('-').to_string()),
@@ -96,15 +96,20 @@ pub fn parse(args: &[String], flags: &[&str]) -> Result<Request, String> {
             }
         }
     }
-    let step = match step_flags {
-        (true, ..) => Step::Interfaces,
-        (_, true, ..) => Step::Dlts,
-        (_, _, true, _) => Step::Config { reload },
-        (_, _, _, true) => Step::Capture {
+    let step = if interfaces {
+        Step::Interfaces
+    } else if dlts {
+        Step::Dlts
+    } else if config {
+        Step::Config { reload }
+    } else if capture {
+        Step::Capture {
             fifo: fifo.ok_or("--capture needs --fifo PATH")?,
-        },
-        _ if capture_filter.is_some() => Step::ValidateFilter,
-        _ => return Err("no extcap step (--extcap-interfaces, --extcap-config, --capture)".into()),
+        }
+    } else if capture_filter.is_some() {
+        Step::ValidateFilter
+    } else {
+        return Err("no extcap step (--extcap-interfaces, --extcap-config, --capture)".into());
     };
     if step != Step::Interfaces && interface.is_none() {
         return Err("--extcap-interface is missing".into());
