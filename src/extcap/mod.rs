@@ -1,7 +1,7 @@
 //! kcap as a Wireshark extcap: `kcap extcap install` links kcap into Wireshark's
 //! extcap folder ([`install`]); Wireshark then runs it with `--extcap-*` flags
-//! ([`request`]) to list its interfaces and their options ([`dialog`], filled from
-//! the API by [`reload`]), and with `--capture --fifo PATH` to capture: that is a
+//! ([`request`]) to list its interfaces and their [`options`] ([`dialog`], filled
+//! from the API by [`reload`]), and with `--capture --fifo PATH` to capture: that is a
 //! normal kcap capture ([`capture`] turns the options into kcap's flags) whose
 //! stream goes into the FIFO. Errors go to stderr as one readable paragraph, which
 //! Wireshark shows in its dialog, with a nonzero exit.
@@ -9,6 +9,7 @@
 mod capture;
 mod dialog;
 mod install;
+mod options;
 mod reload;
 mod request;
 
@@ -54,7 +55,7 @@ pub fn answer(args: &[String]) -> Answer {
 }
 
 fn step(args: &[String]) -> Result<Answer, String> {
-    let request = request::parse(args, &dialog::flag_names())?;
+    let request = request::parse(args, &options::flag_names())?;
     let contexts = kube_contexts();
     if request.step == Step::Interfaces {
         let mut list = vec![Interface::Ssh];
