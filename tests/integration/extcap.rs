@@ -133,6 +133,17 @@ fn extcap_install_lists_kcap_in_tshark_and_uninstall_removes_it() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed"));
     assert!(std::fs::symlink_metadata(&link).is_err());
     assert!(!tshark_interfaces(home.path(), &kubeconfig).contains("kcap"));
+
+    // --dir: any folder (a global extcap folder, a packaged install).
+    let dir = home.path().join("elsewhere");
+    let given = dir.to_str().unwrap();
+    kcap_extcap(home.path(), &["extcap", "install", "--dir", given]);
+    assert_eq!(
+        std::fs::read_link(dir.join("kcap")).unwrap(),
+        Path::new(KCAP)
+    );
+    kcap_extcap(home.path(), &["extcap", "uninstall", "--dir", given]);
+    assert!(std::fs::symlink_metadata(dir.join("kcap")).is_err());
 }
 
 #[test]
