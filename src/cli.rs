@@ -306,6 +306,13 @@ pub struct Cli {
     #[arg(long, short = 'o', value_name = "PATH", help_heading = "Output")]
     pub output: Option<PathBuf>,
 
+    /// Start Wireshark on the live capture (`wireshark -k -i -`, found on PATH, else
+    /// in /Applications/Wireshark.app; $KCAP_WIRESHARK names another). With -o the
+    /// file is written too; without it, no file. Closing Wireshark ends the capture
+    /// (exit 0). To pick pods inside Wireshark instead: `kcap extcap install`.
+    #[arg(long, help_heading = "Output")]
+    pub wireshark: bool,
+
     /// pcap or pcapng (default: from the file extension, else pcapng).
     #[arg(long, value_name = "FORMAT", help_heading = "Output")]
     pub format: Option<String>,
@@ -418,6 +425,17 @@ pub fn parse(args: &[String]) -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
+/// Parses argv built by kcap itself (the extcap capture's), with the team's
+/// defaults applied as for a typed command line; errors come back as text.
+pub fn try_parse_with_defaults(args: &[String]) -> Result<Cli, String> {
+    let defaults = crate::defaults::Defaults::load().map_err(|e| crate::exit::chain(&e))?;
+    let matches = defaults
+        .apply(Cli::command())
+        .try_get_matches_from(args)
+        .map_err(|e| e.to_string())?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
+}
+
 /// Whether argv[0] is the plugin's file name (kubectl runs it by its full path).
 pub fn invoked_as_plugin(args: &[String]) -> bool {
     args.first()
@@ -441,6 +459,7 @@ Examples:
   kcap --namespace prod --pod orders-6c9f --port 8080 --output orders.pcap
   kcap -n prod deploy/orders --port 8080                    # every pod of the deployment, one file
   kcap -n prod -l app=orders --follow -o - | wireshark -k -i -
+  kcap -n prod -l app=orders --wireshark                    # Wireshark opens on the live capture
   kcap -A svc/payments --via node
   kcap -n prod pod/orders-6c9f --filter 'pod/payments-0 and tcp[tcpflags] & tcp-rst != 0'
   kcap node/worker-2 --iface eth0 --duration 30s
@@ -454,14 +473,17 @@ Examples:
   kcap -n prod deploy/orders --flight-recorder 5m -o incident.pcapng   # the last 5 min, at Ctrl-C
   kcap --ssh-host 198.51.100.10 --jump-host ops@bastion:2222 --filter 'host 10.0.0.5' -o - | wireshark -k -i -
 
-Shell completions and the man page (only as the first word):
+Shell completions, the man page and Wireshark's extcap (only as the first word):
   kcap completions bash|zsh|fish       kcap man | man -l -
+  kcap extcap install|uninstall [--dir DIR]   # kcap's interfaces inside Wireshark
 
 Passwords: kcap asks on the terminal; scripts can set KCAP_SSH_PASSWORD (and
 KCAP_SSH_KEY_PASSPHRASE for an encrypted key).
 
 Exit codes:
-  0 capture finished     2 bad command line       3 cannot connect        4 authentication failed
+  0 capture finished (also: Wireshark closed)
+  2 bad command line (also: --wireshark without Wireshark)
+  3 cannot connect        4 authentication failed
   5 host key unknown     6 host key changed       7 capture tool missing  8 permission denied
   9 filter or interface rejected   10 cannot write output   11 remote output is not a capture
   12 connection lost during the capture            13 Kubernetes object not found or not running

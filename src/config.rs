@@ -223,6 +223,11 @@ impl ReadSettings {
                 "-r reads a file: --ssh-host, -l, --follow and --dry-run are for captures",
             ));
         }
+        if cli.wireshark {
+            return Err(usage(
+                "-r reads a file: open it in Wireshark directly (wireshark FILE)",
+            ));
+        }
         if cli.filter.is_some() || !cli.ports.is_empty() || cli.protocol != "all" {
             return Err(usage(
                 "-r does not filter: kcap compiles no BPF itself; filter with tcpdump first \
@@ -287,6 +292,8 @@ pub struct Config {
     pub cooked_v1: bool,
     /// `--print`: tcpdump-style lines on stdout.
     pub print: Option<PrintSettings>,
+    /// `--wireshark` (or extcap's FIFO): the live stream for Wireshark.
+    pub wireshark: Option<crate::wireshark::Viewer>,
     pub verbosity: Verbosity,
     pub dry_run: Option<DryRun>,
     /// `-D`: list each target's interfaces instead of capturing.
@@ -380,7 +387,7 @@ impl Config {
         }
         let output = match (&cli.output, &print) {
             (None, Some(_)) => None,
-            (None, None) if read.is_some() => None,
+            (None, None) if read.is_some() || cli.wireshark => None,
             _ => Some(resolve_output(
                 cli.output.as_deref(),
                 cli.format.as_deref(),
@@ -453,6 +460,7 @@ impl Config {
             limits,
             cooked_v1,
             print,
+            wireshark: cli.wireshark.then_some(crate::wireshark::Viewer::Launch),
             verbosity,
             dry_run,
             list_interfaces: cli.list_interfaces,

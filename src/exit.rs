@@ -83,6 +83,9 @@ pub fn explain(error: &(dyn Error + 'static)) -> Explained {
     if let Some(e) = error.downcast_ref::<crate::read::ReadError>() {
         return read(e);
     }
+    if let Some(e) = error.downcast_ref::<crate::wireshark::WiresharkError>() {
+        return wireshark(e);
+    }
     if error.is::<kcap_capture::Error>() {
         return explained(Exit::Usage, None);
     }
@@ -136,6 +139,16 @@ fn read(error: &crate::read::ReadError) -> Explained {
                     .into(),
             ),
         ),
+    }
+}
+
+fn wireshark(error: &crate::wireshark::WiresharkError) -> Explained {
+    use crate::wireshark::WiresharkError as W;
+    match error {
+        W::NotFound { .. } => explained(Exit::Usage, error.hint()),
+        W::Start { .. } => explained(Exit::Other, None),
+        W::Fifo { .. } => explained(Exit::OutputFailed, None),
+        W::Sink(e) => sink(e),
     }
 }
 

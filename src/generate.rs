@@ -31,13 +31,14 @@ pub fn dispatch(args: &[String]) -> Option<Exit> {
     }
 }
 
-/// The command line completions know: kcap's flags and targets plus the two words
-/// above. (The man page is kcap's flags alone; its EXAMPLES text names the words.)
+/// The command line completions know: kcap's flags and targets plus the words
+/// above and `extcap`. (The man page is kcap's flags alone; its EXAMPLES text names the words.)
 pub fn completable() -> Command {
     Cli::command()
         .disable_help_subcommand(true)
         .subcommand(completions_command())
         .subcommand(man_command())
+        .subcommand(crate::extcap::command())
 }
 
 fn completions_command() -> Command {

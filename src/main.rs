@@ -15,6 +15,7 @@ mod defaults;
 mod dry_run;
 mod event;
 mod exit;
+mod extcap;
 mod follow;
 mod generate;
 mod limits;
@@ -31,6 +32,7 @@ mod source;
 mod stop;
 mod terminal;
 mod time;
+mod wireshark;
 
 use std::io::IsTerminal;
 
@@ -43,8 +45,15 @@ fn main() -> std::process::ExitCode {
     if args.get(1).map(String::as_str) == Some(reaper::MODE) {
         return reaper::main(&args[2..]);
     }
-    if let Some(exit) = generate::dispatch(&args) {
+    if let Some(exit) = generate::dispatch(&args).or_else(|| extcap::dispatch(&args)) {
         return exit.into();
+    }
+    // Wireshark running kcap as an extcap: a capture goes on as any other.
+    if extcap::is_extcap(&args) {
+        return match extcap::answer(&args) {
+            extcap::Answer::Done(exit) => exit.into(),
+            extcap::Answer::Capture(config) => capture(&config),
+        };
     }
     let cli = cli::parse(&args);
     let config = match Config::from_cli(cli) {
@@ -54,6 +63,11 @@ fn main() -> std::process::ExitCode {
             return Exit::Usage.into();
         }
     };
+    capture(&config)
+}
+
+/// Runs what `config` asks for (a capture, a file read, a dry run) to its exit code.
+fn capture(config: &Config) -> std::process::ExitCode {
     init_logging(config.verbosity);
     // One thread for every connection: the work per packet is small, and on a busy
     // 2-core node (sshd, the capture tool, kcap) fewer threads measured faster
@@ -69,7 +83,7 @@ fn main() -> std::process::ExitCode {
             return Exit::Other.into();
         }
     };
-    let exit = runtime.block_on(kcap(&config));
+    let exit = runtime.block_on(kcap(config));
     // Do not wait for lingering tasks (a half-open connection): everything that
     // matters has finished or been told to.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -98,7 +112,17 @@ async fn kcap(config: &Config) -> Exit {
         eprintln!("kcap: cannot install signal handlers: {e}");
         return Exit::Other;
     }
-    // Open the output first: a bad path fails before anything connects.
+    // Find Wireshark and open the output first: a missing program or a bad path
+    // fails before anything connects.
+    let viewer = match config
+        .wireshark
+        .as_ref()
+        .map(wireshark::Prepared::find)
+        .transpose()
+    {
+        Ok(viewer) => viewer,
+        Err(e) => return report::error(None, &e),
+    };
     let files = sink::FileReportHandle::default();
     let output = match config
         .output
@@ -113,7 +137,12 @@ async fn kcap(config: &Config) -> Exit {
         Ok(plan) => plan,
         Err(e) => return report::error(None, &e),
     };
-    match run::capture(config, &plan, output, files, stop).await {
+    // Wireshark opens once there is something to show.
+    let viewer = match viewer.map(|v| v.start(&stop)).transpose() {
+        Ok(viewer) => viewer,
+        Err(e) => return report::error(None, &e),
+    };
+    match run::capture(config, &plan, output, viewer, files, stop).await {
         Ok(outcome) => report::summary(config, &plan, &outcome),
         Err(e) => report::error(None, &e),
     }

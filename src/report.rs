@@ -71,6 +71,7 @@ pub fn summary(config: &Config, plan: &Plan, outcome: &Outcome) -> Exit {
             Some(StopReason::MaxSize) => " (--max-size reached)",
             Some(StopReason::Interrupted) => " (interrupted)",
             Some(StopReason::Terminated) => " (terminated)",
+            Some(StopReason::ViewerClosed) => " (Wireshark closed)",
             Some(StopReason::OutputFailed) | None => "",
         };
         let elapsed = outcome.elapsed.as_secs_f64();

@@ -37,11 +37,13 @@ pub struct Outcome {
     pub files: Option<FileReport>,
 }
 
-/// Captures what `plan` says into `output` until `stop` fires or every source ended.
+/// Captures what `plan` says into `output` (and `viewer`, Wireshark's live stream)
+/// until `stop` fires or every source ended.
 pub async fn capture(
     config: &Config,
     plan: &Plan,
     output: Option<Opened>,
+    viewer: Option<Box<dyn Sink>>,
     files: FileReportHandle,
     stop: Stop,
 ) -> Result<Outcome, SinkError> {
@@ -50,7 +52,7 @@ pub async fn capture(
         stop::stop_after(&stop, duration);
     }
     let (events, receiver) = mpsc::channel(CHANNEL_BATCHES);
-    let pipeline = start_pipeline(config, plan, output, receiver, &stop)?;
+    let pipeline = start_pipeline(config, plan, output, viewer, receiver, &stop)?;
     let ticker = tokio::spawn(tick(events.clone()));
     let kube = plan.kube.as_ref().map(|k| Arc::new(kube_context(k, plan)));
     let mut captures = Captures::new(events, stop.clone(), kube.clone());
@@ -90,18 +92,19 @@ pub async fn capture(
 }
 
 /// The pipeline on its own thread (writing is blocking I/O), with its sinks: the
-/// capture file and `--print`'s lines, as asked.
+/// capture file, Wireshark's stream and `--print`'s lines, as asked.
 fn start_pipeline(
     config: &Config,
     plan: &Plan,
     output: Option<Opened>,
+    viewer: Option<Box<dyn Sink>>,
     receiver: mpsc::Receiver<Event>,
     stop: &Stop,
 ) -> Result<std::thread::JoinHandle<PipelineReport>, SinkError> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let annotate = config.kube.as_ref().is_none_or(|k| k.annotate);
     if let (Some(open), Some(output)) = (output, &config.output) {
         let file = open.into_sink(output)?;
-        let annotate = config.kube.as_ref().is_none_or(|k| k.annotate);
         sinks.push(match annotate {
             true => file,
             false => Box::new(Unnamed(file)),
@@ -123,7 +126,14 @@ fn start_pipeline(
             width,
         )));
     }
-    let live = config.print.is_some() || config.output.as_ref().is_some_and(|o| o.is_live());
+    let live = config.print.is_some()
+        || viewer.is_some()
+        || config.output.as_ref().is_some_and(|o| o.is_live());
+    // --no-annotate leaves the name records out of Wireshark's stream too.
+    sinks.extend(viewer.map(|viewer| match annotate {
+        true => viewer,
+        false => Box::new(Unnamed(viewer)) as Box<dyn Sink>,
+    }));
     let progress = Progress::new(stop.clone(), plan.sources.len(), config.count);
     let names = plan.names.as_ref().clone();
     let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1, names);

@@ -1,5 +1,5 @@
 //! When to stop: the first of Ctrl-C/SIGTERM, `--duration`, `--count`, a failed
-//! output, or every source ending by itself. Everyone watches one [`Stop`]; the
+//! output, Wireshark closed, or every source ending by itself. Everyone watches one [`Stop`]; the
 //! first reason set wins. The pipeline only reports what happened ([`Progress`]);
 //! the rules that turn that into a stop live here.
 //!
@@ -24,6 +24,8 @@ pub enum StopReason {
     /// `--max-size`: the files reached it.
     MaxSize,
     OutputFailed,
+    /// Wireshark, reading the live stream, was closed (or its Stop button pressed).
+    ViewerClosed,
 }
 
 /// Shared by everything that may decide to stop the capture, or must stop when it does.

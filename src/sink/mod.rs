@@ -11,6 +11,7 @@ pub mod naming;
 pub mod output;
 pub mod rotate;
 pub mod status;
+pub mod viewer;
 
 use kcap_capture::outcome::ToolStatistics;
 use kcap_pcap::{LinkType, Packet};
