@@ -331,11 +331,10 @@ mod tests {
 
     /// Runs the generated line through a real shell with a fake `tcpdump` first on
     /// PATH that prints its arguments, so we see exactly what the tool would get.
-    #[test]
-    fn tool_receives_the_filter_as_one_argument() {
-        let dir = std::env::temp_dir().join(format!("kcap-cmd-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let fake = dir.join("tcpdump");
+    /// A stand-in capture tool in `dir` that prints each argument it gets as
+    /// `<arg>` on stderr.
+    fn recording_tool(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+        let fake = dir.join(name);
         std::fs::write(
             &fake,
             "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>' \"$a\" >&2; done\n",
@@ -346,6 +345,14 @@ mod tests {
             .arg(&fake)
             .status()
             .unwrap();
+        fake
+    }
+
+    #[test]
+    fn tool_receives_the_filter_as_one_argument() {
+        let dir = std::env::temp_dir().join(format!("kcap-cmd-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = recording_tool(&dir, "tcpdump");
         let marker = dir.join("pwned");
         let hostile = format!("port 80; touch {}", marker.display());
         let line = command(&hostile).to_shell().unwrap();
@@ -389,17 +396,7 @@ mod tests {
             command.direction.name()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let fake = dir.join(tool);
-        std::fs::write(
-            &fake,
-            "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>' \"$a\" >&2; done\n",
-        )
-        .unwrap();
-        std::process::Command::new("chmod")
-            .arg("+x")
-            .arg(&fake)
-            .status()
-            .unwrap();
+        let fake = recording_tool(&dir, tool);
         let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(command.to_shell().unwrap())
