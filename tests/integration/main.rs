@@ -8,6 +8,7 @@ mod util;
 mod agent;
 mod all_nodes;
 mod auth;
+mod certificates;
 mod defaults;
 mod direction;
 mod dry_run;

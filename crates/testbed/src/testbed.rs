@@ -453,6 +453,24 @@ impl Testbed {
     /// Replaces a host's sshd host keys with fresh ones and restarts its sshd
     /// (known_hosts is left alone: the point is a "changed host key").
     pub fn rotate_host_key(&self, host: &str) -> Result<()> {
+        self.restart_sshd(host, keys::generate_host_keys)
+    }
+
+    /// Puts `settings` (sshd_config lines) at the top of a host's sshd_config,
+    /// where they win over the bed's own (sshd takes the first value of a
+    /// keyword), and restarts its sshd: e.g. `HostCertificate` and
+    /// `TrustedUserCAKeys` for a node that only speaks SSH certificates.
+    pub fn reconfigure_sshd(&self, host: &str, settings: &str) -> Result<()> {
+        self.restart_sshd(host, |h| {
+            let path = h.dir.join("sshd_config");
+            let old = std::fs::read_to_string(&path)?;
+            std::fs::write(&path, format!("{}\n{old}", settings.trim_end()))?;
+            Ok(())
+        })
+    }
+
+    /// Stops a host's sshd, runs `prepare`, starts it again and waits for it.
+    fn restart_sshd(&self, host: &str, prepare: impl FnOnce(&Host) -> Result<()>) -> Result<()> {
         let h = self.host(host);
         if !h.has_sshd() {
             bail!("{host} runs no sshd");
@@ -467,7 +485,7 @@ impl Testbed {
                 let _ = old.child.kill();
                 let _ = old.child.wait();
             }
-            keys::generate_host_keys(h)?;
+            prepare(h)?;
             let mut child = sshd::start(h)?;
             let ready = sshd::wait_ready(h, &mut child, SSHD_READY_TIMEOUT);
             // Track it even if it failed, so teardown reaps it.
