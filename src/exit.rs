@@ -360,7 +360,11 @@ fn ssh(error: &kcap_ssh::Error) -> Explained {
         ),
         Ssh::HostKeyRevoked { .. } => (
             Exit::HostKeyChanged,
-            Some("the key is marked @revoked in known_hosts".into()),
+            Some(
+                "the key is marked @revoked in known_hosts or listed in ssh_config's \
+                 RevokedHostKeys (the file and line above): the node's owner must give it a new key"
+                    .into(),
+            ),
         ),
         Ssh::KeyFile { .. } => (
             Exit::Auth,

@@ -174,4 +174,37 @@ fn certificates_only_node_is_captured_with_a_cert_authority_line() {
     assert_eq!(out.status.code(), Some(6), "{text}");
     assert!(text.contains("is refused: it expired"), "{text}");
     assert!(text.contains("hint: ask the node's owner"), "{text}");
+
+    // RevokedHostKeys naming the node's key: refused, whatever the certificate.
+    let revoked = dir.join("revoked_keys");
+    std::fs::copy(host_key.with_extension("pub"), &revoked).unwrap();
+    let with_revoked = dir.join("revoked_config");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &with_revoked,
+        text.replace(
+            "Host node-a\n",
+            &format!("Host node-a\n  RevokedHostKeys {}\n", revoked.display()),
+        ),
+    )
+    .unwrap();
+    let out = run(
+        kcap(&bed, &with_revoked).args(["--ssh-host", "node-a", "-c", "1", "-o", "z.pcapng"]),
+        Duration::from_secs(60),
+    );
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(text.contains("revoked"), "{text}");
+    // A KRL is not read: refused with what to do, never ignored.
+    keygen(
+        &["-q", "-k", "-f"],
+        &[&revoked, &host_key.with_extension("pub")],
+    );
+    let out = run(
+        kcap(&bed, &with_revoked).args(["--ssh-host", "node-a", "-c", "1", "-o", "z.pcapng"]),
+        Duration::from_secs(60),
+    );
+    let text = stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("key revocation list (KRL)"), "{text}");
 }

@@ -49,6 +49,8 @@ pub struct HostConfig {
     pub proxy_command: Option<String>,
     /// `CertificateFile`s, expanded like `identity_files`.
     pub certificate_files: Vec<PathBuf>,
+    /// `RevokedHostKeys`, expanded like `identity_files` (`None` also for `none`).
+    pub revoked_host_keys: Option<PathBuf>,
     /// `ProxyUseFdpass`.
     pub proxy_use_fdpass: Option<bool>,
 }
@@ -189,6 +191,10 @@ impl SshConfig {
             port: st.port,
             identity_files: paths(&st.identity_files),
             certificate_files: paths(&st.certificate_files),
+            revoked_host_keys: st
+                .revoked_host_keys
+                .filter(|f| f != "none")
+                .map(|f| expand::path(&f, &tokens)),
             identities_only: st.identities_only,
             proxy_jump,
             user_known_hosts_files: known_hosts.collect(),
@@ -255,6 +261,7 @@ struct State {
     port: Option<u16>,
     identity_files: Vec<String>,
     certificate_files: Vec<String>,
+    revoked_host_keys: Option<String>,
     identities_only: Option<bool>,
     proxy: Option<Proxy>,
     known_hosts: Option<Vec<String>>,
@@ -283,6 +290,7 @@ impl State {
             Setting::IdentityFile(v) => push_new(&mut self.identity_files, v),
             Setting::CertificateFile(v) => push_new(&mut self.certificate_files, v),
             Setting::IdentitiesOnly(v) => first(&mut self.identities_only, v),
+            Setting::RevokedHostKeys(v) => first(&mut self.revoked_host_keys, v),
             Setting::ProxyJump(chain) if self.proxy.is_none() => {
                 self.proxy = Some(Proxy::Jump(chain.clone().unwrap_or_default()));
             }

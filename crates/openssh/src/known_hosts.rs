@@ -161,6 +161,34 @@ impl KnownHosts {
     }
 
     /// Parses known_hosts `text` as if read from `path` (used in messages only).
+    /// Adds ssh_config's `RevokedHostKeys` file: public keys (`TYPE BASE64
+    /// [comment]`, one per line) that no host may present, whatever its name,
+    /// as host keys or as certificate authorities. As in OpenSSH, a file that
+    /// cannot be read refuses every host rather than trusting one; an OpenSSH
+    /// KRL (binary) is refused with what to do instead.
+    pub fn add_revoked_keys(&mut self, path: &Path) -> Result<(), Error> {
+        let bytes = fs::read(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if bytes.starts_with(b"SSHKRL\n\0") {
+            return Err(Error::Syntax {
+                path: path.to_path_buf(),
+                line: 1,
+                message: "a key revocation list (KRL), which kcap cannot read: list the \
+                          revoked keys in it as public keys, one per line"
+                    .into(),
+            });
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for (i, line) in text.lines().enumerate() {
+            if let Some(entry) = parse_line(&format!("@revoked * {line}"), path, i + 1) {
+                self.entries.push(entry);
+            }
+        }
+        Ok(())
+    }
+
     pub fn parse_str(text: &str, path: &Path) -> KnownHosts {
         let mut known = KnownHosts::default();
         known.add_text(text, path);

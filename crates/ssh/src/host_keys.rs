@@ -29,7 +29,10 @@ pub(crate) struct HostKeyCheck {
 
 impl HostKeyCheck {
     pub fn for_hop(hop: &Hop) -> Result<HostKeyCheck, Error> {
-        let known = KnownHosts::load(&hop.known_hosts_files)?;
+        let mut known = KnownHosts::load(&hop.known_hosts_files)?;
+        if let Some(revoked) = &hop.revoked_host_keys {
+            known.add_revoked_keys(revoked)?;
+        }
         Ok(HostKeyCheck {
             host: hop.host.clone(),
             port: hop.port,

@@ -37,6 +37,8 @@ pub(crate) struct Hop {
     /// they certify (besides `KEY-cert.pub` next to each key).
     pub certificate_files: Vec<PathBuf>,
     pub known_hosts_files: Vec<PathBuf>,
+    /// ssh_config `RevokedHostKeys`: keys no host may present.
+    pub revoked_host_keys: Option<PathBuf>,
     pub accept_new_host_key: bool,
     /// `None` = no timeout (ssh_config `ConnectTimeout 0`/`none`).
     pub connect_timeout: Option<Duration>,
@@ -246,6 +248,7 @@ fn hop(
         identities_only: cfg.identities_only.unwrap_or(false),
         certificate_files: cfg.certificate_files.clone(),
         known_hosts_files,
+        revoked_host_keys: cfg.revoked_host_keys.clone(),
         accept_new_host_key: opts.accept_new_host_key || config_accepts_new,
         connect_timeout: Some(
             opts.connect_timeout

@@ -68,6 +68,8 @@ pub(crate) enum Setting {
     StrictHostKeyChecking(String),
     ConnectTimeout(Duration),
     CertificateFile(String),
+    /// A file of public keys no host may present (`none`: no file).
+    RevokedHostKeys(String),
     ProxyUseFdpass(bool),
     /// `no`, `yes` or `always`.
     CanonicalizeHostname(String),
@@ -217,6 +219,7 @@ fn setting(keyword: &str, args: &[String]) -> Result<Option<Setting>, String> {
         "identityfile" => Setting::IdentityFile(one()?),
         "identitiesonly" => Setting::IdentitiesOnly(yes_no(&one()?)?),
         "certificatefile" => Setting::CertificateFile(one()?),
+        "revokedhostkeys" => Setting::RevokedHostKeys(one()?),
         "proxyusefdpass" => Setting::ProxyUseFdpass(yes_no(&one()?)?),
         "canonicalizehostname" => Setting::CanonicalizeHostname(canonicalize(&one()?)?),
         "proxyjump" => {

@@ -147,6 +147,10 @@ fn assert_like_ssh_in(dir: &Path, text: &str, dests: &[&str]) -> Vec<HostConfig>
         };
         let ssh_known = expand_all("userknownhostsfile").join(" ");
         assert_eq!(ssh_known, known, "{ctx}");
+        // ssh -G leaves the line out when the option is unset (or `none`).
+        let revoked = expand_all("revokedhostkeys").into_iter().next();
+        let ours = got.revoked_host_keys.as_ref().map(|p| p.display().to_string());
+        assert_eq!(revoked, ours, "{ctx}");
         let strict = match got.strict_host_key_checking.as_deref() {
             None | Some("ask") => "ask",
             Some("yes") => "true",
@@ -283,6 +287,7 @@ Host alias-b
 Match host real-a.example
   User from-match-host
   CertificateFile ~/.ssh/a-cert-%h.pub
+  RevokedHostKeys ~/.ssh/revoked-%h
 Match originalhost alias-b user bob
   Port 2202
 Match !originalhost alias-*,!x-* user root,!nobody

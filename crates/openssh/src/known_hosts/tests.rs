@@ -152,6 +152,44 @@ fn markers() {
     );
 }
 
+/// ssh_config's `RevokedHostKeys`: a file of public keys, for every host, as
+/// keys and as authorities; a KRL and a missing file are errors, never ignored.
+#[test]
+fn revoked_host_keys_file() {
+    let k = keys();
+    let mut known = kh(&format!(
+        "{}{}",
+        line("h", &k.a),
+        line("@cert-authority *", &k.b)
+    ));
+    let file = k.dir.path().join("revoked");
+    let a_pub = fs::read_to_string(k.dir.path().join("a.pub")).unwrap();
+    fs::write(&file, format!("# revoked on purpose\n\n{a_pub}")).unwrap();
+    known.add_revoked_keys(&file).unwrap();
+    let revoked = Verdict::Revoked {
+        file: file.clone(),
+        line: 3,
+    };
+    assert_eq!(known.check("h", 22, &k.a), revoked);
+    assert_eq!(known.check_revoked("other", 2222, &k.a), Some(revoked));
+    assert_eq!(known.check_authority("any", 22, &k.b), Verdict::Trusted);
+
+    let krl = k.dir.path().join("krl");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-k", "-f"])
+        .arg(&krl)
+        .arg(k.dir.path().join("a.pub"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let e = KnownHosts::default().add_revoked_keys(&krl).unwrap_err();
+    assert!(e.to_string().contains("key revocation list (KRL)"), "{e}");
+    let e = KnownHosts::default()
+        .add_revoked_keys(&k.dir.path().join("missing"))
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot read"), "{e}");
+}
+
 #[test]
 fn hashed_by_ssh_keygen() {
     let k = keys();
