@@ -352,7 +352,7 @@ mod tests {
     fn tool_receives_the_filter_as_one_argument() {
         let dir = std::env::temp_dir().join(format!("kcap-cmd-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let fake = recording_tool(&dir, "tcpdump");
+        recording_tool(&dir, "tcpdump");
         let marker = dir.join("pwned");
         let hostile = format!("port 80; touch {}", marker.display());
         let line = command(&hostile).to_shell().unwrap();
@@ -396,7 +396,7 @@ mod tests {
             command.direction.name()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let fake = recording_tool(&dir, tool);
+        recording_tool(&dir, tool);
         let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(command.to_shell().unwrap())
