@@ -77,3 +77,48 @@ fn changed_key_is_refused_even_with_the_flag() {
     let out = capture_node_a(&bed, &known_hosts, &["--accept-new-host-key"]);
     assert_exit(&out, 6, &["HAS CHANGED"]);
 }
+
+/// `HostKeyAlias`: known_hosts knows the node by another name (as for nodes
+/// reached by changing addresses); kcap looks its key up under that name, and
+/// without the alias the same file does not know the address.
+#[test]
+fn host_key_alias_names_the_known_hosts_entry() {
+    let bed = Bed::minimal();
+    let node = bed.bed.host("node-a");
+    let key = std::fs::read_to_string(node.dir.join("ssh_host_ed25519_key.pub")).unwrap();
+    let key: Vec<&str> = key.split_whitespace().take(2).collect();
+    let known_hosts = bed.scratch.path().join("alias_known_hosts");
+    std::fs::write(&known_hosts, format!("node-a-keys {}\n", key.join(" "))).unwrap();
+    let config = |alias: &str| {
+        let path = bed.scratch.path().join(format!("config{}", alias.len()));
+        std::fs::write(
+            &path,
+            format!(
+                "Host byip\n  HostName 198.51.100.10\n  User root\n  IdentityFile {}\n  \
+                 UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n{alias}",
+                bed.bed.client_key().display(),
+                known_hosts.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let capture = |config: &std::path::Path| {
+        run(
+            bed.bed
+                .client_command(KCAP)
+                .arg("--ssh-config")
+                .arg(config)
+                .env("HOME", bed.scratch.path())
+                .env_remove("SSH_AUTH_SOCK")
+                .args(["--ssh-host", "byip", "-c", "2", "-o"])
+                .arg(bed.path("alias.pcapng")),
+            Duration::from_secs(60),
+        )
+    };
+    let out = capture(&config("  HostKeyAlias node-a-keys\n"));
+    assert_ok(&out);
+    assert_eq!(read_capture(&bed.path("alias.pcapng")).records.len(), 2);
+    let out = capture(&config(""));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+}

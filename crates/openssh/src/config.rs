@@ -51,6 +51,8 @@ pub struct HostConfig {
     pub certificate_files: Vec<PathBuf>,
     /// `RevokedHostKeys`, expanded like `identity_files` (`None` also for `none`).
     pub revoked_host_keys: Option<PathBuf>,
+    /// `HostKeyAlias`: the name known_hosts knows the host by.
+    pub host_key_alias: Option<String>,
     /// `ProxyUseFdpass`.
     pub proxy_use_fdpass: Option<bool>,
 }
@@ -195,6 +197,7 @@ impl SshConfig {
                 .revoked_host_keys
                 .filter(|f| f != "none")
                 .map(|f| expand::path(&f, &tokens)),
+            host_key_alias: st.host_key_alias,
             identities_only: st.identities_only,
             proxy_jump,
             user_known_hosts_files: known_hosts.collect(),
@@ -262,6 +265,7 @@ struct State {
     identity_files: Vec<String>,
     certificate_files: Vec<String>,
     revoked_host_keys: Option<String>,
+    host_key_alias: Option<String>,
     identities_only: Option<bool>,
     proxy: Option<Proxy>,
     known_hosts: Option<Vec<String>>,
@@ -291,6 +295,8 @@ impl State {
             Setting::CertificateFile(v) => push_new(&mut self.certificate_files, v),
             Setting::IdentitiesOnly(v) => first(&mut self.identities_only, v),
             Setting::RevokedHostKeys(v) => first(&mut self.revoked_host_keys, v),
+            Setting::HostKeyAlias(v) => first(&mut self.host_key_alias, v),
+            Setting::Unsupported(what) => self.note(what.to_string()),
             Setting::ProxyJump(chain) if self.proxy.is_none() => {
                 self.proxy = Some(Proxy::Jump(chain.clone().unwrap_or_default()));
             }

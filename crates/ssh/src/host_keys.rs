@@ -33,11 +33,17 @@ impl HostKeyCheck {
         if let Some(revoked) = &hop.revoked_host_keys {
             known.add_revoked_keys(revoked)?;
         }
+        // With HostKeyAlias, known_hosts (and a host certificate's principals)
+        // know the host by that name, as in OpenSSH.
+        let host = hop
+            .host_key_alias
+            .clone()
+            .unwrap_or_else(|| hop.host.clone());
         Ok(HostKeyCheck {
-            host: hop.host.clone(),
+            wants_certificate: known.has_cert_authority(&host, hop.port),
+            host,
             port: hop.port,
             files: hop.known_hosts_files.clone(),
-            wants_certificate: known.has_cert_authority(&hop.host, hop.port),
             known,
             accept_new: hop.accept_new_host_key,
         })

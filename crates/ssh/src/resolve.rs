@@ -39,6 +39,8 @@ pub(crate) struct Hop {
     pub known_hosts_files: Vec<PathBuf>,
     /// ssh_config `RevokedHostKeys`: keys no host may present.
     pub revoked_host_keys: Option<PathBuf>,
+    /// ssh_config `HostKeyAlias`: known_hosts knows the host by this name.
+    pub host_key_alias: Option<String>,
     pub accept_new_host_key: bool,
     /// `None` = no timeout (ssh_config `ConnectTimeout 0`/`none`).
     pub connect_timeout: Option<Duration>,
@@ -249,6 +251,7 @@ fn hop(
         certificate_files: cfg.certificate_files.clone(),
         known_hosts_files,
         revoked_host_keys: cfg.revoked_host_keys.clone(),
+        host_key_alias: cfg.host_key_alias.clone(),
         accept_new_host_key: opts.accept_new_host_key || config_accepts_new,
         connect_timeout: Some(
             opts.connect_timeout

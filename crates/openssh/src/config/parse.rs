@@ -70,6 +70,10 @@ pub(crate) enum Setting {
     CertificateFile(String),
     /// A file of public keys no host may present (`none`: no file).
     RevokedHostKeys(String),
+    /// The name host keys are looked up and recorded under instead of the host's.
+    HostKeyAlias(String),
+    /// A keyword kcap knows matters and does not do (named once on stderr).
+    Unsupported(&'static str),
     ProxyUseFdpass(bool),
     /// `no`, `yes` or `always`.
     CanonicalizeHostname(String),
@@ -220,6 +224,13 @@ fn setting(keyword: &str, args: &[String]) -> Result<Option<Setting>, String> {
         "identitiesonly" => Setting::IdentitiesOnly(yes_no(&one()?)?),
         "certificatefile" => Setting::CertificateFile(one()?),
         "revokedhostkeys" => Setting::RevokedHostKeys(one()?),
+        "hostkeyalias" => Setting::HostKeyAlias(checked(one()?, "HostKeyAlias")?),
+        // Host keys from a program: kcap checks known_hosts files only, so a host
+        // known only through it is "unknown" (refused, never trusted blindly).
+        "knownhostscommand" => Setting::Unsupported(
+            "KnownHostsCommand (kcap reads known_hosts files only; a host known only \
+             through the command is refused as unknown)",
+        ),
         "proxyusefdpass" => Setting::ProxyUseFdpass(yes_no(&one()?)?),
         "canonicalizehostname" => Setting::CanonicalizeHostname(canonicalize(&one()?)?),
         "proxyjump" => {

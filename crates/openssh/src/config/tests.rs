@@ -149,8 +149,12 @@ fn assert_like_ssh_in(dir: &Path, text: &str, dests: &[&str]) -> Vec<HostConfig>
         assert_eq!(ssh_known, known, "{ctx}");
         // ssh -G leaves the line out when the option is unset (or `none`).
         let revoked = expand_all("revokedhostkeys").into_iter().next();
-        let ours = got.revoked_host_keys.as_ref().map(|p| p.display().to_string());
+        let ours = got
+            .revoked_host_keys
+            .as_ref()
+            .map(|p| p.display().to_string());
         assert_eq!(revoked, ours, "{ctx}");
+        assert_eq!(one("hostkeyalias"), got.host_key_alias, "{ctx}");
         let strict = match got.strict_host_key_checking.as_deref() {
             None | Some("ask") => "ask",
             Some("yes") => "true",
@@ -288,6 +292,7 @@ Match host real-a.example
   User from-match-host
   CertificateFile ~/.ssh/a-cert-%h.pub
   RevokedHostKeys ~/.ssh/revoked-%h
+  HostKeyAlias a-keys.example
 Match originalhost alias-b user bob
   Port 2202
 Match !originalhost alias-*,!x-* user root,!nobody
