@@ -122,3 +122,45 @@ fn host_key_alias_names_the_known_hosts_entry() {
     let out = capture(&config(""));
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
 }
+
+/// `GlobalKnownHostsFile`: a node known only system-wide (as many companies
+/// distribute host keys) is trusted, and nothing is written there.
+#[test]
+fn global_known_hosts_file_is_trusted_and_left_alone() {
+    let bed = Bed::minimal();
+    let node = bed.bed.host("node-a");
+    let key = std::fs::read_to_string(node.dir.join("ssh_host_ed25519_key.pub")).unwrap();
+    let key: Vec<&str> = key.split_whitespace().take(2).collect();
+    let global = bed.scratch.path().join("global_known_hosts");
+    let global_text = format!("198.51.100.10 {}\n", key.join(" "));
+    std::fs::write(&global, &global_text).unwrap();
+    let user = bed.scratch.path().join("user_known_hosts");
+    std::fs::write(&user, "").unwrap();
+    let config = bed.scratch.path().join("global_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host 198.51.100.10\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  \
+             GlobalKnownHostsFile {}\n",
+            bed.bed.client_key().display(),
+            user.display(),
+            global.display()
+        ),
+    )
+    .unwrap();
+    let out = run(
+        bed.bed
+            .client_command(KCAP)
+            .arg("--ssh-config")
+            .arg(&config)
+            .env("HOME", bed.scratch.path())
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["--ssh-host", "198.51.100.10", "-c", "2", "-o"])
+            .arg(bed.path("global.pcapng")),
+        Duration::from_secs(60),
+    );
+    assert_ok(&out);
+    assert_eq!(read_capture(&bed.path("global.pcapng")).records.len(), 2);
+    assert_eq!(std::fs::read_to_string(&global).unwrap(), global_text);
+    assert_eq!(std::fs::read_to_string(&user).unwrap(), "");
+}

@@ -36,6 +36,10 @@ pub struct HostConfig {
     pub proxy_jump: Option<Vec<Destination>>,
     /// `UserKnownHostsFile none` becomes `/dev/null`: nothing known, nothing saved.
     pub user_known_hosts_files: Vec<PathBuf>,
+    /// `GlobalKnownHostsFile` (`None`: unset, so OpenSSH's
+    /// [`DEFAULT_GLOBAL_KNOWN_HOSTS`]; `none` leaves the list empty): read for
+    /// trust, never written.
+    pub global_known_hosts_files: Option<Vec<PathBuf>>,
     /// `yes`, `no`, `accept-new`, `ask` (ask is treated like yes by kcap).
     pub strict_host_key_checking: Option<String>,
     /// `Some(Duration::ZERO)` is `ConnectTimeout 0`/`none`: no timeout, as in OpenSSH.
@@ -64,6 +68,10 @@ pub fn default_user_config() -> PathBuf {
 
 /// `~/.ssh/known_hosts` and `~/.ssh/known_hosts2`, OpenSSH's default
 /// `UserKnownHostsFile`.
+/// OpenSSH's `GlobalKnownHostsFile` default.
+pub const DEFAULT_GLOBAL_KNOWN_HOSTS: [&str; 2] =
+    ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+
 pub fn default_known_hosts() -> Vec<PathBuf> {
     let ssh = expand::home().join(".ssh");
     vec![ssh.join("known_hosts"), ssh.join("known_hosts2")]
@@ -201,6 +209,13 @@ impl SshConfig {
             identities_only: st.identities_only,
             proxy_jump,
             user_known_hosts_files: known_hosts.collect(),
+            global_known_hosts_files: st.global_known_hosts.take().map(|files| {
+                files
+                    .iter()
+                    .filter(|f| f.as_str() != "none")
+                    .map(|f| expand::path(f, &tokens))
+                    .collect()
+            }),
             strict_host_key_checking: st.strict,
             connect_timeout: st.timeout,
             ignored: st.ignored,
@@ -269,6 +284,7 @@ struct State {
     identities_only: Option<bool>,
     proxy: Option<Proxy>,
     known_hosts: Option<Vec<String>>,
+    global_known_hosts: Option<Vec<String>>,
     strict: Option<String>,
     timeout: Option<Duration>,
     fdpass: Option<bool>,
@@ -305,6 +321,7 @@ impl State {
             }
             Setting::ProxyJump(_) | Setting::ProxyCommand(_) => {}
             Setting::UserKnownHostsFile(v) => first(&mut self.known_hosts, v),
+            Setting::GlobalKnownHostsFile(v) => first(&mut self.global_known_hosts, v),
             Setting::StrictHostKeyChecking(v) => first(&mut self.strict, v),
             Setting::ConnectTimeout(v) => first(&mut self.timeout, v),
             Setting::ProxyUseFdpass(v) => first(&mut self.fdpass, v),

@@ -201,13 +201,23 @@ fn hop(
     }
     dedup(&mut identity_files);
 
-    let known_hosts_files = if !opts.known_hosts_files.is_empty() {
+    // The user's files first (a new key is recorded in the first), then the
+    // system-wide ones OpenSSH also trusts.
+    let mut known_hosts_files = if !opts.known_hosts_files.is_empty() {
         opts.known_hosts_files.clone()
     } else if !cfg.user_known_hosts_files.is_empty() {
         cfg.user_known_hosts_files.clone()
     } else {
         kcap_openssh::config::default_known_hosts()
     };
+    match &cfg.global_known_hosts_files {
+        Some(files) => known_hosts_files.extend(files.iter().cloned()),
+        None => known_hosts_files.extend(
+            kcap_openssh::config::DEFAULT_GLOBAL_KNOWN_HOSTS
+                .iter()
+                .map(PathBuf::from),
+        ),
+    }
 
     // ssh_config `StrictHostKeyChecking accept-new` (or `no`) means the same TOFU as
     // the flag; kcap never goes further than that (a changed key always fails).

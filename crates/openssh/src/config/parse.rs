@@ -65,6 +65,7 @@ pub(crate) enum Setting {
     ProxyJump(Option<Vec<Destination>>),
     ProxyCommand(String),
     UserKnownHostsFile(Vec<String>),
+    GlobalKnownHostsFile(Vec<String>),
     StrictHostKeyChecking(String),
     ConnectTimeout(Duration),
     CertificateFile(String),
@@ -246,6 +247,10 @@ fn setting(keyword: &str, args: &[String]) -> Result<Option<Setting>, String> {
             return Err("UserKnownHostsFile: missing argument".into());
         }
         "userknownhostsfile" => Setting::UserKnownHostsFile(args.to_vec()),
+        "globalknownhostsfile" if args.is_empty() => {
+            return Err("GlobalKnownHostsFile: missing argument".into());
+        }
+        "globalknownhostsfile" => Setting::GlobalKnownHostsFile(args.to_vec()),
         "stricthostkeychecking" => Setting::StrictHostKeyChecking(strict(&one()?)?),
         "connecttimeout" => Setting::ConnectTimeout(timeout(&one()?)?),
         _ => return Ok(None),

@@ -155,6 +155,19 @@ fn assert_like_ssh_in(dir: &Path, text: &str, dests: &[&str]) -> Vec<HostConfig>
             .map(|p| p.display().to_string());
         assert_eq!(revoked, ours, "{ctx}");
         assert_eq!(one("hostkeyalias"), got.host_key_alias, "{ctx}");
+        // One line, files separated by spaces.
+        let global: Vec<String> = expand_all("globalknownhostsfile")
+            .iter()
+            .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|f| f != "none")
+            .collect();
+        let ours = got.global_known_hosts_files.clone().unwrap_or_else(|| {
+            crate::config::DEFAULT_GLOBAL_KNOWN_HOSTS
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        });
+        assert_eq!(global, shown(&ours), "{ctx}");
         let strict = match got.strict_host_key_checking.as_deref() {
             None | Some("ask") => "ask",
             Some("yes") => "true",
@@ -293,6 +306,7 @@ Match host real-a.example
   CertificateFile ~/.ssh/a-cert-%h.pub
   RevokedHostKeys ~/.ssh/revoked-%h
   HostKeyAlias a-keys.example
+  GlobalKnownHostsFile ~/.ssh/global-%h /etc/corp_known_hosts
 Match originalhost alias-b user bob
   Port 2202
 Match !originalhost alias-*,!x-* user root,!nobody
