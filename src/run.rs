@@ -75,6 +75,11 @@ pub async fn capture(
     };
     ticker.abort();
     let _ = ticker.await;
+    if stop.reason() == Some(StopReason::ViewerClosed) {
+        let settled =
+            tokio::task::spawn_blocking(|| crate::wireshark::settle(Duration::from_secs(2)));
+        let _ = settled.await;
+    }
     let pipeline = tokio::task::spawn_blocking(move || pipeline.join())
         .await
         .expect("join the pipeline")

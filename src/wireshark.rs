@@ -104,6 +104,19 @@ impl Prepared {
     }
 }
 
+/// Told once the thread watching Wireshark has said how it ended.
+static ENDED: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>> = std::sync::Mutex::new(None);
+
+/// When Wireshark went away, waits (up to `limit`) until how it ended is on
+/// stderr: its closed pipe can stop the capture before its exit status is in,
+/// and the summary should come after that line.
+pub fn settle(limit: std::time::Duration) {
+    let ended = ENDED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(ended) = ended {
+        let _ = ended.recv_timeout(limit);
+    }
+}
+
 /// Starts `program -k -i -` with a pipe on its stdin, in its own process group so
 /// a Ctrl-C meant for kcap leaves Wireshark open on what was captured.
 fn launch(program: &Path, stop: &Stop) -> std::io::Result<std::process::ChildStdin> {
@@ -115,6 +128,8 @@ fn launch(program: &Path, stop: &Stop) -> std::io::Result<std::process::ChildStd
         .spawn()?;
     let stdin = child.stdin.take().expect("stdin is piped");
     let stop = stop.clone();
+    let (said, ended) = std::sync::mpsc::channel();
+    *ENDED.lock().unwrap_or_else(|p| p.into_inner()) = Some(ended);
     // When kcap ends first, Wireshark stays open: this thread just ends with kcap.
     std::thread::spawn(move || {
         match child.wait() {
@@ -126,6 +141,7 @@ fn launch(program: &Path, stop: &Stop) -> std::io::Result<std::process::ChildStd
             Err(e) => tracing::warn!("kcap: cannot wait for Wireshark ({e}): stopping the capture"),
         }
         stop.stop(StopReason::ViewerClosed);
+        let _ = said.send(());
     });
     Ok(stdin)
 }

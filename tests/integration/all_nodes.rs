@@ -8,6 +8,7 @@ use crate::util::*;
 
 #[test]
 fn every_node_at_once_and_by_selector() {
+    kcap_testbed::require_kubectl!();
     let bed = Bed::with(kcap_testbed::Spec::cluster(3));
     let file = bed.path("all.pcapng");
     let out = run(

@@ -354,6 +354,7 @@ fn rotation_to_stdout_is_a_bad_flag() {
 /// their interface ids in every file.
 #[test]
 fn with_follow_a_new_pod_joins_the_current_file_and_stays_in_the_next() {
+    kcap_testbed::require_kubectl!();
     let bed = crate::kube::cluster();
     let before = bed.pods_of("web");
     let child = bed
