@@ -111,14 +111,7 @@ fn agent_captures_what_tcpdump_captures() {
         assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
         assert!(bed.wait_running("node-a", "tcpdump", Duration::from_secs(20)));
         std::thread::sleep(Duration::from_millis(500));
-        let ping = bed
-            .bed
-            .client_command("ping")
-            .args(["-c", "20", "-i", "0.05", "-s", "300", "198.51.100.10"])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ping.success());
+        bed.ping_node_a(20, 300);
         for child in [agent, tcpdump] {
             assert_ok(&wait(child, Duration::from_secs(30)));
         }

@@ -51,14 +51,7 @@ fn direction_in_and_out_keep_one_way_with_the_agent_and_tcpdump() {
             "{iface}: the captures did not start"
         );
         std::thread::sleep(Duration::from_millis(500));
-        let ping = bed
-            .bed
-            .client_command("ping")
-            .args(["-c", "10", "-i", "0.05", "-s", "300", "198.51.100.10"])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ping.success());
+        bed.ping_node_a(10, 300);
         for child in children {
             let out = wait(child, Duration::from_secs(30));
             assert_ok(&out);
@@ -153,14 +146,7 @@ fn direction_with_tshark_and_dumpcap_goes_into_the_filter() {
             "{tool}"
         );
         std::thread::sleep(Duration::from_millis(1500));
-        let ping = bed
-            .bed
-            .client_command("ping")
-            .args(["-c", "10", "-i", "0.05", "198.51.100.10"])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ping.success());
+        bed.ping_node_a(10, 56);
         let out = wait(kcap, Duration::from_secs(30));
         assert_ok(&out);
         assert!(

@@ -28,14 +28,7 @@ fn interfaces_several_on_one_node_each_hold_their_own_packets() {
     }
     assert!(Instant::now() < deadline, "two agents did not start");
     std::thread::sleep(Duration::from_millis(300));
-    let ping = bed
-        .bed
-        .client_command("ping")
-        .args(["-c", "10", "-i", "0.05", "198.51.100.10"])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ping.success());
+    bed.ping_node_a(10, 56);
     let udp = "import socket\n\
                s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
                for i in range(15): s.sendto(b'x'*50,('127.0.0.1',9997))\n";

@@ -123,6 +123,27 @@ impl Bed {
         false
     }
 
+    /// Pings node-a (198.51.100.10) from the client `count` times, 50 ms apart,
+    /// with `payload` bytes; each request gets its reply before this returns.
+    pub fn ping_node_a(&self, count: u32, payload: u32) {
+        let ping = self
+            .bed
+            .client_command("ping")
+            .args([
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.05",
+                "-s",
+                &payload.to_string(),
+            ])
+            .arg("198.51.100.10")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ping.success(), "ping node-a from the client");
+    }
+
     /// Waits until a process named `comm` runs on `host`.
     pub fn wait_running(&self, host: &str, comm: &str, within: Duration) -> bool {
         let deadline = Instant::now() + within;
