@@ -356,24 +356,8 @@ mod tests {
         let marker = dir.join("pwned");
         let hostile = format!("port 80; touch {}", marker.display());
         let line = command(&hostile).to_shell().unwrap();
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
-            .env("SSH_CONNECTION", "198.51.100.1 40000 198.51.100.10 22")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Hold stdin open (as kcap's heartbeat does) until the fake tool has printed
-        // and the wrapper ended: at end of stdin the wrapper would stop the tool,
-        // maybe before it printed anything.
-        let heartbeat = child.stdin.take().unwrap();
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-        drop(heartbeat);
-        child.wait().unwrap();
+        let ssh = "198.51.100.1 40000 198.51.100.10 22";
+        let stderr = wrapper_stderr(&line, &dir, Some(ssh));
         assert!(!marker.exists(), "hostile filter ran a command");
         assert!(stderr.contains("kcap-remote: tool: tcpdump"), "{stderr}");
         let expected_filter = format!(
@@ -397,22 +381,34 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         recording_tool(&dir, tool);
-        let mut child = std::process::Command::new("sh")
+        let stderr = wrapper_stderr(&command.to_shell().unwrap(), &dir, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+        stderr
+    }
+
+    /// Runs a wrapper `line` with `dir` first on PATH (and `ssh_connection` as
+    /// sshd would set it); returns its stderr. Stdin stays open (as kcap's
+    /// heartbeat does) until the wrapper ended: at end of stdin it would stop the
+    /// tool, maybe before the tool printed anything.
+    fn wrapper_stderr(line: &str, dir: &std::path::Path, ssh_connection: Option<&str>) -> String {
+        let mut shell = std::process::Command::new("sh");
+        shell
             .arg("-c")
-            .arg(command.to_shell().unwrap())
+            .arg(line)
             .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
-            .env_remove("SSH_CONNECTION")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::piped());
+        match ssh_connection {
+            Some(value) => shell.env("SSH_CONNECTION", value),
+            None => shell.env_remove("SSH_CONNECTION"),
+        };
+        let mut child = shell.spawn().unwrap();
         let heartbeat = child.stdin.take().unwrap();
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         drop(heartbeat);
         child.wait().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         stderr
     }
 
