@@ -146,8 +146,13 @@ fn lines_match_tcpdump_for_every_link_type_kcap_writes() {
     for (name, args) in &captures {
         let file = dir.path().join(name);
         // Immediate mode: without it, what is still in the kernel ring when tcpdump
-        // is stopped (up to its 1 s timeout) never reaches the file.
-        let mut cmd = in_ns(&pair.a, &["tcpdump", "--immediate-mode", "-U", "-w"]);
+        // is stopped (up to its 1 s timeout) never reaches the file. Its ring then
+        // has one slot per packet: a large buffer, so a loaded CI machine that is
+        // slow to read it drops nothing (three captures of the same traffic).
+        let mut cmd = in_ns(
+            &pair.a,
+            &["tcpdump", "--immediate-mode", "-B", "32768", "-U", "-w"],
+        );
         cmd.arg(&file).args(args).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start tcpdump");
         // Capturing once it says it listens (a busy machine may take a while).
@@ -161,7 +166,8 @@ fn lines_match_tcpdump_for_every_link_type_kcap_writes() {
         tcpdumps.push(child);
     }
     traffic(&pair);
-    std::thread::sleep(Duration::from_millis(500));
+    // Time for each tcpdump to read the last packets from its ring before SIGTERM.
+    std::thread::sleep(Duration::from_millis(1500));
     for mut t in tcpdumps {
         terminate(t.id());
         let _ = t.wait();
