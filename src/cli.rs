@@ -313,6 +313,53 @@ pub struct Cli {
     #[arg(long, help_heading = "Output")]
     pub wireshark: bool,
 
+    /// Serve the live capture at ADDR (`127.0.0.1:9090`, `:9090` for every address)
+    /// while it runs, with -o or without a file: `GET /capture.pcapng` (chunked HTTP,
+    /// for `curl -sN URL | wireshark -k -i -`), `/ws` (WebSocket), `/status` (JSON),
+    /// `/`. Any number of viewers, joining at any time.
+    #[arg(long, value_name = "ADDR", help_heading = "Serving")]
+    pub serve: Option<String>,
+
+    /// The token viewers must give (`Authorization: Bearer TOKEN` or `?token=TOKEN`);
+    /// required off loopback, where kcap generates one and prints it when not given.
+    /// With --connect: the token sent to the server.
+    #[arg(long, value_name = "TOKEN", help_heading = "Serving")]
+    pub serve_token: Option<String>,
+
+    /// With --serve: serve HTTPS and WSS with this certificate chain (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "serve_key",
+        help_heading = "Serving"
+    )]
+    pub serve_cert: Option<PathBuf>,
+
+    /// With --serve-cert: its private key (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "serve_cert",
+        help_heading = "Serving"
+    )]
+    pub serve_key: Option<PathBuf>,
+
+    /// With --serve: how far one viewer may fall behind before it is cut off
+    /// (default 8M); the capture and the other viewers never wait for it.
+    #[arg(long, value_name = "SIZE", help_heading = "Serving")]
+    pub serve_buffer: Option<String>,
+
+    /// Be a viewer of a capture another kcap serves (http://HOST:PORT/capture.pcapng,
+    /// ws://HOST:PORT/ws, https://, wss://) and write it as a capture of its own:
+    /// -o, --print, --wireshark.
+    #[arg(long, value_name = "URL", help_heading = "Serving")]
+    pub connect: Option<String>,
+
+    /// With --connect to https:// or wss://: a CA certificate (PEM) to trust besides
+    /// the system's.
+    #[arg(long, value_name = "FILE", help_heading = "Serving")]
+    pub connect_ca: Option<PathBuf>,
+
     /// pcap or pcapng (default: from the file extension, else pcapng).
     #[arg(long, value_name = "FORMAT", help_heading = "Output")]
     pub format: Option<String>,

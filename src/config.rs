@@ -20,7 +20,7 @@ use crate::sink::naming;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-fn usage(message: impl Into<String>) -> UsageError {
+pub fn usage(message: impl Into<String>) -> UsageError {
     UsageError(message.into())
 }
 
@@ -203,32 +203,44 @@ impl PrintSettings {
 /// `node/NAME`; none named: all).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadSettings {
-    /// `None`: standard input (`-r -`).
+    /// `None`: standard input (`-r -`), or the served capture of `connect`.
     pub path: Option<PathBuf>,
     pub select: Vec<kcap_kube::target::Target>,
+    /// `--connect URL`: a capture another kcap serves, read live.
+    pub connect: Option<kcap_serve::ConnectOptions>,
 }
 
 impl ReadSettings {
     fn from_cli(cli: &Cli) -> Result<Option<ReadSettings>, UsageError> {
         use kcap_kube::target::{Kind, Target};
-        let Some(path) = &cli.read else {
-            return Ok(None);
+        let connect = crate::serve::connect_options(cli)?;
+        let flag = if connect.is_some() { "--connect" } else { "-r" };
+        let path = match (&cli.read, &connect) {
+            (Some(path), _) => (path != Path::new("-")).then(|| path.clone()),
+            (None, Some(_)) => None,
+            (None, None) => return Ok(None),
         };
         if !cli.ssh_hosts.is_empty()
             || cli.selector.is_some()
             || cli.follow
             || cli.dry_run.is_some()
         {
-            return Err(usage(
-                "-r reads a file: --ssh-host, -l, --follow and --dry-run are for captures",
-            ));
+            return Err(usage(format!(
+                "{flag} reads a capture: --ssh-host, -l, --follow and --dry-run are for captures"
+            )));
         }
-        if cli.wireshark {
+        if cli.wireshark && connect.is_none() {
             return Err(usage(
                 "-r reads a file: open it in Wireshark directly (wireshark FILE)",
             ));
         }
         if cli.filter.is_some() || !cli.ports.is_empty() || cli.protocol != "all" {
+            if connect.is_some() {
+                return Err(usage(
+                    "--connect does not filter: the serving kcap's capture is what it is; \
+                     filter there (--filter), or read it with tshark -Y",
+                ));
+            }
             return Err(usage(
                 "-r does not filter: kcap compiles no BPF itself; filter with tcpdump first \
                  (tcpdump -r FILE -w - 'EXPR' | kcap -r -)",
@@ -242,7 +254,7 @@ impl ReadSettings {
             }
             if !matches!(target.kind, Kind::Pod | Kind::Node) {
                 return Err(usage(format!(
-                    "-r selects a file's interfaces by pod/NAME or node/NAME, not {t}"
+                    "{flag} selects a capture's interfaces by pod/NAME or node/NAME, not {t}"
                 )));
             }
             select.push(target);
@@ -255,8 +267,9 @@ impl ReadSettings {
             });
         }
         Ok(Some(ReadSettings {
-            path: (path != Path::new("-")).then(|| path.clone()),
+            path,
             select,
+            connect,
         }))
     }
 }
@@ -294,6 +307,8 @@ pub struct Config {
     pub print: Option<PrintSettings>,
     /// `--wireshark` (or extcap's FIFO): the live stream for Wireshark.
     pub wireshark: Option<crate::wireshark::Viewer>,
+    /// `--serve ADDR`: the live capture for viewers over HTTP and WebSocket.
+    pub serve: Option<crate::serve::ServeSettings>,
     pub verbosity: Verbosity,
     pub dry_run: Option<DryRun>,
     /// `-D`: list each target's interfaces instead of capturing.
@@ -382,12 +397,15 @@ impl Config {
         let limits = FileLimits::from_cli(&cli)?;
         if read.is_some() && limits.any() {
             return Err(usage(
-                "-C, -G, -W, --max-size and --flight-recorder are for captures, not for -r",
+                "-C, -G, -W, --max-size and --flight-recorder are for captures, not for -r \
+                 or --connect",
             ));
         }
+        let serve = crate::serve::ServeSettings::from_cli(&cli)?;
         let output = match (&cli.output, &print) {
             (None, Some(_)) => None,
-            (None, None) if read.is_some() || cli.wireshark => None,
+            // A file read is printed; Wireshark and viewers may be all the user wants.
+            (None, None) if cli.read.is_some() || cli.wireshark || serve.is_some() => None,
             _ => Some(resolve_output(
                 cli.output.as_deref(),
                 cli.format.as_deref(),
@@ -461,6 +479,7 @@ impl Config {
             cooked_v1,
             print,
             wireshark: cli.wireshark.then_some(crate::wireshark::Viewer::Launch),
+            serve,
             verbosity,
             dry_run,
             list_interfaces: cli.list_interfaces,

@@ -86,10 +86,62 @@ pub fn explain(error: &(dyn Error + 'static)) -> Explained {
     if let Some(e) = error.downcast_ref::<crate::wireshark::WiresharkError>() {
         return wireshark(e);
     }
+    if let Some(e) = error.downcast_ref::<kcap_serve::BindError>() {
+        return serve_bind(e);
+    }
+    if let Some(e) = error.downcast_ref::<kcap_serve::ConnectError>() {
+        return connect(e);
+    }
     if error.is::<kcap_capture::Error>() {
         return explained(Exit::Usage, None);
     }
     explained(Exit::Other, None)
+}
+
+fn serve_bind(error: &kcap_serve::BindError) -> Explained {
+    use kcap_serve::BindError as B;
+    let hint = match error {
+        B::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+            "another program (or another kcap) listens there: pick another port, --serve ADDR:PORT"
+        }
+        B::Listen { .. } => {
+            "--serve takes an address of this machine (127.0.0.1:PORT, or :PORT for every address)"
+        }
+        B::Tls(_) => {
+            "--serve-cert takes a PEM certificate chain and --serve-key its PEM private key"
+        }
+        B::Thread(_) => return explained(Exit::Other, None),
+    };
+    explained(Exit::OutputFailed, Some(hint.into()))
+}
+
+fn connect(error: &kcap_serve::ConnectError) -> Explained {
+    use kcap_serve::ConnectError as C;
+    match error {
+        C::Url { .. } => explained(Exit::Usage, None),
+        C::Connect { .. } | C::Timeout { .. } => explained(
+            Exit::Connect,
+            Some("is the serving kcap running (kcap ... --serve ADDR), and is ADDR reachable from here?".into()),
+        ),
+        C::Tls { .. } | C::TlsConfig(_) => explained(
+            Exit::Connect,
+            Some("a server with its own certificate: trust its CA with --connect-ca FILE".into()),
+        ),
+        C::Unauthorized { .. } => explained(
+            Exit::Auth,
+            Some("give the token the serving kcap printed: --serve-token TOKEN, or ?token=TOKEN in the URL".into()),
+        ),
+        C::Status { status, .. } if status.as_u16() == 503 => explained(
+            Exit::NotACapture,
+            Some("that capture has ended".into()),
+        ),
+        C::Status { .. } => explained(
+            Exit::NotACapture,
+            Some("kcap serves /capture.pcapng (HTTP) and /ws (WebSocket): check the URL's path".into()),
+        ),
+        C::Http { .. } | C::WebSocket { .. } => explained(Exit::Connect, None),
+        C::Thread(_) => explained(Exit::Other, None),
+    }
 }
 
 /// The error and its causes on one line, as `a: b: c` (a cause already quoted by
@@ -128,6 +180,14 @@ fn read(error: &crate::read::ReadError) -> Explained {
             Exit::NotACapture,
             Some(
                 "-r reads pcap and pcapng files (as tcpdump -w, Wireshark and kcap write them)"
+                    .into(),
+            ),
+        ),
+        ReadError::Lost { .. } => explained(
+            Exit::ConnectionLost,
+            Some(
+                "the serving kcap stopped, cut this viewer off for falling behind (see its \
+                 log), or the network broke; what arrived before is complete"
                     .into(),
             ),
         ),

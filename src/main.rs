@@ -27,6 +27,7 @@ mod read;
 mod reaper;
 mod report;
 mod run;
+mod serve;
 mod sink;
 mod source;
 mod stop;
@@ -133,6 +134,16 @@ async fn kcap(config: &Config) -> Exit {
         Ok(output) => output,
         Err(e) => return report::error(None, &e),
     };
+    let quiet = config.verbosity == Verbosity::Quiet;
+    let server = match config
+        .serve
+        .as_ref()
+        .map(|s| serve::start(s, quiet))
+        .transpose()
+    {
+        Ok(server) => server,
+        Err(e) => return report::error(None, &e),
+    };
     let plan = match plan::build(config).await {
         Ok(plan) => plan,
         Err(e) => return report::error(None, &e),
@@ -142,7 +153,7 @@ async fn kcap(config: &Config) -> Exit {
         Ok(viewer) => viewer,
         Err(e) => return report::error(None, &e),
     };
-    match run::capture(config, &plan, output, viewer, files, stop).await {
+    match run::capture(config, &plan, output, viewer, server, files, stop).await {
         Ok(outcome) => report::summary(config, &plan, &outcome),
         Err(e) => report::error(None, &e),
     }

@@ -4,10 +4,15 @@
 //! kcap's interface descriptions (pod, node, container, method) are shown, and
 //! the file's address names (pcapng name records) are used and kept; a
 //! file that ends inside a packet prints up to the last complete one and says so.
+//!
+//! `--connect URL` reads a capture another kcap serves the same way, live: its
+//! output is flushed whenever the stream has nothing more waiting, it can go to
+//! Wireshark (`--wireshark`), and Ctrl-C ends it with the output complete.
 
 use std::io::Read;
 
 use kcap_pcap::{CaptureFileReader, InterfaceInfo};
+use kcap_serve::Watch;
 
 use crate::config::{Config, ReadSettings};
 use crate::event::SourceInfo;
@@ -15,6 +20,7 @@ use crate::names::NameTable;
 use crate::sink::file::FileSink;
 use crate::sink::lines::LinesSink;
 use crate::sink::{Interface, Sink, SinkError, SourceEnd};
+use crate::stop::Stop;
 
 /// Why a file could not be read to its end.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,14 @@ pub enum ReadError {
         #[source]
         source: kcap_pcap::Error,
     },
+    /// `--connect`: the served stream broke off (exit code 12).
+    #[error("the stream from {name} broke off after {packets} complete packets")]
+    Lost {
+        name: String,
+        packets: u64,
+        #[source]
+        source: kcap_pcap::Error,
+    },
     #[error("{name} ends inside a packet after {packets} complete packets")]
     Truncated {
         name: String,
@@ -43,17 +57,33 @@ pub enum ReadError {
 /// Reads the file to its end (or `-c`) into the sinks. On a read error the sinks
 /// are finished first, so a rewritten file is complete up to there.
 pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::error::Error>> {
-    let name = match &read.path {
-        Some(p) => p.display().to_string(),
-        None => "stdin".to_string(),
-    };
-    let input: Box<dyn Read> = match &read.path {
-        None => Box::new(std::io::stdin().lock()),
-        Some(p) => match std::fs::File::open(p) {
-            Ok(f) => Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
-            Err(source) => return Err(Box::new(ReadError::Open { name, source })),
-        },
-    };
+    let stop = Stop::default();
+    // Wireshark found first: a missing one fails before connecting.
+    let viewer = config
+        .wireshark
+        .as_ref()
+        .map(crate::wireshark::Prepared::find)
+        .transpose()?;
+    let (input, name, watch): (Box<dyn Read>, String, Option<Watch>) =
+        match (&read.connect, &read.path) {
+            (Some(options), _) => {
+                let connection = kcap_serve::Connection::open(options.clone())?;
+                let watch = connection.watch();
+                (Box::new(connection), redacted(&options.url), Some(watch))
+            }
+            (None, None) => (Box::new(std::io::stdin().lock()), "stdin".to_string(), None),
+            (None, Some(p)) => {
+                let name = p.display().to_string();
+                match std::fs::File::open(p) {
+                    Ok(f) => (
+                        Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+                        name,
+                        None,
+                    ),
+                    Err(source) => return Err(Box::new(ReadError::Open { name, source })),
+                }
+            }
+        };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(output) = &config.output {
         let open = crate::sink::file::open(output)?;
@@ -62,19 +92,53 @@ pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::e
     if let Some(print) = config.print {
         sinks.push(Box::new(LinesSink::stdout(print)));
     }
+    if let Some(viewer) = viewer {
+        sinks.push(viewer.start(&stop)?);
+    }
     let mut replay = Replay {
         sinks,
         read,
         shown: Vec::new(),
         quiet: config.verbosity == crate::config::Verbosity::Quiet,
+        watch,
+        stop,
     };
-    match replay.run(input, &name, config.count) {
-        Ok(()) => Ok(()),
+    let result = replay.run(input, &name, config.count);
+    if read.connect.is_some() && !replay.quiet {
+        let why = match (&result, replay.interrupted()) {
+            (_, true) => " (interrupted)",
+            (Ok(n), false) if config.count.is_some_and(|c| *n >= c) => " (count reached)",
+            (Ok(_), false) if replay.stop.reason().is_some() => " (Wireshark closed)",
+            (Ok(_), false) => " (the capture ended)",
+            (Err(_), false) => "",
+        };
+        let packets = match &result {
+            Ok(n) => *n,
+            Err(Failure::Read(ReadError::Lost { packets, .. })) => *packets,
+            Err(_) => 0,
+        };
+        let to = config
+            .output
+            .as_ref()
+            .map(|o| format!(" to {}", o.target_name()))
+            .unwrap_or_default();
+        eprintln!("kcap: wrote {packets} packets{to} from {name}{why}");
+    }
+    match result {
+        Ok(_) => Ok(()),
         Err(Failure::Read(e)) => {
             let _ = replay.finish();
             Err(Box::new(e))
         }
         Err(Failure::Sink(e)) => Err(Box::new(e)),
+    }
+}
+
+/// A URL as it may be shown: without its query (`?token=` is a secret).
+fn redacted(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
     }
 }
 
@@ -95,10 +159,24 @@ struct Replay<'a> {
     /// Per interface of the file: whether it is selected (once it was announced).
     shown: Vec<Option<bool>>,
     quiet: bool,
+    /// `--connect`: when the stream has nothing waiting, and whether Ctrl-C ended it.
+    watch: Option<Watch>,
+    /// Set when Wireshark (`--wireshark`) went away.
+    stop: Stop,
 }
 
 impl Replay<'_> {
-    fn run(&mut self, input: Box<dyn Read>, name: &str, count: Option<u64>) -> Result<(), Failure> {
+    fn interrupted(&self) -> bool {
+        self.watch.as_ref().is_some_and(Watch::interrupted)
+    }
+
+    /// The packets given to the sinks.
+    fn run(
+        &mut self,
+        input: Box<dyn Read>,
+        name: &str,
+        count: Option<u64>,
+    ) -> Result<u64, Failure> {
         let mut reader = CaptureFileReader::new(input).map_err(|source| {
             Failure::Read(ReadError::NotACapture {
                 name: name.into(),
@@ -106,15 +184,25 @@ impl Replay<'_> {
             })
         })?;
         let mut packets = 0u64;
-        while count.is_none_or(|c| packets < c) {
+        while count.is_none_or(|c| packets < c) && self.stop.reason().is_none() {
             let record = match reader.next() {
                 None => break,
                 Some(Ok(record)) => record,
+                // Ctrl-C cut the stream: what came before is the capture.
+                Some(Err(_)) if self.interrupted() => break,
                 Some(Err(source)) => {
-                    return Err(Failure::Read(ReadError::Truncated {
-                        name: name.into(),
-                        packets,
-                        source,
+                    let name = name.into();
+                    return Err(Failure::Read(match self.watch {
+                        Some(_) => ReadError::Lost {
+                            name,
+                            packets,
+                            source,
+                        },
+                        None => ReadError::Truncated {
+                            name,
+                            packets,
+                            source,
+                        },
                     }));
                 }
             };
@@ -132,6 +220,10 @@ impl Replay<'_> {
                 sink.packet(id, &record.packet, record.comment.as_deref())?;
             }
             packets += 1;
+            // Live: what has arrived reaches the file and Wireshark before kcap waits.
+            if self.watch.as_ref().is_some_and(Watch::is_idle) {
+                self.sinks.iter_mut().try_for_each(|s| s.flush())?;
+            }
         }
         for stats in reader.statistics() {
             let id = stats.interface_id as usize;
@@ -148,7 +240,7 @@ impl Replay<'_> {
             }
         }
         self.finish()?;
-        Ok(())
+        Ok(packets)
     }
 
     /// Tells the sinks about interface `id` the first time one of its packets

@@ -61,6 +61,12 @@ pub fn summary(config: &Config, plan: &Plan, outcome: &Outcome) -> Exit {
             config.capture.buffer_kib
         );
     }
+    if let Some(serve) = &outcome.serve {
+        // A viewer cut off is said even with -q: it did not get the whole capture.
+        if !quiet || serve.status.viewers_cut_off > 0 {
+            eprintln!("kcap: {}", crate::serve::summary_line(serve));
+        }
+    }
     if let Some(e) = &outcome.pipeline.error {
         exit = exit.or(error(None, e));
     } else if !quiet && let Some(path) = config.output.as_ref().and_then(|o| o.file_path()) {

@@ -17,6 +17,7 @@ use crate::plan::{KubePlan, Plan};
 use crate::reaper::Reaper;
 use crate::sink::lines::LinesSink;
 use crate::sink::output::Opened;
+use crate::sink::serve::ServeSink;
 use crate::sink::status::{Ending, StatusSink};
 use crate::sink::{FileReport, FileReportHandle, Sink, SinkError, Unnamed};
 use crate::source::helper_pool::HelperPool;
@@ -35,15 +36,18 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// What rotated files or the flight recorder wrote (`None` for a plain file).
     pub files: Option<FileReport>,
+    /// `--serve`: the viewers.
+    pub serve: Option<kcap_serve::ServeReport>,
 }
 
-/// Captures what `plan` says into `output` (and `viewer`, Wireshark's live stream)
-/// until `stop` fires or every source ended.
+/// Captures what `plan` says into `output` (and `viewer`, Wireshark's live stream,
+/// and `server`'s viewers) until `stop` fires or every source ended.
 pub async fn capture(
     config: &Config,
     plan: &Plan,
     output: Option<Opened>,
     viewer: Option<Box<dyn Sink>>,
+    server: Option<kcap_serve::Server>,
     files: FileReportHandle,
     stop: Stop,
 ) -> Result<Outcome, SinkError> {
@@ -52,7 +56,8 @@ pub async fn capture(
         stop::stop_after(&stop, duration);
     }
     let (events, receiver) = mpsc::channel(CHANNEL_BATCHES);
-    let pipeline = start_pipeline(config, plan, output, viewer, receiver, &stop)?;
+    let served = server.as_ref().map(|s| s.hub());
+    let pipeline = start_pipeline(config, plan, output, viewer, served, receiver, &stop)?;
     let ticker = tokio::spawn(tick(events.clone()));
     let kube = plan.kube.as_ref().map(|k| Arc::new(kube_context(k, plan)));
     let mut captures = Captures::new(events, stop.clone(), kube.clone());
@@ -84,7 +89,15 @@ pub async fn capture(
         .await
         .expect("join the pipeline")
         .expect("pipeline thread panicked");
+    // The pipeline ended every viewer's stream: give them time to take the rest.
+    let serve = match server {
+        Some(server) => tokio::task::spawn_blocking(move || server.finish(crate::serve::DRAIN))
+            .await
+            .ok(),
+        None => None,
+    };
     Ok(Outcome {
+        serve,
         sources: reports,
         pipeline,
         stop: stop.reason(),
@@ -103,6 +116,7 @@ fn start_pipeline(
     plan: &Plan,
     output: Option<Opened>,
     viewer: Option<Box<dyn Sink>>,
+    served: Option<Arc<kcap_serve::Hub>>,
     receiver: mpsc::Receiver<Event>,
     stop: &Stop,
 ) -> Result<std::thread::JoinHandle<PipelineReport>, SinkError> {
@@ -131,8 +145,16 @@ fn start_pipeline(
             width,
         )));
     }
+    if let Some(hub) = served {
+        let stream: Box<dyn Sink> = Box::new(ServeSink::new(hub)?);
+        sinks.push(match annotate {
+            true => stream,
+            false => Box::new(Unnamed(stream)),
+        });
+    }
     let live = config.print.is_some()
         || viewer.is_some()
+        || config.serve.is_some()
         || config.output.as_ref().is_some_and(|o| o.is_live());
     // --no-annotate leaves the name records out of Wireshark's stream too.
     sinks.extend(viewer.map(|viewer| match annotate {

@@ -10,6 +10,7 @@ pub mod lines;
 pub mod naming;
 pub mod output;
 pub mod rotate;
+pub mod serve;
 pub mod status;
 pub mod viewer;
 
