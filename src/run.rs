@@ -146,7 +146,7 @@ fn start_pipeline(
         )));
     }
     if let Some(hub) = served {
-        let stream: Box<dyn Sink> = Box::new(ServeSink::new(hub)?);
+        let stream: Box<dyn Sink> = Box::new(ServeSink::new(hub, &initial)?);
         sinks.push(match annotate {
             true => stream,
             false => Box::new(Unnamed(stream)),

@@ -13,8 +13,9 @@ use crate::config::{UsageError, usage};
 
 /// A viewer may fall behind by this much before it is cut off.
 const DEFAULT_BUFFER: u64 = 8 << 20;
-/// Below this a viewer would be cut off by an ordinary burst.
-const MIN_BUFFER: u64 = 64 << 10;
+/// Below this a viewer would be cut off by an ordinary burst (the stream goes
+/// out in pieces of up to 64 KiB).
+const MIN_BUFFER: u64 = 1 << 20;
 /// How long viewers get, after the capture, to take what they have queued.
 pub const DRAIN: Duration = Duration::from_secs(5);
 /// For `--connect`: reaching the server and its first answer.
@@ -64,7 +65,7 @@ impl ServeSettings {
             Some(size) => crate::limits::parse_size("--serve-buffer", size)?,
         };
         if buffer < MIN_BUFFER {
-            return Err(usage("--serve-buffer must be at least 64K"));
+            return Err(usage("--serve-buffer must be at least 1M"));
         }
         Ok(Some(ServeSettings {
             options: ServeOptions {

@@ -15,7 +15,7 @@ use kcap_serve::Hub;
 use super::file::FileSink;
 use super::{Interface, Sink, SinkError, SourceChange, SourceEnd};
 use crate::config::Format;
-use crate::event::SourceId;
+use crate::event::{SourceId, SourceInfo};
 use crate::names::NameTable;
 
 /// Packets are passed on at every flush, or once this much is waiting.
@@ -61,7 +61,8 @@ struct Target {
 }
 
 impl ServeSink {
-    pub fn new(hub: Arc<Hub>) -> Result<ServeSink, SinkError> {
+    /// `initial`: the planned sources, named in `/status` and `/` from the start.
+    pub fn new(hub: Arc<Hub>, initial: &[SourceInfo]) -> Result<ServeSink, SinkError> {
         let pending = Pending::default();
         let stream =
             FileSink::with_writer(pending.clone(), Format::Pcapng, "--serve's stream".into())?;
@@ -71,8 +72,24 @@ impl ServeSink {
             hub,
             targets: Vec::new(),
         };
+        for (source, info) in initial.iter().enumerate() {
+            sink.add_target(source, info);
+        }
         sink.preamble()?;
         Ok(sink)
+    }
+
+    fn add_target(&mut self, source: SourceId, info: &SourceInfo) {
+        if self.targets.len() <= source {
+            self.targets.resize(source + 1, None);
+        }
+        if self.targets[source].is_none() {
+            self.targets[source] = Some(Target {
+                row: self.hub.add_target(info.label.clone()),
+                packets: 0,
+                bytes: 0,
+            });
+        }
     }
 
     /// What was just written is a block every viewer needs.
@@ -118,16 +135,7 @@ impl Sink for ServeSink {
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
         self.publish()?;
         self.stream.interface(interface)?;
-        if self.targets.len() <= interface.source {
-            self.targets.resize(interface.source + 1, None);
-        }
-        if self.targets[interface.source].is_none() {
-            self.targets[interface.source] = Some(Target {
-                row: self.hub.add_target(interface.info.label.clone()),
-                packets: 0,
-                bytes: 0,
-            });
-        }
+        self.add_target(interface.source, interface.info);
         self.preamble()
     }
 
@@ -168,8 +176,9 @@ impl Sink for ServeSink {
     }
 
     fn source_changed(&mut self, change: SourceChange<'_>) {
-        if let SourceChange::Ended { source, statistics } = change {
-            self.dropped(source, statistics);
+        match change {
+            SourceChange::Added { source, info } => self.add_target(source, info),
+            SourceChange::Ended { source, statistics } => self.dropped(source, statistics),
         }
     }
 }
@@ -177,7 +186,6 @@ impl Sink for ServeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::SourceInfo;
     use kcap_pcap::LinkType;
 
     fn info(label: &str) -> SourceInfo {
@@ -227,7 +235,7 @@ mod tests {
     fn every_viewer_gets_a_valid_stream_from_the_moment_it_joined() {
         use std::task::{Context, Poll};
         let hub = Hub::new(1 << 20);
-        let mut sink = ServeSink::new(hub.clone()).unwrap();
+        let mut sink = ServeSink::new(hub.clone(), &[]).unwrap();
         let (a, b) = (info("node-a"), info("node-b"));
         let mut early = hub.subscribe().unwrap();
         sink.interface(interface(0, &a)).unwrap();
