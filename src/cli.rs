@@ -507,6 +507,8 @@ Examples:
   kcap -n prod deploy/orders --port 8080                    # every pod of the deployment, one file
   kcap -n prod -l app=orders --follow -o - | wireshark -k -i -
   kcap -n prod -l app=orders --wireshark                    # Wireshark opens on the live capture
+  kcap -n prod deploy/orders --serve 127.0.0.1:9090 -o orders.pcapng   # viewers: curl -sN .../capture.pcapng
+  kcap --connect ws://jumpbox:9090/ws --wireshark           # a viewer of another kcap's capture
   kcap -A svc/payments --via node
   kcap -n prod pod/orders-6c9f --filter 'pod/payments-0 and tcp[tcpflags] & tcp-rst != 0'
   kcap node/worker-2 --iface eth0 --duration 30s
@@ -532,7 +534,7 @@ Exit codes:
   2 bad command line (also: --wireshark without Wireshark)
   3 cannot connect        4 authentication failed
   5 host key unknown     6 host key changed       7 capture tool missing  8 permission denied
-  9 filter or interface rejected   10 cannot write output   11 remote output is not a capture
+  9 filter or interface rejected   10 cannot write output (or --serve cannot listen)   11 remote output is not a capture
   12 connection lost during the capture            13 Kubernetes object not found or not running
   14 forbidden by RBAC      15 Kubernetes API unreachable or kubeconfig unusable
   16 no capture method works for a pod (ephemeral unsupported, helper pod rejected)

@@ -498,3 +498,69 @@ fn connect_errors_say_what_to_do() {
     assert_exit(&taken, 10, &["cannot listen", "another port"]);
     assert_ok(&wait(kcap, Duration::from_secs(30)));
 }
+
+/// `--follow`: a pod that appears while a viewer watches reaches it as a new
+/// interface, with its name record, as it reaches the file.
+#[test]
+fn a_pod_that_joins_reaches_a_viewer_already_there() {
+    kcap_testbed::require_kubectl!();
+    let bed = crate::kube::cluster();
+    let before = bed.pods_of("web");
+    let kcap = spawn_output(
+        bed.kcap_kube()
+            .args(["-l", "app=web", "--follow", "--via", "node", "-d", "14s"])
+            .args(["--serve", &format!("127.0.0.1:{PORT}")]),
+    );
+    wait_serving(&bed, &[], &url("/status"));
+    let by_curl = bed.path("curl.pcapng");
+    let curl = spawn_output(
+        client(&bed, "curl")
+            .args(["-sN", "-o"])
+            .arg(&by_curl)
+            .arg(url("/capture.pcapng")),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    bed.kubectl_out(&["scale", "-n", "prod", "deployment/web", "--replicas=4"]);
+    let served = wait(kcap, Duration::from_secs(60));
+    assert_ok(&served);
+    assert!(wait(curl, Duration::from_secs(10)).status.success());
+    let new: Vec<String> = bed
+        .pods_of("web")
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    let viewer = read_capture(&by_curl);
+    let name = format!("prod/{}/any", new[0]);
+    assert!(
+        viewer.interface_names().contains(&name),
+        "{:?}\n{}",
+        viewer.interface_names(),
+        stderr(&served)
+    );
+    assert!(viewer.count_on(&name) > 0, "{}", stderr(&served));
+    // Names as Wireshark shows them: from the stream's name records only.
+    let hosts = Command::new("tshark")
+        .args([
+            "-N",
+            "n",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src_host",
+            "-e",
+            "ip.dst_host",
+            "-r",
+        ])
+        .arg(&by_curl)
+        .output()
+        .unwrap();
+    let host = format!("{}.prod", new[0]);
+    assert!(
+        String::from_utf8_lossy(&hosts.stdout)
+            .split_whitespace()
+            .any(|h| h == host),
+        "no name record for {host} reached the viewer"
+    );
+    assert_eq!(bed.helpers_left(Duration::from_secs(5)), "");
+}

@@ -205,8 +205,10 @@ struct Target {
 
 impl Target {
     fn parse(url: &str) -> Result<Target, ConnectError> {
+        // Never the query in a message: it may hold the token.
+        let shown = url.split_once('?').map_or(url, |(base, _)| base);
         let bad = |why| ConnectError::Url {
-            url: url.to_owned(),
+            url: shown.to_owned(),
             why,
         };
         let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
