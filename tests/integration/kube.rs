@@ -370,22 +370,34 @@ fn follow_picks_up_a_new_pod() {
     bed.kubectl_out(&["scale", "-n", "prod", "deployment/web", "--replicas=4"]);
     let out = child.wait_with_output().unwrap();
     assert_ok(&out);
+    assert_new_pod_captured(&bed, &before, &file, &out);
+    assert_eq!(bed.helpers_left(Duration::from_secs(5)), "");
+}
+
+/// One web pod more than `before` exists (the test scaled the deployment up), and
+/// `file` holds its interface with packets on it; returns its name.
+pub(crate) fn assert_new_pod_captured(
+    bed: &Bed,
+    before: &[String],
+    file: &std::path::Path,
+    kcap: &std::process::Output,
+) -> String {
     let new: Vec<String> = bed
         .pods_of("web")
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
     assert_eq!(new.len(), 1, "{new:?}");
-    let capture = read_capture(&file);
+    let capture = read_capture(file);
     let name = format!("prod/{}/any", new[0]);
     assert!(
         capture.interface_names().contains(&name),
         "{:?}\n{}",
         capture.interface_names(),
-        stderr(&out)
+        stderr(kcap)
     );
-    assert!(capture.count_on(&name) > 0, "{}", stderr(&out));
-    assert_eq!(bed.helpers_left(Duration::from_secs(5)), "");
+    assert!(capture.count_on(&name) > 0, "{}", stderr(kcap));
+    new[0].clone()
 }
 
 /// The probe the merge test sends: N DNS-like queries from UDP port SOURCE_PORT (below

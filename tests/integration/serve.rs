@@ -57,6 +57,16 @@ fn serve(bed: &Bed, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// curl writing the served stream into `file` until it ends.
+fn curl_viewer(bed: &Bed, file: &Path) -> Child {
+    spawn_output(
+        client(bed, "curl")
+            .args(["-sN", "-o"])
+            .arg(file)
+            .arg(url("/capture.pcapng")),
+    )
+}
+
 fn spawn_output(cmd: &mut Command) -> Child {
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -125,12 +135,7 @@ fn viewers_joining_late_get_exactly_the_files_packets_from_then_on() {
 
     std::thread::sleep(Duration::from_secs(1));
     let by_curl = bed.path("curl.pcapng");
-    let curl = spawn_output(
-        client(&bed, "curl")
-            .args(["-sN", "-o"])
-            .arg(&by_curl)
-            .arg(url("/capture.pcapng")),
-    );
+    let curl = curl_viewer(&bed, &by_curl);
     std::thread::sleep(Duration::from_secs(2));
     let by_kcap = bed.path("connect.pcapng");
     let connect = spawn_output(
@@ -209,12 +214,7 @@ fn a_viewer_that_stops_reading_is_cut_off_and_the_others_are_not() {
         "6",
     ]));
     let by_curl = bed.path("curl.pcapng");
-    let curl = spawn_output(
-        client(&bed, "curl")
-            .args(["-sN", "-o"])
-            .arg(&by_curl)
-            .arg(url("/capture.pcapng")),
-    );
+    let curl = curl_viewer(&bed, &by_curl);
     assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
     // ~30 MB through the capture: far more than the stalled viewer's socket
     // buffers and its 2 MiB in kcap can hold.
@@ -513,32 +513,13 @@ fn a_pod_that_joins_reaches_a_viewer_already_there() {
     );
     wait_serving(&bed, &[], &url("/status"));
     let by_curl = bed.path("curl.pcapng");
-    let curl = spawn_output(
-        client(&bed, "curl")
-            .args(["-sN", "-o"])
-            .arg(&by_curl)
-            .arg(url("/capture.pcapng")),
-    );
+    let curl = curl_viewer(&bed, &by_curl);
     std::thread::sleep(Duration::from_secs(3));
     bed.kubectl_out(&["scale", "-n", "prod", "deployment/web", "--replicas=4"]);
     let served = wait(kcap, Duration::from_secs(60));
     assert_ok(&served);
     assert!(wait(curl, Duration::from_secs(10)).status.success());
-    let new: Vec<String> = bed
-        .pods_of("web")
-        .into_iter()
-        .filter(|p| !before.contains(p))
-        .collect();
-    assert_eq!(new.len(), 1, "{new:?}");
-    let viewer = read_capture(&by_curl);
-    let name = format!("prod/{}/any", new[0]);
-    assert!(
-        viewer.interface_names().contains(&name),
-        "{:?}\n{}",
-        viewer.interface_names(),
-        stderr(&served)
-    );
-    assert!(viewer.count_on(&name) > 0, "{}", stderr(&served));
+    let new = crate::kube::assert_new_pod_captured(&bed, &before, &by_curl, &served);
     // Names as Wireshark shows them: from the stream's name records only.
     let hosts = Command::new("tshark")
         .args([
@@ -555,7 +536,7 @@ fn a_pod_that_joins_reaches_a_viewer_already_there() {
         .arg(&by_curl)
         .output()
         .unwrap();
-    let host = format!("{}.prod", new[0]);
+    let host = format!("{new}.prod");
     assert!(
         String::from_utf8_lossy(&hosts.stdout)
             .split_whitespace()
