@@ -12,8 +12,11 @@ use std::path::Path;
 
 use kcap_pcap::{CaptureFileReader, LinkType, Packet, StreamDecoder};
 
+/// A target's body: takes any bytes.
+pub type Body = fn(&[u8]);
+
 /// Every target, by the name its corpus folder and fuzz target have.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("stream_decoder", stream_decoder),
     ("pcap_file", pcap_file),
     ("pcapng_file", pcapng_file),
