@@ -29,6 +29,7 @@ mod output;
 mod plugin;
 mod proxy;
 mod rotation;
+mod secrets;
 mod serve;
 mod ship;
 mod status;
