@@ -16,6 +16,7 @@ mod errors;
 mod extcap;
 mod filters;
 mod host_keys;
+mod hostile;
 mod interfaces;
 mod kube;
 mod kube_errors;
