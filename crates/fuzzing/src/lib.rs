@@ -42,8 +42,11 @@ impl Rng {
     }
 }
 
-/// What a decoder made of a stream: its packets, and the error it stopped at.
-fn decode(chunks: &mut dyn Iterator<Item = &[u8]>) -> (Vec<Packet>, Option<String>) {
+/// What a decoder made of a stream: its packets, and the kind of error it
+/// stopped at (its message may quote more or fewer of the bytes that arrived).
+type Decoded = (Vec<Packet>, Option<std::mem::Discriminant<kcap_pcap::Error>>);
+
+fn decode(chunks: &mut dyn Iterator<Item = &[u8]>) -> Decoded {
     let mut decoder = StreamDecoder::new();
     let mut packets = Vec::new();
     for chunk in chunks {
@@ -52,7 +55,7 @@ fn decode(chunks: &mut dyn Iterator<Item = &[u8]>) -> (Vec<Packet>, Option<Strin
             match decoder.next_packet() {
                 Ok(Some(packet)) => packets.push(packet),
                 Ok(None) => break,
-                Err(e) => return (packets, Some(e.to_string())),
+                Err(e) => return (packets, Some(std::mem::discriminant(&e))),
             }
         }
     }
