@@ -252,17 +252,25 @@ async fn forward(
     now: bool,
 ) -> Result<(), StreamError> {
     let mut watermark = None;
+    // A bad record ends the stream, but only after the packets before it: they
+    // are delivered first (the file holds every complete packet).
+    let mut failed = None;
     loop {
         match stream.decoder.next_packet() {
             Ok(Some(packet)) if packet.is_watermark() => watermark = Some(packet.ts_nanos),
             Ok(Some(packet)) => stream.held.packets.push(packet),
             Ok(None) => break,
-            Err(e) => return Err(StreamError::NotACapture(e)),
+            Err(e) => {
+                failed = Some(StreamError::NotACapture(e));
+                break;
+            }
         }
     }
+    let now = now || failed.is_some();
+    let done = |failed: Option<StreamError>| failed.map_or(Ok(()), Err);
     if !*stream.started {
         let Some(header) = stream.decoder.header() else {
-            return Ok(());
+            return done(failed);
         };
         let since = *stream.held.since.get_or_insert_with(Instant::now);
         let stderr = String::from_utf8_lossy(stderr);
@@ -291,7 +299,7 @@ async fn forward(
     if let Some(ts_nanos) = watermark {
         let _ = events.send(Event::Watermark { source, ts_nanos }).await;
     }
-    Ok(())
+    done(failed)
 }
 
 fn failure(stderr: &str, exit: Option<String>, command: &CaptureCommand) -> StreamError {

@@ -24,6 +24,7 @@ mod kube_lifecycle;
 mod lifecycle;
 mod lines;
 mod list_interfaces;
+mod malicious;
 mod netns;
 mod nodes;
 mod output;
