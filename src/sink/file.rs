@@ -67,6 +67,10 @@ pub struct FileSink<W: Write = File> {
     target: String,
     /// Bytes handed to the inner writer so far.
     written: Arc<AtomicU64>,
+    /// The file again (a second descriptor, sharing its offset), to cut back a
+    /// block a failed write tore (a full disk): the file then ends at its last
+    /// whole block. `None` for other writers.
+    repair: Option<File>,
 }
 
 /// Counts what goes through to the inner writer (the pcap writers own it, so the
@@ -89,7 +93,15 @@ impl<W: Write> Write for Counting<W> {
 
 impl FileSink<File> {
     pub fn new(output: OpenOutput, format: Format) -> Result<FileSink<File>, SinkError> {
-        FileSink::with_writer(output.file, format, output.target)
+        FileSink::on_file(output.file, format, output.target)
+    }
+
+    /// Into a file: a block torn by a failed write is cut back off it.
+    pub fn on_file(file: File, format: Format, target: String) -> Result<Self, SinkError> {
+        let repair = file.try_clone().ok();
+        let mut sink = FileSink::with_writer(file, format, target)?;
+        sink.repair = repair;
+        Ok(sink)
     }
 }
 
@@ -119,6 +131,7 @@ impl<W: Write + Send> FileSink<W> {
             writer,
             target,
             written,
+            repair: None,
         })
     }
 
@@ -134,7 +147,20 @@ impl<W: Write + Send> FileSink<W> {
         self.written.load(Ordering::Relaxed) + buffered as u64
     }
 
-    fn error(&self, error: kcap_pcap::Error) -> SinkError {
+    /// A write failed: a block it tore is cut back off the file first.
+    fn error(&mut self, error: kcap_pcap::Error) -> SinkError {
+        let torn = match &mut self.writer {
+            Writer::Pcap {
+                writer: Some(w), ..
+            } => w.take_torn(),
+            Writer::Pcap { writer: None, .. } => 0,
+            Writer::Pcapng { writer, .. } => writer.take_torn(),
+        };
+        if torn > 0
+            && let Some(file) = &mut self.repair
+        {
+            cut_back(file, torn);
+        }
         write_error(&self.target, error)
     }
 }
@@ -145,6 +171,19 @@ fn write_names<W: Write>(
 ) -> Result<(), kcap_pcap::Error> {
     let records: Vec<_> = names.iter().map(|(ip, n)| (ip, n.host.as_str())).collect();
     writer.write_names(&records)
+}
+
+/// Cuts `torn` bytes off the end of `file` and moves the (shared) offset there,
+/// so a later write continues at the boundary. A pipe cannot be cut: nothing to do.
+fn cut_back(file: &mut File, torn: u64) {
+    use std::io::Seek;
+    let Ok(len) = file.seek(std::io::SeekFrom::End(0)) else {
+        return;
+    };
+    let whole = len.saturating_sub(torn);
+    if file.set_len(whole).is_ok() {
+        let _ = file.seek(std::io::SeekFrom::Start(whole));
+    }
 }
 
 fn write_error(target: &str, error: kcap_pcap::Error) -> SinkError {

@@ -150,7 +150,7 @@ impl FlightSink {
             target: target.clone(),
             source,
         })?;
-        let mut sink = FileSink::with_writer(file, self.format, target)?;
+        let mut sink = FileSink::on_file(file, self.format, target)?;
         if !self.names.is_empty() {
             sink.names(&self.names)?;
         }

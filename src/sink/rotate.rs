@@ -159,7 +159,7 @@ fn create(path: &Path, format: Format) -> Result<Current, SinkError> {
         source,
     })?;
     Ok(Current {
-        sink: FileSink::with_writer(file, format, target)?,
+        sink: FileSink::on_file(file, format, target)?,
         first_packet: None,
         packets: 0,
     })

@@ -14,6 +14,7 @@ mod direction;
 mod dry_run;
 mod errors;
 mod extcap;
+mod faults;
 mod filters;
 mod host_keys;
 mod hostile;

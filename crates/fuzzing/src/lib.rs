@@ -44,7 +44,10 @@ impl Rng {
 
 /// What a decoder made of a stream: its packets, and the kind of error it
 /// stopped at (its message may quote more or fewer of the bytes that arrived).
-type Decoded = (Vec<Packet>, Option<std::mem::Discriminant<kcap_pcap::Error>>);
+type Decoded = (
+    Vec<Packet>,
+    Option<std::mem::Discriminant<kcap_pcap::Error>>,
+);
 
 fn decode(chunks: &mut dyn Iterator<Item = &[u8]>) -> Decoded {
     let mut decoder = StreamDecoder::new();

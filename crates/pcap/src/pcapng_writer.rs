@@ -228,6 +228,13 @@ impl<W: Write> PcapngWriter<W> {
         self.out.buffered_len()
     }
 
+    /// After a failed write: how many bytes at the end of what the inner writer
+    /// took belong to a block it took only part of (cut them off a file, and it
+    /// ends at a block boundary). Counted once.
+    pub fn take_torn(&mut self) -> u64 {
+        self.out.take_torn()
+    }
+
     /// Flushes and returns the inner writer.
     pub fn into_inner(self) -> Result<W, Error> {
         self.out.into_inner()
