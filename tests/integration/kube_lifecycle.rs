@@ -86,7 +86,7 @@ fn signal(child: &Child, sig: i32) {
 
 /// Nothing left: no capture process anywhere in the bed, no helper pod, and every
 /// debug container of the toolbox pod terminated.
-fn assert_clean(bed: &Bed, what: &str) {
+pub(crate) fn assert_clean(bed: &Bed, what: &str) {
     let left = bed.wait_no_capture(CAPTURE_GONE_WITHIN);
     assert!(left.is_empty(), "{what}: capture processes left: {left:?}");
     assert_eq!(

@@ -35,5 +35,6 @@ mod rotation;
 mod secrets;
 mod serve;
 mod ship;
+mod soak;
 mod status;
 mod wireshark;
