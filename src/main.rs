@@ -162,7 +162,9 @@ async fn kcap(config: &Config) -> Exit {
 fn init_logging(verbosity: Verbosity) {
     let level = match verbosity {
         Verbosity::Quiet => "error",
-        Verbosity::Normal => "warn,kcap=info",
+        // kube-rs warns of a watch the server cut ("eof in poll: Custom {..}"):
+        // kcap says what it does about it; the detail is for -v.
+        Verbosity::Normal => "warn,kcap=info,kube_client=error",
         Verbosity::Verbose => "info,kcap=debug",
         Verbosity::Debug => "debug",
     };

@@ -284,3 +284,103 @@ fn follow_captures_again_after_the_api_comes_back() {
     );
     assert_clean(&bed, "--follow after API lost");
 }
+
+/// The API server restarts (every connection and stream cut, nothing taken for
+/// 3 s, then the same objects served again) while two pods are captured through
+/// it: without `--follow` kcap ends with "connection lost" (12) and the file
+/// keeps what arrived; nothing is left once it is back.
+#[test]
+fn an_api_server_restart_ends_the_captures_with_what_arrived() {
+    kcap_testbed::require_kubectl!();
+    let bed = cluster();
+    let mut child = bed
+        .kcap_kube()
+        .args(["-n", "prod", "-l", "app=web", "--via", "node", "-o"])
+        .arg(bed.path(FILE))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let got = wait_packets(&bed.path(FILE), START_WITHIN);
+    if !got {
+        let _ = child.kill();
+    }
+    assert!(got, "no packet before the restart");
+    bed.bed
+        .api_server()
+        .expect("a cluster bed")
+        .restart(Duration::from_secs(3));
+    let out = wait(child, Duration::from_secs(40));
+    assert_exit(&out, 12, &["connection"]);
+    let capture = read_capture(&bed.path(FILE));
+    let pods = bed.pods_of("web").len();
+    assert_eq!(capture.interfaces.len(), pods, "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("eof in poll"),
+        "kube-rs's detail leaked"
+    );
+    assert!(!capture.records.is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_clean(&bed, "API server restarted");
+}
+
+/// The same restart with `--follow`: kcap stays up and captures the pods again
+/// once the server is back; the pods' second interfaces hold packets from after.
+#[test]
+fn with_follow_an_api_server_restart_is_a_gap_not_an_end() {
+    kcap_testbed::require_kubectl!();
+    let bed = cluster();
+    let mut child = bed
+        .kcap_kube()
+        .args([
+            "-n", "prod", "-l", "app=web", "--follow", "--via", "node", "-o",
+        ])
+        .arg(bed.path(FILE))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let got = wait_packets(&bed.path(FILE), START_WITHIN);
+    if !got {
+        let _ = child.kill();
+    }
+    assert!(got, "no packet before the restart");
+    bed.bed
+        .api_server()
+        .expect("a cluster bed")
+        .restart(Duration::from_secs(3));
+    let back = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        + 3_000_000_000;
+    let pods = bed.pods_of("web").len();
+    // Captured again: one more interface per pod, with packets.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let again = kcap_pcap::open(&bed.path(FILE)).ok().map(|mut r| {
+            let mut n = 0;
+            while let Some(Ok(record)) = r.next() {
+                n += usize::from(
+                    record.interface_id as usize >= pods && record.packet.ts_nanos > back,
+                );
+            }
+            n
+        });
+        if again.unwrap_or(0) > 0 {
+            break;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("the pods were not captured again:\n{}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    signal(&child, libc::SIGINT);
+    let out = wait(child, Duration::from_secs(10));
+    assert_exit(&out, 12, &["capturing it again"]);
+    let capture = read_capture(&bed.path(FILE));
+    assert_eq!(capture.interfaces.len(), 2 * pods, "{}", stderr(&out));
+    assert_clean(&bed, "--follow after an API server restart");
+}

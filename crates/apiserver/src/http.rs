@@ -30,6 +30,11 @@ pub struct Server {
     pub cluster: Arc<Cluster>,
     pub tokens: Tokens,
     pub url_host: String,
+    /// Restarts ([`crate::ApiServer::restart`]): every connection, streams
+    /// included, ends when the generation changes.
+    pub restarts: tokio::sync::watch::Receiver<u64>,
+    /// Until then, a restarted server is not up yet: connections are dropped.
+    pub down_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     pub log: RequestLog,
 }
 
@@ -48,9 +53,22 @@ pub async fn serve(
             },
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
         };
+        let down = server
+            .down_until
+            .lock()
+            .unwrap()
+            .is_some_and(|t| t > std::time::Instant::now());
+        if down {
+            // Restarting: as if nothing listened yet.
+            drop(tcp);
+            continue;
+        }
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let server = server.clone();
+        let mut restarts = server.restarts.clone();
+        // Only a restart after this connection began ends it.
+        restarts.mark_unchanged();
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
@@ -59,10 +77,13 @@ pub async fn serve(
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(handle(server, req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .with_upgrades()
-                .await;
+                .with_upgrades();
+            tokio::select! {
+                _ = conn => {}
+                _ = restarts.changed() => {}
+            }
         });
     }
 }
@@ -727,16 +748,25 @@ async fn stream_upgrade(
         tty,
     };
     let is_exec = sub == "exec";
+    let mut restarts = server.restarts.clone();
+    restarts.mark_unchanged();
     tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => return tracing::warn!(error = %e, "upgrade failed"),
+        let session = async move {
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => return tracing::warn!(error = %e, "upgrade failed"),
+            };
+            let ws = websocket::accept(upgraded).await;
+            if is_exec {
+                exec::run(cluster, ws, proto, exec_req).await;
+            } else if let Some(hub) = hub {
+                hub.attach(ws, proto, stdin, stdout, stderr && !tty).await;
+            }
         };
-        let ws = websocket::accept(upgraded).await;
-        if is_exec {
-            exec::run(cluster, ws, proto, exec_req).await;
-        } else if let Some(hub) = hub {
-            hub.attach(ws, proto, stdin, stdout, stderr && !tty).await;
+        // A restart cuts the stream, as a real API server's restart does.
+        tokio::select! {
+            _ = session => {}
+            _ = restarts.changed() => {}
         }
     });
     Ok(Response::builder()

@@ -102,6 +102,8 @@ pub struct ApiServer {
     restricted_token: String,
     cluster: Arc<Cluster>,
     stop: tokio::sync::watch::Sender<bool>,
+    restarts: tokio::sync::watch::Sender<u64>,
+    down_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -136,12 +138,16 @@ impl ApiServer {
             .build()?;
         let cluster = Arc::new(Cluster::new(runtime, spec.nodes.clone(), spec.features));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (restarts, restarts_rx) = tokio::sync::watch::channel(0u64);
+        let down_until = Arc::new(std::sync::Mutex::new(None));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         let server = Arc::new(http::Server {
             cluster: cluster.clone(),
             tokens,
             url_host: host.clone(),
             log,
+            restarts: restarts_rx,
+            down_until: down_until.clone(),
         });
         let listener = options.listener;
         let thread = std::thread::Builder::new()
@@ -183,6 +189,8 @@ impl ApiServer {
             restricted_token,
             cluster,
             stop,
+            restarts,
+            down_until,
             thread: Some(thread),
         })
     }
@@ -271,6 +279,14 @@ impl ApiServer {
             }
         }
         None
+    }
+
+    /// Restarts the server as a real one restarts with its etcd kept: every
+    /// connection ends (watches, exec and attach streams too), none is taken for
+    /// `down`, and then the same objects are served again.
+    pub fn restart(&self, down: Duration) {
+        *self.down_until.lock().unwrap() = Some(std::time::Instant::now() + down);
+        self.restarts.send_modify(|generation| *generation += 1);
     }
 
     /// Stops the server; stops every pod through the runtime; joins the thread.
