@@ -104,7 +104,7 @@ fn stopped_at_a_random_moment_kcap_leaves_nothing_behind() {
                 .spawn()
                 .unwrap();
             let delay = Duration::from_millis(rng.next() % LATEST.as_millis() as u64);
-            let kill = rng.next() % 2 == 0;
+            let kill = rng.next().is_multiple_of(2);
             std::thread::sleep(delay);
             let sig = if kill { libc::SIGKILL } else { libc::SIGINT };
             // SAFETY: kill(2) of our own child (`ip netns exec` execs kcap: same pid).
