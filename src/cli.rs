@@ -335,6 +335,28 @@ pub struct Cli {
     #[arg(long, help_heading = "Lines")]
     pub print: bool,
 
+    /// One JSON line per HTTP/1.x request and response (any port, by content), with
+    /// pod, service or node names on both ends, on stdout (or --http-out). With -o
+    /// the file is written too; without it, no file.
+    #[arg(long, help_heading = "Records")]
+    pub http: bool,
+
+    /// One JSON line per DNS query and answer (UDP ports 53 and 5353, and --dns-port).
+    #[arg(long, help_heading = "Records")]
+    pub dns: bool,
+
+    /// Write the --http/--dns records to FILE instead of stdout.
+    #[arg(long, value_name = "FILE", help_heading = "Records")]
+    pub http_out: Option<PathBuf>,
+
+    /// With --http: keep the first BYTES of each body in the record (default 0).
+    #[arg(long, value_name = "BYTES", help_heading = "Records")]
+    pub http_body: Option<usize>,
+
+    /// With --dns: UDP port PORT carries DNS too (repeatable).
+    #[arg(long, value_name = "PORT", help_heading = "Records")]
+    pub dns_port: Vec<u16>,
+
     /// With --print: each packet's bytes in hex after its line (tcpdump's -x).
     #[arg(short = 'x', action = ArgAction::Count, help_heading = "Lines")]
     pub hex: u8,

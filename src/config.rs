@@ -172,8 +172,10 @@ impl PrintSettings {
             _ => return Err(usage("-x, -X and --ascii are one choice: give one of them")),
         };
         let asked = dump.is_some() || cli.time > 0 || cli.nano || cli.micro || cli.no_names;
-        // Reading a file prints it, as tcpdump -r does, unless it is only rewritten (-o).
-        let print = cli.print || (cli.read.is_some() && cli.output.is_none());
+        // Reading a file prints it, as tcpdump -r does, unless it is only rewritten (-o)
+        // or decoded into records.
+        let decoded = cli.http || cli.dns;
+        let print = cli.print || (cli.read.is_some() && cli.output.is_none() && !decoded);
         if !print {
             if asked {
                 return Err(usage(
@@ -292,6 +294,8 @@ pub struct Config {
     pub cooked_v1: bool,
     /// `--print`: tcpdump-style lines on stdout.
     pub print: Option<PrintSettings>,
+    /// `--http`, `--dns`: records as JSON lines.
+    pub records: Option<crate::sink::records::RecordSettings>,
     /// `--wireshark` (or extcap's FIFO): the live stream for Wireshark.
     pub wireshark: Option<crate::wireshark::Viewer>,
     pub verbosity: Verbosity,
@@ -379,6 +383,7 @@ impl Config {
         }
         let duration = cli.duration.as_deref().map(parse_duration).transpose()?;
         let print = PrintSettings::from_cli(&cli)?;
+        let records = crate::sink::records::RecordSettings::from_cli(&cli, print.is_some())?;
         let limits = FileLimits::from_cli(&cli)?;
         if read.is_some() && limits.any() {
             return Err(usage(
@@ -387,6 +392,7 @@ impl Config {
         }
         let output = match (&cli.output, &print) {
             (None, Some(_)) => None,
+            (None, None) if records.is_some() => None,
             (None, None) if read.is_some() || cli.wireshark => None,
             _ => Some(resolve_output(
                 cli.output.as_deref(),
@@ -460,6 +466,7 @@ impl Config {
             limits,
             cooked_v1,
             print,
+            records,
             wireshark: cli.wireshark.then_some(crate::wireshark::Viewer::Launch),
             verbosity,
             dry_run,

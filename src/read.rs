@@ -14,6 +14,7 @@ use crate::event::SourceInfo;
 use crate::names::NameTable;
 use crate::sink::file::FileSink;
 use crate::sink::lines::LinesSink;
+use crate::sink::records::RecordsSink;
 use crate::sink::{Interface, Sink, SinkError, SourceEnd};
 
 /// Why a file could not be read to its end.
@@ -61,6 +62,10 @@ pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::e
     }
     if let Some(print) = config.print {
         sinks.push(Box::new(LinesSink::stdout(print)));
+    }
+    if let Some(records) = &config.records {
+        let quiet = config.verbosity == crate::config::Verbosity::Quiet;
+        sinks.push(Box::new(RecordsSink::open(records, quiet)?));
     }
     let mut replay = Replay {
         sinks,
