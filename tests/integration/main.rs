@@ -28,6 +28,7 @@ mod nodes;
 mod output;
 mod plugin;
 mod proxy;
+mod records;
 mod rotation;
 mod ship;
 mod status;
