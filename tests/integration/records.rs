@@ -167,3 +167,38 @@ fn records_and_print_on_stdout_is_a_usage_error() {
     );
     crate::util::assert_exit(&out, 2, &["would share stdout", "--http-out FILE"]);
 }
+
+/// An SSH capture of a whole node with `-i any` (Linux cooked v2): with the
+/// bridge CNI each pod packet is seen twice (the pod's veth and the bridge),
+/// yet every exchange is one record.
+#[test]
+fn node_capture_with_any_gives_each_exchange_once() {
+    kcap_testbed::require_kubectl!();
+    let bed = crate::kube::cluster();
+    let out = run(
+        bed.kcap_kube()
+            .args(["--ssh-host", "node-a", "--http", "-d", "3s"]),
+        LIMIT,
+    );
+    assert_ok(&out);
+    let err = stderr(&out);
+    let http = records(&out.stdout);
+    assert!(http.len() >= 5, "{http:?}\n{err}");
+    assert!(counted(&err, "duplicate_segments") > 0, "{err}");
+    // The client opens a connection per request: its port names the exchange.
+    let mut exchanges: Vec<String> = http
+        .iter()
+        .map(|r| format!("{}:{}", r["client"]["ip"], r["client"]["port"]))
+        .collect();
+    let all = exchanges.len();
+    exchanges.sort();
+    exchanges.dedup();
+    assert_eq!(exchanges.len(), all, "an exchange written twice: {http:?}");
+    assert!(http.iter().all(|r| r["point"] == "node-a:any"), "{http:?}");
+    // (An SSH node capture names no pods: names come from the API's targets.)
+    assert!(
+        http.iter()
+            .all(|r| r["status"] == 200 || r["reason"].is_string()),
+        "{http:?}"
+    );
+}
