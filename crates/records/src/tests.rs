@@ -406,3 +406,158 @@ fn dns_query_and_answer_pair_once_and_unanswered_is_written() {
     assert!(records[1]["rcode"].is_null());
     assert_eq!(records[1]["id"], 8);
 }
+
+/// One file with every hard case at once, decoded by kcap and by tshark: the same
+/// requests in the same order and the same status codes (tshark also counts
+/// responses whose request was before the capture; kcap counts those apart).
+#[test]
+fn hard_cases_agree_with_tshark() {
+    if std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: tshark not installed");
+        return;
+    }
+    let mut packets = Vec::new();
+    // Keep-alive.
+    let mut c = Conn::new("10.0.0.1:40001", SERVER);
+    c.send_client(GET);
+    c.send_server(OK);
+    c.send_client(b"POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    c.send_server(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    c.close();
+    packets.append(&mut c.packets);
+    // Pipelined.
+    let mut c = Conn::new("10.0.0.1:40002", SERVER);
+    c.send_client(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
+    let mut both = OK.to_vec();
+    both.extend_from_slice(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno");
+    c.send_server(&both);
+    c.close();
+    packets.append(&mut c.packets);
+    // Segmented request, chunked response in small segments.
+    let mut c = Conn::new("10.0.0.1:40003", SERVER);
+    for piece in b"GET /chunked HTTP/1.1\r\nHost: web\r\n\r\n".chunks(5) {
+        c.send_client(piece);
+    }
+    let chunked = b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+    for piece in chunked.chunks(9) {
+        c.send_server(piece);
+    }
+    c.close();
+    packets.append(&mut c.packets);
+    // Retransmitted and seen twice.
+    let mut c = Conn::new("10.0.0.1:40004", SERVER);
+    let request = c.client(b"GET /again HTTP/1.1\r\n\r\n");
+    let response = c.server(OK);
+    c.packets.extend([
+        request.clone(),
+        request.clone(),
+        response.clone(),
+        response.clone(),
+        request,
+    ]);
+    c.close();
+    packets.append(&mut c.packets);
+    // Started mid-connection: the first response's request was not captured.
+    let mut c = Conn::new("10.0.0.1:40005", SERVER);
+    c.send_client(b"GET /missed HTTP/1.1\r\n\r\n");
+    c.send_server(b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n");
+    c.send_client(b"GET /late HTTP/1.1\r\n\r\n");
+    c.send_server(OK);
+    packets.extend(c.packets.drain(..).skip(3));
+
+    let dir = std::env::temp_dir().join(format!("kcap-records-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hard.pcap");
+    let mut writer =
+        kcap_pcap::PcapWriter::new(std::fs::File::create(&path).unwrap(), LinkType::RAW, 65535)
+            .unwrap();
+    for (i, p) in packets.iter().enumerate() {
+        let packet = kcap_pcap::Packet {
+            ts_nanos: 1_000_000_000 + i as u64 * 1_000_000,
+            orig_len: p.len() as u32,
+            data: p.clone(),
+        };
+        writer.write_packet(&packet).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+
+    let tshark = std::process::Command::new("tshark")
+        .args(["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-r"])
+        .arg(&path)
+        .args(["-Y", "http", "-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "http.request.method",
+            "-e",
+            "http.request.uri",
+            "-e",
+            "http.response.code",
+        ])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let text = String::from_utf8_lossy(&tshark.stdout);
+    let mut their_requests = Vec::new();
+    let mut their_statuses = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('|').collect();
+        // One frame can carry several messages (pipelining): comma-separated.
+        for (method, uri) in fields[0]
+            .split(',')
+            .zip(fields[1].split(','))
+            .filter(|(m, _)| !m.is_empty())
+        {
+            their_requests.push(format!("{method} {uri}"));
+        }
+        their_statuses.extend(
+            fields[2]
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+    }
+
+    let mut decoder = Decoder::new(settings(0));
+    let mut out = Vec::new();
+    for (i, p) in packets.iter().enumerate() {
+        decoder.packet(
+            "file",
+            LinkType::RAW,
+            1_000_000_000 + i as u64 * 1_000_000,
+            p,
+            &mut out,
+        );
+    }
+    decoder.finish(&mut out);
+    let ours: Vec<serde_json::Value> = out
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
+    let our_requests: Vec<String> = ours
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut our_statuses: Vec<String> = ours
+        .iter()
+        .filter_map(|r| r["status"].as_u64())
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(decoder.counters().responses_without_request, 1);
+    our_statuses.push("302".into());
+    our_statuses.sort();
+    their_statuses.sort();
+    assert_eq!(our_requests, their_requests, "tshark:\n{text}");
+    assert_eq!(our_statuses, their_statuses, "tshark:\n{text}");
+    assert_eq!(our_requests.len(), 7);
+}
