@@ -341,7 +341,8 @@ pub struct Cli {
     #[arg(long, help_heading = "Records")]
     pub http: bool,
 
-    /// One JSON line per DNS query and answer (UDP ports 53 and 5353, and --dns-port).
+    /// One JSON line per DNS query and answer (UDP and TCP ports 53 and 5353, and
+    /// --dns-port).
     #[arg(long, help_heading = "Records")]
     pub dns: bool,
 
@@ -353,7 +354,7 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", help_heading = "Records")]
     pub http_body: Option<usize>,
 
-    /// With --dns: UDP port PORT carries DNS too (repeatable).
+    /// With --dns: port PORT carries DNS too, UDP or TCP (repeatable).
     #[arg(long, value_name = "PORT", help_heading = "Records")]
     pub dns_port: Vec<u16>,
 

@@ -2,7 +2,7 @@
 //! ends (either order), reassembled per direction ([`crate::tcp`]), and each
 //! direction's bytes parsed as HTTP ([`crate::http`]); a request pairs with the
 //! next response from the other side (pipelining keeps them in order). UDP on a
-//! DNS port goes to [`crate::dns`].
+//! DNS port, and the length-prefixed messages of TCP on one, go to [`crate::dns`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -98,6 +98,9 @@ struct Connection {
     ends: [SocketAddr; 2],
     dirs: [Direction; 2],
     parsers: [Parser; 2],
+    /// On a DNS port (with DNS asked for): each direction's partial DNS message,
+    /// instead of HTTP.
+    dns: Option<[Vec<u8>; 2]>,
     /// Which direction sends the requests, once one did.
     client: Option<usize>,
     waiting: VecDeque<Waiting>,
@@ -160,16 +163,16 @@ impl Decoder {
             return;
         };
         match datagram.tcp {
-            Some(flags) if self.settings.http => self.tcp(point, ts, &datagram, flags, out),
-            None if self.settings.dns
-                && (self.settings.dns_ports.contains(&datagram.src.port())
-                    || self.settings.dns_ports.contains(&datagram.dst.port())) =>
-            {
+            Some(flags) if self.settings.http || self.is_dns(&datagram) => {
+                self.tcp(point, ts, &datagram, flags, out)
+            }
+            None if self.is_dns(&datagram) => {
                 let mut records = Vec::new();
                 self.dns.datagram(
                     datagram.src,
                     datagram.dst,
                     datagram.payload,
+                    "udp",
                     ts,
                     point,
                     self.settings.limits.dns_pending,
@@ -184,6 +187,12 @@ impl Decoder {
             self.last_sweep = ts;
             self.sweep(ts, out);
         }
+    }
+
+    fn is_dns(&self, d: &link::Datagram<'_>) -> bool {
+        self.settings.dns
+            && (self.settings.dns_ports.contains(&d.src.port())
+                || self.settings.dns_ports.contains(&d.dst.port()))
     }
 
     fn tcp(
@@ -212,6 +221,7 @@ impl Decoder {
                 return;
             }
             self.counters.connections += 1;
+            let dns = self.is_dns(d);
             let at_start = flags.syn;
             let parser = || Parser::new(limits.head_bytes, self.settings.body_bytes, at_start);
             self.connections.insert(
@@ -225,6 +235,7 @@ impl Decoder {
                     last_ts: ts,
                     point: point.to_string(),
                     closed: false,
+                    dns: dns.then(Default::default),
                 },
             );
         }
@@ -261,6 +272,36 @@ impl Decoder {
             },
         );
         let pipeline = self.settings.limits.pipeline;
+        if let Some(framing) = conn.dns.as_mut() {
+            for (at, len, gap, _) in events {
+                if gap {
+                    framing.iter_mut().for_each(Vec::clear);
+                    continue;
+                }
+                let buf = &mut framing[dir];
+                buf.extend_from_slice(&bytes[at..at + len]);
+                // Each message is preceded by its length (two bytes).
+                while let [hi, lo, rest @ ..] = buf.as_slice() {
+                    let n = usize::from(u16::from_be_bytes([*hi, *lo]));
+                    let Some(message) = rest.get(..n) else { break };
+                    let mut records = Vec::new();
+                    self.dns.datagram(
+                        conn.ends[dir],
+                        conn.ends[1 - dir],
+                        message,
+                        "tcp",
+                        ts,
+                        &conn.point,
+                        self.settings.limits.dns_pending,
+                        &mut self.dns_counts,
+                        &mut records,
+                    );
+                    out.extend(records.into_iter().map(Record::Dns));
+                    buf.drain(..2 + n);
+                }
+            }
+            return;
+        }
         for (at, len, gap, fin) in events {
             let mut messages = Vec::new();
             if gap {

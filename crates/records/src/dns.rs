@@ -1,5 +1,6 @@
-//! DNS over UDP: queries matched with their answers by client, server and query
-//! id, parsed with simple-dns. A query seen twice (`-i any`) counts once; queries
+//! DNS over UDP and TCP: queries matched with their answers by client, server and
+//! query id, parsed with simple-dns (the decoder takes TCP's length-prefixed
+//! messages out of the reassembled stream). A query seen twice (`-i any`) counts once; queries
 //! that wait too long are written without an answer.
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ pub struct DnsCounts {
 
 struct Pending {
     ts: u64,
+    transport: &'static str,
     name: String,
     qtype: String,
     point: String,
@@ -43,13 +45,14 @@ pub struct DnsMatcher {
 }
 
 impl DnsMatcher {
-    /// A datagram from `src` to `dst` on a DNS port.
+    /// A DNS message from `src` to `dst` on a DNS port, over `transport` (`udp`, `tcp`).
     #[allow(clippy::too_many_arguments)]
     pub fn datagram(
         &mut self,
         src: SocketAddr,
         dst: SocketAddr,
         payload: &[u8],
+        transport: &'static str,
         ts: u64,
         point: &str,
         cap: usize,
@@ -85,6 +88,7 @@ impl DnsMatcher {
                 key,
                 Pending {
                     ts,
+                    transport,
                     name,
                     qtype,
                     point: point.to_string(),
@@ -109,7 +113,7 @@ impl DnsMatcher {
             query_time: rfc3339(query.ts),
             answer_time: Some(rfc3339(ts)),
             latency_ms: Some(latency_ms(query.ts, ts)),
-            transport: "udp",
+            transport: query.transport,
             id: packet.id(),
             name: query.name,
             qtype: query.qtype,
@@ -140,7 +144,7 @@ impl DnsMatcher {
                     query_time: rfc3339(p.ts),
                     answer_time: None,
                     latency_ms: None,
-                    transport: "udp",
+                    transport: p.transport,
                     id: key.2,
                     name: p.name,
                     qtype: p.qtype,

@@ -260,16 +260,19 @@ impl Parser {
                 }
                 Some(line.total)
             }
-            State::ChunkEnd => {
-                let line = line(data)?;
-                if line.content != 0 {
+            // The line end after a chunk's data, and nothing else.
+            State::ChunkEnd => match data {
+                [b'\r', b'\n', ..] | [b'\n', ..] => {
+                    self.state = State::ChunkSize;
+                    Some(if data[0] == b'\r' { 2 } else { 1 })
+                }
+                [] | [b'\r'] => None,
+                _ => {
                     counts.errors += 1;
                     self.resync();
-                    return Some(0);
+                    Some(0)
                 }
-                self.state = State::ChunkSize;
-                Some(line.total)
-            }
+            },
             State::Trailers => {
                 let Some(line) = line(data) else {
                     return self.line_too_long(data.len(), counts);

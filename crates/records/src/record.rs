@@ -112,7 +112,7 @@ pub struct DnsRecord {
     pub query_time: String,
     pub answer_time: Option<String>,
     pub latency_ms: Option<f64>,
-    /// `udp` (`tcp` later).
+    /// `udp` or `tcp`.
     pub transport: &'static str,
     pub id: u16,
     /// The first question's name and type (`A`, `AAAA`, ...).

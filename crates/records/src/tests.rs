@@ -561,3 +561,23 @@ fn hard_cases_agree_with_tshark() {
     assert_eq!(our_statuses, their_statuses, "tshark:\n{text}");
     assert_eq!(our_requests.len(), 7);
 }
+
+#[test]
+fn dns_over_tcp_with_a_message_split_over_segments() {
+    let framed = |m: Vec<u8>| {
+        let mut f = (m.len() as u16).to_be_bytes().to_vec();
+        f.extend(m);
+        f
+    };
+    let mut c = Conn::new("10.244.0.5:33335", "10.96.0.10:53");
+    let query = framed(dns_message(9, false, None));
+    c.send_client(&query[..1]);
+    c.send_client(&query[1..]);
+    c.send_server(&framed(dns_message(9, true, Some([10, 0, 0, 9]))));
+    c.close();
+    let records = decode(&c.packets);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["transport"], "tcp");
+    assert_eq!(records[0]["answers"][0]["data"], "10.0.0.9");
+    assert_eq!(records[0]["client"]["port"], 33335);
+}
