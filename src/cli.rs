@@ -358,6 +358,20 @@ pub struct Cli {
     #[arg(long, value_name = "PORT", help_heading = "Records")]
     pub dns_port: Vec<u16>,
 
+    /// At exit, a table per pod on stderr: HTTP requests it served by status class,
+    /// those with no response, p50/p99 latency; DNS queries it made, NXDOMAIN,
+    /// SERVFAIL, other errors, no answer. Decodes HTTP and DNS (records printed only
+    /// with --http/--dns). `--summary=json`: the same as one JSON object on stdout.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        help_heading = "Records"
+    )]
+    pub summary: Option<String>,
+
     /// With --print: each packet's bytes in hex after its line (tcpdump's -x).
     #[arg(short = 'x', action = ArgAction::Count, help_heading = "Lines")]
     pub hex: u8,

@@ -174,7 +174,7 @@ impl PrintSettings {
         let asked = dump.is_some() || cli.time > 0 || cli.nano || cli.micro || cli.no_names;
         // Reading a file prints it, as tcpdump -r does, unless it is only rewritten (-o)
         // or decoded into records.
-        let decoded = cli.http || cli.dns;
+        let decoded = cli.http || cli.dns || cli.summary.is_some();
         let print = cli.print || (cli.read.is_some() && cli.output.is_none() && !decoded);
         if !print {
             if asked {

@@ -1,14 +1,15 @@
 //! `--http` and `--dns`: the merged stream decoded into records ([`kcap_records`]),
 //! one JSON object per line on stdout or in `--http-out FILE`, each end named
 //! with the pod, service or node kcap knows for its address, and the capture
-//! point of the source whose packets started the exchange.
+//! point of the source whose packets started the exchange. `--summary`: the same
+//! records counted per pod, shown at the end.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use kcap_kube::names::AddressName;
 use kcap_pcap::{LinkType, Packet};
-use kcap_records::{Decoder, Limits, PeerName, Record, Settings};
+use kcap_records::{Decoder, Limits, PeerName, Record, Settings, Summary};
 
 use super::{Interface, Sink, SinkError, SourceEnd};
 use crate::cli::Cli;
@@ -28,23 +29,53 @@ pub struct RecordSettings {
     pub body_bytes: usize,
     /// `None`: stdout.
     pub out: Option<PathBuf>,
+    /// Write the records (not with `--summary` alone).
+    pub write: bool,
+    pub summary: Option<SummaryFormat>,
+}
+
+/// `--summary` (a table on stderr) or `--summary=json` (an object on stdout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryFormat {
+    Text,
+    Json,
 }
 
 impl RecordSettings {
     /// `print`: `--print` lines go to stdout (asked, or implied by `-r` alone).
     pub fn from_cli(cli: &Cli, print: bool) -> Result<Option<RecordSettings>, UsageError> {
-        if !cli.http && !cli.dns {
+        let summary = match cli.summary.as_deref() {
+            None => None,
+            Some("text") => Some(SummaryFormat::Text),
+            Some("json") => Some(SummaryFormat::Json),
+            Some(other) => {
+                return Err(UsageError(format!(
+                    "unknown --summary={other:?}: use --summary (a table) or --summary=json"
+                )));
+            }
+        };
+        let write = cli.http || cli.dns;
+        if !write {
             let stray =
                 cli.http_out.is_some() || cli.http_body.is_some() || !cli.dns_port.is_empty();
-            return match stray {
-                true => Err(UsageError(
+            if stray {
+                return Err(UsageError(
                     "--http-out, --http-body and --dns-port shape --http/--dns records: add --http or --dns"
                         .into(),
-                )),
-                false => Ok(None),
-            };
+                ));
+            }
+            if summary.is_none() {
+                return Ok(None);
+            }
         }
-        let on_stdout = cli.http_out.as_ref().is_none_or(|p| p.as_os_str() == "-");
+        let on_stdout = write && cli.http_out.as_ref().is_none_or(|p| p.as_os_str() == "-");
+        if summary == Some(SummaryFormat::Json) && (on_stdout || print) {
+            return Err(UsageError(
+                "--summary=json writes on stdout, and so would the records or --print lines: \
+                 give the records --http-out FILE, or leave --print out"
+                    .into(),
+            ));
+        }
         if on_stdout && print {
             return Err(UsageError(
                 "--http/--dns records and --print lines would share stdout: \
@@ -62,13 +93,23 @@ impl RecordSettings {
         let mut dns_ports = DNS_PORTS.to_vec();
         dns_ports.extend(cli.dns_port.iter().filter(|p| !DNS_PORTS.contains(p)));
         Ok(Some(RecordSettings {
-            http: cli.http,
-            dns: cli.dns,
+            // --summary alone counts both.
+            http: cli.http || !write,
+            dns: cli.dns || !write,
             dns_ports,
             body_bytes: cli.http_body.unwrap_or(0),
             out: cli.http_out.clone().filter(|p| p.as_os_str() != "-"),
+            write,
+            summary,
         }))
     }
+}
+
+/// `--summary=json`: the rows, and what the decoder counted (dropped things included).
+#[derive(serde::Serialize)]
+struct SummaryJson {
+    pods: Vec<kcap_records::summary::Row>,
+    counters: kcap_records::Counters,
 }
 
 /// Per source: link type and capture point, once it started.
@@ -86,6 +127,8 @@ pub struct RecordsSink {
     sources: Vec<Described>,
     records: Vec<Record>,
     quiet: bool,
+    write: bool,
+    summary: Option<(SummaryFormat, Summary)>,
 }
 
 impl RecordsSink {
@@ -116,6 +159,8 @@ impl RecordsSink {
             sources: Vec::new(),
             records: Vec::new(),
             quiet,
+            write: settings.write,
+            summary: settings.summary.map(|f| (f, Summary::default())),
         })
     }
 
@@ -123,6 +168,12 @@ impl RecordsSink {
         for mut record in self.records.drain(..) {
             for peer in record.peers_mut() {
                 peer.name = self.names.get(peer.ip).map(peer_name);
+            }
+            if let Some((_, summary)) = self.summary.as_mut() {
+                summary.add(&record);
+            }
+            if !self.write {
+                continue;
             }
             let written = serde_json::to_writer(&mut self.out, &record)
                 .map_err(std::io::Error::from)
@@ -238,7 +289,25 @@ impl Sink for RecordsSink {
         if !self.quiet {
             self.report();
         }
-        self.flush()
+        self.flush()?;
+        match &self.summary {
+            Some((SummaryFormat::Text, summary)) => eprint!("{}", summary.text()),
+            Some((SummaryFormat::Json, summary)) => {
+                let json = serde_json::to_string(&SummaryJson {
+                    pods: summary.rows(),
+                    counters: self.decoder.counters(),
+                })
+                .expect("plain data serializes");
+                let mut stdout = std::io::stdout().lock();
+                let written = writeln!(stdout, "{json}").and_then(|()| stdout.flush());
+                written.map_err(|source| SinkError::Write {
+                    target: "stdout".into(),
+                    source,
+                })?;
+            }
+            None => {}
+        }
+        Ok(())
     }
 }
 
@@ -272,6 +341,31 @@ mod tests {
         ])
         .unwrap();
         assert!(c.print.is_some() && c.records.unwrap().out.is_some());
+    }
+
+    #[test]
+    fn summary_alone_decodes_both_and_json_needs_stdout_to_itself() {
+        let c = config(&["--ssh-host", "n", "--summary"]).unwrap();
+        let r = c.records.unwrap();
+        assert!(r.http && r.dns && !r.write && c.output.is_none());
+        let e = config(&["--ssh-host", "n", "--summary=json", "--http"]).unwrap_err();
+        assert!(
+            e.0.starts_with("--summary=json writes on stdout"),
+            "{}",
+            e.0
+        );
+        let e = config(&["-r", "f", "--summary=yaml"]).unwrap_err();
+        assert!(e.0.starts_with("unknown --summary=\"yaml\""), "{}", e.0);
+        let c = config(&[
+            "--ssh-host",
+            "n",
+            "--summary=json",
+            "--http",
+            "--http-out",
+            "r",
+        ])
+        .unwrap();
+        assert!(c.records.unwrap().write);
     }
 
     #[test]

@@ -202,3 +202,64 @@ fn node_capture_with_any_gives_each_exchange_once() {
         "{http:?}"
     );
 }
+
+/// `--summary=json` on the same traffic: each web pod served requests, all 200
+/// or without a response, with latencies; the client pod's DNS queries were
+/// answered without errors. (Resets and error statuses made on purpose are left
+/// for a later test.)
+#[test]
+fn summary_counts_per_pod() {
+    kcap_testbed::require_kubectl!();
+    let bed = crate::kube::cluster();
+    let out = run(
+        bed.kcap_kube()
+            .args(["-n", "prod", "deploy/web", "--summary=json", "-d", "3s"]),
+        LIMIT,
+    );
+    assert_ok(&out);
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let rows = summary["pods"].as_array().unwrap();
+    let n = |r: &Value, k: &str| r[k].as_u64().unwrap();
+    let web: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["pod"].as_str().unwrap().starts_with("prod/web-"))
+        .collect();
+    assert!(!web.is_empty(), "{summary}");
+    for r in &web {
+        assert!(n(r, "http_requests") > 0, "{r}");
+        assert_eq!(
+            n(r, "http_2xx") + n(r, "http_no_response"),
+            n(r, "http_requests"),
+            "{r}"
+        );
+        assert_eq!(n(r, "http_4xx") + n(r, "http_5xx"), 0, "{r}");
+        assert!(
+            r["http_p50_ms"].as_f64().unwrap() <= r["http_p99_ms"].as_f64().unwrap(),
+            "{r}"
+        );
+    }
+    let client = rows
+        .iter()
+        .find(|r| r["pod"].as_str().unwrap().starts_with("prod/client-"))
+        .unwrap_or_else(|| panic!("no client row: {summary}"));
+    assert!(n(client, "dns_queries") > 0, "{client}");
+    assert_eq!(
+        n(client, "dns_nxdomain") + n(client, "dns_servfail"),
+        0,
+        "{client}"
+    );
+    assert_eq!(
+        summary["counters"]["http_records"].as_u64().unwrap(),
+        rows.iter()
+            .map(|r| n(r, "http_requests") - n(r, "http_no_response"))
+            .sum::<u64>(),
+        "{summary}"
+    );
+    // No pcap file without -o.
+    assert!(
+        !bed.path("")
+            .read_dir()
+            .unwrap()
+            .any(|e| { e.unwrap().path().extension().is_some_and(|x| x == "pcapng") })
+    );
+}

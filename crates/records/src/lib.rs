@@ -11,11 +11,13 @@ pub mod dns;
 pub mod http;
 pub mod link;
 pub mod record;
+pub mod summary;
 pub mod tcp;
 mod time;
 
 pub use decoder::{Counters, Decoder, Limits, Settings};
 pub use record::{DnsRecord, HttpRecord, Peer, PeerName, Record};
+pub use summary::Summary;
 pub use time::rfc3339;
 
 #[cfg(test)]
