@@ -16,7 +16,7 @@ const PER_DECADE: f64 = 20.0;
 const BUCKETS: usize = 9 * PER_DECADE as usize;
 const SMALLEST_MS: f64 = 0.001;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Row {
     /// `prod/web-0` (pod), `prod/svc/web`, a node, or the address when unnamed.
     pub pod: String,
@@ -76,22 +76,10 @@ impl Summary {
             Record::Dns(r) => who(&r.client),
         };
         let stats = self.pods.entry(pod.clone()).or_default();
-        let row = stats.row.get_or_insert_with(|| Row {
-            pod,
-            http_requests: 0,
-            http_2xx: 0,
-            http_3xx: 0,
-            http_4xx: 0,
-            http_5xx: 0,
-            http_no_response: 0,
-            http_p50_ms: None,
-            http_p99_ms: None,
-            dns_queries: 0,
-            dns_nxdomain: 0,
-            dns_servfail: 0,
-            dns_other_errors: 0,
-            dns_no_answer: 0,
-        });
+        let row = stats.row.get_or_insert_with(Row::default);
+        if row.pod.is_empty() {
+            row.pod = pod;
+        }
         match record {
             Record::Http(r) => {
                 row.http_requests += 1;
