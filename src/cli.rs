@@ -360,7 +360,8 @@ pub struct Cli {
 
     /// At exit, a table per pod on stderr: HTTP requests it served by status class,
     /// those with no response, p50/p99 latency; DNS queries it made, NXDOMAIN,
-    /// SERVFAIL, other errors, no answer. Decodes HTTP and DNS (records printed only
+    /// SERVFAIL, other errors, no answer; TCP connections to it reset or never
+    /// answered (SYN without SYN-ACK). Decodes HTTP and DNS (records printed only
     /// with --http/--dns). `--summary=json`: the same as one JSON object on stdout.
     #[arg(
         long,

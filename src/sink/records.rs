@@ -164,7 +164,20 @@ impl RecordsSink {
         })
     }
 
+    fn count_troubles(&mut self) {
+        let troubles = self.decoder.take_tcp_troubles();
+        let Some((_, summary)) = self.summary.as_mut() else {
+            return;
+        };
+        for trouble in troubles {
+            let mut server = kcap_records::Peer::from(trouble.server);
+            server.name = self.names.get(server.ip).map(peer_name);
+            summary.add_tcp(trouble.kind, &server);
+        }
+    }
+
     fn write_records(&mut self) -> Result<(), SinkError> {
+        self.count_troubles();
         for mut record in self.records.drain(..) {
             for peer in record.peers_mut() {
                 peer.name = self.names.get(peer.ip).map(peer_name);

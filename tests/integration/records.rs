@@ -203,19 +203,50 @@ fn node_capture_with_any_gives_each_exchange_once() {
     );
 }
 
-/// `--summary=json` on the same traffic: each web pod served requests, all 200
-/// or without a response, with latencies; the client pod's DNS queries were
-/// answered without errors. (Resets and error statuses made on purpose are left
-/// for a later test.)
+/// `--summary=json` on the bed's traffic plus trouble made on purpose from the
+/// toolbox pod: connections to a closed port of a web pod (reset) and POSTs it
+/// answers 501. Each web pod served requests, with latencies; the client pod's DNS
+/// queries were answered; the resets and 501s are the ones tshark finds in the
+/// capture file written alongside.
 #[test]
-fn summary_counts_per_pod() {
+fn summary_counts_per_pod_with_resets_and_errors_made_on_purpose() {
     kcap_testbed::require_kubectl!();
     let bed = crate::kube::cluster();
+    let web_ip = bed.pod_field("web", "status.podIP")[0].clone();
+    let netns = bed.pod_netns("prod", "toolbox");
+    let trouble = format!(
+        "import socket, time, http.client\n\
+         for i in range(25):\n\
+         \x20   s = socket.socket(); s.settimeout(1)\n\
+         \x20   try: s.connect(('{web_ip}', 8081))\n\
+         \x20   except OSError: pass\n\
+         \x20   s.close()\n\
+         \x20   c = http.client.HTTPConnection('{web_ip}', 8080, timeout=1)\n\
+         \x20   try: c.request('POST', '/oops', body=b'x'); c.getresponse().read()\n\
+         \x20   except OSError: pass\n\
+         \x20   c.close(); time.sleep(0.25)\n"
+    );
+    let mut maker = Command::new("ip")
+        .args(["netns", "exec", &netns, "python3", "-c", &trouble])
+        .spawn()
+        .expect("start the trouble maker");
+    let file = bed.path("summary.pcapng");
     let out = run(
         bed.kcap_kube()
-            .args(["-n", "prod", "deploy/web", "--summary=json", "-d", "3s"]),
+            .args([
+                "-n",
+                "prod",
+                "deploy/web",
+                "--summary=json",
+                "-d",
+                "4s",
+                "-o",
+            ])
+            .arg(&file),
         LIMIT,
     );
+    let _ = maker.kill();
+    let _ = maker.wait();
     assert_ok(&out);
     let summary: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let rows = summary["pods"].as_array().unwrap();
@@ -228,11 +259,11 @@ fn summary_counts_per_pod() {
     for r in &web {
         assert!(n(r, "http_requests") > 0, "{r}");
         assert_eq!(
-            n(r, "http_2xx") + n(r, "http_no_response"),
+            n(r, "http_2xx") + n(r, "http_5xx") + n(r, "http_no_response"),
             n(r, "http_requests"),
             "{r}"
         );
-        assert_eq!(n(r, "http_4xx") + n(r, "http_5xx"), 0, "{r}");
+        assert_eq!(n(r, "http_4xx"), 0, "{r}");
         assert!(
             r["http_p50_ms"].as_f64().unwrap() <= r["http_p99_ms"].as_f64().unwrap(),
             "{r}"
@@ -255,11 +286,17 @@ fn summary_counts_per_pod() {
             .sum::<u64>(),
         "{summary}"
     );
-    // No pcap file without -o.
+    // The trouble, as tshark sees it in the file: connections with a reset (the
+    // closed port's, and the server's after a 501 left the POST body unread), 501s.
+    let mut reset = tshark_fields(&file, Some("tcp.flags.reset == 1"), &["tcp.stream"]);
+    reset.sort();
+    reset.dedup();
+    let errors = tshark_fields(&file, Some("http.response.code == 501"), &["frame.number"]).len();
+    let ours = |k: &str| rows.iter().map(|r| n(r, k)).sum::<u64>() as usize;
     assert!(
-        !bed.path("")
-            .read_dir()
-            .unwrap()
-            .any(|e| { e.unwrap().path().extension().is_some_and(|x| x == "pcapng") })
+        !reset.is_empty() && errors > 0,
+        "no trouble captured: {summary}"
     );
+    assert_eq!(ours("tcp_resets"), reset.len(), "{summary}");
+    assert_eq!(ours("http_5xx"), errors, "{summary}");
 }

@@ -86,6 +86,19 @@ pub struct Counters {
     pub dns_unmatched_answers: u64,
     pub dns_parse_errors: u64,
     pub dns_over_cap: u64,
+    /// Connections reset (RST) before both ends closed.
+    pub tcp_resets: u64,
+    /// Connections whose SYN got no SYN-ACK (before it went idle or the capture ended).
+    pub tcp_handshakes_incomplete: u64,
+}
+
+/// Something wrong with a TCP connection, for `--summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTrouble {
+    /// `reset` or `handshake_incomplete`.
+    pub kind: &'static str,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
 }
 
 /// A request waiting for its response.
@@ -103,6 +116,9 @@ struct Connection {
     dns: Option<[Vec<u8>; 2]>,
     /// Which direction sends the requests, once one did.
     client: Option<usize>,
+    /// Which direction sent the SYN, and whether the SYN-ACK followed.
+    syn_from: Option<usize>,
+    syn_acked: bool,
     waiting: VecDeque<Waiting>,
     last_ts: u64,
     point: String,
@@ -131,6 +147,7 @@ pub struct Decoder {
     reassembly: ReassemblyCounts,
     parsing: ParseCounts,
     dns_counts: DnsCounts,
+    troubles: Vec<TcpTrouble>,
     last_sweep: u64,
 }
 
@@ -144,6 +161,7 @@ impl Decoder {
             reassembly: ReassemblyCounts::default(),
             parsing: ParseCounts::default(),
             dns_counts: DnsCounts::default(),
+            troubles: Vec::new(),
             last_sweep: 0,
         }
     }
@@ -231,6 +249,8 @@ impl Decoder {
                     dirs: [Direction::default(), Direction::default()],
                     parsers: [parser(), parser()],
                     client: None,
+                    syn_from: None,
+                    syn_acked: false,
                     waiting: VecDeque::new(),
                     last_ts: ts,
                     point: point.to_string(),
@@ -247,12 +267,25 @@ impl Decoder {
             self.reassembly.duplicate_segments += u64::from(!d.payload.is_empty());
             return;
         }
+        let dir = usize::from(conn.ends[0] != d.src);
+        if flags.syn && !flags.ack && conn.syn_from.is_none() {
+            conn.syn_from = Some(dir);
+        }
+        if flags.syn && flags.ack && conn.syn_from == Some(1 - dir) {
+            conn.syn_acked = true;
+        }
         if flags.rst {
             conn.closed = true;
+            self.counters.tcp_resets += 1;
+            let (client, server) = client_server(conn);
+            self.troubles.push(TcpTrouble {
+                kind: "reset",
+                client: SocketAddr::new(client.ip, client.port),
+                server: SocketAddr::new(server.ip, server.port),
+            });
             flush_waiting(conn, "connection reset", &mut self.counters, out);
             return;
         }
-        let dir = usize::from(conn.ends[0] != d.src);
         let mut bytes: Vec<u8> = Vec::new();
         // Reassembly calls back with borrowed bytes; gather them (only this
         // packet's worth plus what it released) and parse after.
@@ -369,6 +402,15 @@ impl Decoder {
 
     fn end(&mut self, mut conn: Connection, reason: Option<&str>, out: &mut Vec<Record>) {
         let ts = conn.last_ts;
+        if conn.syn_from.is_some() && !conn.syn_acked && !conn.closed {
+            self.counters.tcp_handshakes_incomplete += 1;
+            let (client, server) = client_server(&conn);
+            self.troubles.push(TcpTrouble {
+                kind: "handshake_incomplete",
+                client: SocketAddr::new(client.ip, client.port),
+                server: SocketAddr::new(server.ip, server.port),
+            });
+        }
         for dir in 0..2 {
             let mut held = Vec::new();
             conn.dirs[dir].flush(&mut self.reassembly, &mut |_| {});
@@ -394,6 +436,11 @@ impl Decoder {
         let mut records = Vec::new();
         self.dns.expire(None, 0, &mut records);
         out.extend(records.into_iter().map(Record::Dns));
+    }
+
+    /// Resets and incomplete handshakes since the last call, for `--summary`.
+    pub fn take_tcp_troubles(&mut self) -> Vec<TcpTrouble> {
+        std::mem::take(&mut self.troubles)
     }
 
     pub fn counters(&self) -> Counters {
@@ -439,7 +486,12 @@ fn pair(
                 conn.waiting.push_back(Waiting { request: message });
             }
             Head::Response { .. } => {
-                let Some(waiting) = conn.waiting.pop_front() else {
+                let early = || {
+                    conn.parsers[1 - dir]
+                        .answer_early()
+                        .map(|request| Waiting { request })
+                };
+                let Some(waiting) = conn.waiting.pop_front().or_else(early) else {
                     counters.responses_without_request += 1;
                     continue;
                 };
@@ -459,7 +511,8 @@ fn pair(
 }
 
 fn client_server(conn: &Connection) -> (Peer, Peer) {
-    let client = conn.client.unwrap_or(0);
+    // The side that asked, else the side that opened the connection.
+    let client = conn.client.or(conn.syn_from).unwrap_or(0);
     (conn.ends[client].into(), conn.ends[1 - client].into())
 }
 

@@ -82,6 +82,9 @@ pub struct Parser {
     state: State,
     buf: Vec<u8>,
     current: Option<Message>,
+    /// The request in progress was answered before its body ended (an early 501,
+    /// 413, 401): it was handed out already and is not output again.
+    answered_early: bool,
     head_ts: Option<u64>,
     head_cap: usize,
     body_sample: usize,
@@ -102,6 +105,7 @@ impl Parser {
             state: if at_start { State::Head } else { State::Seek },
             buf: Vec::new(),
             current: None,
+            answered_early: false,
             head_ts: None,
             head_cap,
             body_sample,
@@ -312,17 +316,33 @@ impl Parser {
     }
 
     fn complete(&mut self, ts: u64, truncated: bool, out: &mut Vec<Message>) {
-        if let Some(mut m) = self.current.take() {
+        if let Some(mut m) = self.current.take().filter(|_| !self.answered_early) {
             m.last_ts = ts;
             m.truncated = truncated;
             out.push(m);
         }
+        self.answered_early = false;
         self.state = State::Head;
+    }
+
+    /// A response came while this side's request is still sending its body: the
+    /// request as far as it got, to pair with it now (once).
+    pub fn answer_early(&mut self) -> Option<Message> {
+        if self.answered_early {
+            return None;
+        }
+        let m = self.current.as_ref()?;
+        if !matches!(m.head, Head::Request { .. }) {
+            return None;
+        }
+        self.answered_early = true;
+        Some(m.clone())
     }
 
     /// The message in progress is lost: look for the next message start.
     fn resync(&mut self) {
         self.current = None;
+        self.answered_early = false;
         self.head_ts = None;
         self.state = State::Seek;
     }

@@ -15,7 +15,7 @@ pub mod summary;
 pub mod tcp;
 mod time;
 
-pub use decoder::{Counters, Decoder, Limits, Settings};
+pub use decoder::{Counters, Decoder, Limits, Settings, TcpTrouble};
 pub use record::{DnsRecord, HttpRecord, Peer, PeerName, Record};
 pub use summary::Summary;
 pub use time::rfc3339;

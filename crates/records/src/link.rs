@@ -13,6 +13,7 @@ use kcap_pcap::LinkType;
 pub struct TcpFlags {
     pub seq: u32,
     pub syn: bool,
+    pub ack: bool,
     pub fin: bool,
     pub rst: bool,
 }
@@ -59,6 +60,7 @@ pub fn parse(link: LinkType, data: &[u8]) -> Option<Datagram<'_>> {
             tcp: Some(TcpFlags {
                 seq: tcp.sequence_number(),
                 syn: tcp.syn(),
+                ack: tcp.ack(),
                 fin: tcp.fin(),
                 rst: tcp.rst(),
             }),

@@ -1,6 +1,7 @@
 //! `--summary`: what went wrong, per pod, from the records: HTTP requests each pod
 //! served by status class, unanswered ones, latency percentiles; DNS queries each
-//! pod made, with NXDOMAIN, SERVFAIL, other errors and unanswered ones. Latencies
+//! pod made, with NXDOMAIN, SERVFAIL, other errors and unanswered ones; TCP
+//! connections to each pod reset or never answered (SYN without SYN-ACK). Latencies
 //! go into a fixed log-scale histogram so memory stays flat on long captures.
 
 use std::collections::BTreeMap;
@@ -34,6 +35,10 @@ pub struct Row {
     pub dns_servfail: u64,
     pub dns_other_errors: u64,
     pub dns_no_answer: u64,
+    /// Connections to it reset (RST) before they closed.
+    pub tcp_resets: u64,
+    /// Connections to it whose SYN got no SYN-ACK.
+    pub tcp_handshakes_incomplete: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -69,17 +74,37 @@ fn bucket_top(b: usize) -> f64 {
 }
 
 impl Summary {
-    /// Counts a record (with its ends already named): HTTP by its server, DNS by its client.
-    pub fn add(&mut self, record: &Record) {
-        let pod = match record {
-            Record::Http(r) => who(&r.server),
-            Record::Dns(r) => who(&r.client),
-        };
+    fn stats(&mut self, peer: &Peer) -> &mut Stats {
+        let pod = who(peer);
         let stats = self.pods.entry(pod.clone()).or_default();
         let row = stats.row.get_or_insert_with(Row::default);
         if row.pod.is_empty() {
             row.pod = pod;
         }
+        stats
+    }
+
+    /// Counts a TCP trouble against the server (`kind` as [`crate::TcpTrouble`]'s).
+    pub fn add_tcp(&mut self, kind: &str, server: &Peer) {
+        let stats = self.stats(server);
+        let Some(row) = stats.row.as_mut() else {
+            return;
+        };
+        match kind {
+            "reset" => row.tcp_resets += 1,
+            _ => row.tcp_handshakes_incomplete += 1,
+        }
+    }
+
+    /// Counts a record (with its ends already named): HTTP by its server, DNS by its client.
+    pub fn add(&mut self, record: &Record) {
+        let stats = match record {
+            Record::Http(r) => self.stats(&r.server),
+            Record::Dns(r) => self.stats(&r.client),
+        };
+        let Some(row) = stats.row.as_mut() else {
+            return;
+        };
         match record {
             Record::Http(r) => {
                 row.http_requests += 1;
@@ -143,6 +168,8 @@ impl Summary {
                 "SERVFAIL",
                 "DNS-ERR",
                 "NO-ANSWER",
+                "RST",
+                "NO-HANDSHAKE",
             ]
             .map(str::to_string),
         ];
@@ -162,6 +189,8 @@ impl Summary {
                 r.dns_servfail.to_string(),
                 r.dns_other_errors.to_string(),
                 r.dns_no_answer.to_string(),
+                r.tcp_resets.to_string(),
+                r.tcp_handshakes_incomplete.to_string(),
             ]);
         }
         let widths: Vec<usize> = (0..lines[0].len())

@@ -581,3 +581,58 @@ fn dns_over_tcp_with_a_message_split_over_segments() {
     assert_eq!(records[0]["answers"][0]["data"], "10.0.0.9");
     assert_eq!(records[0]["client"]["port"], 33335);
 }
+
+#[test]
+fn resets_and_unanswered_syns_are_told_apart_for_the_summary() {
+    const RST: u8 = 0x04;
+    let refused = [
+        tcp("10.0.0.1:40010", "10.0.0.2:81", 7, SYN, b""),
+        tcp("10.0.0.2:81", "10.0.0.1:40010", 0, RST | ACK, b""),
+        // Seen twice: still one reset.
+        tcp("10.0.0.2:81", "10.0.0.1:40010", 0, RST | ACK, b""),
+    ];
+    let unanswered = tcp("10.0.0.1:40011", "10.0.0.3:80", 9, SYN, b"");
+    let mut answered = Conn::new("10.0.0.1:40012", "10.0.0.3:80");
+    answered.close();
+    let mut decoder = Decoder::new(settings(0));
+    let mut out = Vec::new();
+    let packets = refused.iter().chain([&unanswered]).chain(&answered.packets);
+    for (i, p) in packets.enumerate() {
+        decoder.packet("p", LinkType::RAW, i as u64 * 1000, p, &mut out);
+    }
+    decoder.finish(&mut out);
+    let troubles = decoder.take_tcp_troubles();
+    let told: Vec<(&str, String)> = troubles
+        .iter()
+        .map(|t| (t.kind, t.server.to_string()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("reset", "10.0.0.2:81".to_string()),
+            ("handshake_incomplete", "10.0.0.3:80".to_string())
+        ]
+    );
+    assert_eq!(troubles[0].client.to_string(), "10.0.0.1:40010");
+    let c = decoder.counters();
+    assert_eq!((c.tcp_resets, c.tcp_handshakes_incomplete), (1, 1));
+}
+
+#[test]
+fn a_response_before_the_request_body_ended_pairs_with_that_request() {
+    let mut c = Conn::new(CLIENT, SERVER);
+    c.send_client(b"POST /big HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234");
+    c.send_server(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
+    c.send_client(b"56789");
+    c.send_client(GET);
+    c.send_server(OK);
+    c.close();
+    let records = decode(&c.packets);
+    assert_eq!(
+        summary(&records),
+        [
+            ("POST".into(), "/big".into(), Some(413), 0),
+            ("GET".into(), "/a".into(), Some(200), 5)
+        ]
+    );
+}
