@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use crate::dns::{DnsCounts, DnsMatcher};
 use crate::http::{Head, Message, ParseCounts, Parser, RequestMethods};
-use crate::record::{HttpRecord, Peer, Record, latency_ms};
+use crate::link;
+use crate::record::{HttpRecord, Peer, Record};
 use crate::tcp::{Delivered, Direction, ReassemblyCounts};
-use crate::{link, rfc3339};
 
 /// What to decode.
 #[derive(Debug, Clone)]
@@ -497,7 +497,7 @@ fn pair(
                 };
                 let (client, server) = client_server(conn);
                 counters.http_records += 1;
-                out.push(Record::Http(record(
+                out.push(Record::Http(HttpRecord::exchange(
                     waiting.request,
                     Some(message),
                     None,
@@ -525,7 +525,7 @@ fn flush_waiting(
     let (client, server) = client_server(conn);
     for waiting in conn.waiting.drain(..) {
         counters.http_unanswered += 1;
-        out.push(Record::Http(record(
+        out.push(Record::Http(HttpRecord::exchange(
             waiting.request,
             None,
             Some(reason),
@@ -533,59 +533,5 @@ fn flush_waiting(
             server.clone(),
             &conn.point,
         )));
-    }
-}
-
-fn record(
-    request: Message,
-    response: Option<Message>,
-    reason: Option<&str>,
-    client: Peer,
-    server: Peer,
-    point: &str,
-) -> HttpRecord {
-    let Head::Request { method, path } = request.head else {
-        unreachable!("only requests wait for responses")
-    };
-    let host = request
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
-        .map(|(_, v)| v.clone());
-    let sample =
-        |body: &[u8]| (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned());
-    let (status, status_text) = match response.as_ref().map(|r| &r.head) {
-        Some(Head::Response {
-            status,
-            status_text,
-        }) => (Some(*status), Some(status_text.clone())),
-        _ => (None, None),
-    };
-    HttpRecord {
-        kind: "http",
-        request_time: rfc3339(request.first_ts),
-        response_time: response.as_ref().map(|r| rfc3339(r.first_ts)),
-        latency_ms: response
-            .as_ref()
-            .map(|r| latency_ms(request.first_ts, r.first_ts)),
-        method,
-        path,
-        host,
-        version: request.version,
-        status,
-        status_text,
-        reason: reason.map(str::to_string),
-        request_headers: request.headers,
-        response_headers: response
-            .as_ref()
-            .map(|r| r.headers.clone())
-            .unwrap_or_default(),
-        request_body_bytes: request.body_bytes,
-        response_body_bytes: response.as_ref().map(|r| r.body_bytes),
-        request_body: sample(&request.body),
-        response_body: response.as_ref().and_then(|r| sample(&r.body)),
-        client,
-        server,
-        point: point.to_string(),
     }
 }

@@ -6,6 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
+use crate::http::{Head, Message};
+use crate::rfc3339;
+
 /// One line of output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -90,6 +93,63 @@ pub struct HttpRecord {
     pub server: Peer,
     /// Where the packets were captured (kcap's capture point: `prod/web-0`, `node-a:eth0`).
     pub point: String,
+}
+
+impl HttpRecord {
+    /// The record of a request and its response (or `reason` why there is none).
+    pub(crate) fn exchange(
+        request: Message,
+        response: Option<Message>,
+        reason: Option<&str>,
+        client: Peer,
+        server: Peer,
+        point: &str,
+    ) -> HttpRecord {
+        let Head::Request { method, path } = request.head else {
+            unreachable!("only requests wait for responses")
+        };
+        let host = request
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.clone());
+        let sample =
+            |body: &[u8]| (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned());
+        let (status, status_text) = match response.as_ref().map(|r| &r.head) {
+            Some(Head::Response {
+                status,
+                status_text,
+            }) => (Some(*status), Some(status_text.clone())),
+            _ => (None, None),
+        };
+        HttpRecord {
+            kind: "http",
+            request_time: rfc3339(request.first_ts),
+            response_time: response.as_ref().map(|r| rfc3339(r.first_ts)),
+            latency_ms: response
+                .as_ref()
+                .map(|r| latency_ms(request.first_ts, r.first_ts)),
+            method,
+            path,
+            host,
+            version: request.version,
+            status,
+            status_text,
+            reason: reason.map(str::to_string),
+            request_headers: request.headers,
+            response_headers: response
+                .as_ref()
+                .map(|r| r.headers.clone())
+                .unwrap_or_default(),
+            request_body_bytes: request.body_bytes,
+            response_body_bytes: response.as_ref().map(|r| r.body_bytes),
+            request_body: sample(&request.body),
+            response_body: response.as_ref().and_then(|r| sample(&r.body)),
+            client,
+            server,
+            point: point.to_string(),
+        }
+    }
 }
 
 /// One DNS answer record.
