@@ -382,6 +382,44 @@ pub struct Cli {
     #[arg(long, help_heading = "Lines")]
     pub print: bool,
 
+    /// One JSON line per HTTP/1.x request and response (any port, by content), with
+    /// pod, service or node names on both ends, on stdout (or --http-out). With -o
+    /// the file is written too; without it, no file.
+    #[arg(long, help_heading = "Records")]
+    pub http: bool,
+
+    /// One JSON line per DNS query and answer (UDP and TCP ports 53 and 5353, and
+    /// --dns-port).
+    #[arg(long, help_heading = "Records")]
+    pub dns: bool,
+
+    /// Write the --http/--dns records to FILE instead of stdout.
+    #[arg(long, value_name = "FILE", help_heading = "Records")]
+    pub http_out: Option<PathBuf>,
+
+    /// With --http: keep the first BYTES of each body in the record (default 0).
+    #[arg(long, value_name = "BYTES", help_heading = "Records")]
+    pub http_body: Option<usize>,
+
+    /// With --dns: port PORT carries DNS too, UDP or TCP (repeatable).
+    #[arg(long, value_name = "PORT", help_heading = "Records")]
+    pub dns_port: Vec<u16>,
+
+    /// At exit, a table per pod on stderr: HTTP requests it served by status class,
+    /// those with no response, p50/p99 latency; DNS queries it made, NXDOMAIN,
+    /// SERVFAIL, other errors, no answer; TCP connections to it reset or never
+    /// answered (SYN without SYN-ACK). Decodes HTTP and DNS (records printed only
+    /// with --http/--dns). `--summary=json`: the same as one JSON object on stdout.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        help_heading = "Records"
+    )]
+    pub summary: Option<String>,
+
     /// With --print: each packet's bytes in hex after its line (tcpdump's -x).
     #[arg(short = 'x', action = ArgAction::Count, help_heading = "Lines")]
     pub hex: u8,

@@ -172,8 +172,10 @@ impl PrintSettings {
             _ => return Err(usage("-x, -X and --ascii are one choice: give one of them")),
         };
         let asked = dump.is_some() || cli.time > 0 || cli.nano || cli.micro || cli.no_names;
-        // Reading a file prints it, as tcpdump -r does, unless it is only rewritten (-o).
-        let print = cli.print || (cli.read.is_some() && cli.output.is_none());
+        // Reading a file prints it, as tcpdump -r does, unless it is only rewritten (-o)
+        // or decoded into records.
+        let decoded = cli.http || cli.dns || cli.summary.is_some();
+        let print = cli.print || (cli.read.is_some() && cli.output.is_none() && !decoded);
         if !print {
             if asked {
                 return Err(usage(
@@ -305,6 +307,8 @@ pub struct Config {
     pub cooked_v1: bool,
     /// `--print`: tcpdump-style lines on stdout.
     pub print: Option<PrintSettings>,
+    /// `--http`, `--dns`: records as JSON lines.
+    pub records: Option<crate::sink::records::RecordSettings>,
     /// `--wireshark` (or extcap's FIFO): the live stream for Wireshark.
     pub wireshark: Option<crate::wireshark::Viewer>,
     /// `--serve ADDR`: the live capture for viewers over HTTP and WebSocket.
@@ -394,6 +398,7 @@ impl Config {
         }
         let duration = cli.duration.as_deref().map(parse_duration).transpose()?;
         let print = PrintSettings::from_cli(&cli)?;
+        let records = crate::sink::records::RecordSettings::from_cli(&cli, print.is_some())?;
         let limits = FileLimits::from_cli(&cli)?;
         if read.is_some() && limits.any() {
             return Err(usage(
@@ -404,6 +409,7 @@ impl Config {
         let serve = crate::serve::ServeSettings::from_cli(&cli)?;
         let output = match (&cli.output, &print) {
             (None, Some(_)) => None,
+            (None, None) if records.is_some() => None,
             // A file read is printed; Wireshark and viewers may be all the user wants.
             (None, None) if cli.read.is_some() || cli.wireshark || serve.is_some() => None,
             _ => Some(resolve_output(
@@ -478,6 +484,7 @@ impl Config {
             limits,
             cooked_v1,
             print,
+            records,
             wireshark: cli.wireshark.then_some(crate::wireshark::Viewer::Launch),
             serve,
             verbosity,

@@ -16,6 +16,9 @@ pub struct Name {
     pub label: String,
     /// In capture files (and so in Wireshark): `web-0.prod`, `web.prod`, `node-a`.
     pub host: String,
+    /// Whose it is, when known from the API (not from a file's name records):
+    /// `--http`/`--dns` records give kind, namespace and name separately.
+    pub address: Option<AddressName>,
 }
 
 impl From<&AddressName> for Name {
@@ -23,6 +26,7 @@ impl From<&AddressName> for Name {
         Name {
             label: name.label(),
             host: name.host_name(),
+            address: Some(name.clone()),
         }
     }
 }
@@ -52,6 +56,7 @@ impl NameTable {
                 Name {
                     label: host.clone(),
                     host,
+                    address: None,
                 },
             );
         }
@@ -78,6 +83,10 @@ impl NameTable {
             }
         }
         added
+    }
+
+    pub fn get(&self, ip: IpAddr) -> Option<&Name> {
+        self.0.get(&ip)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (IpAddr, &Name)> {

@@ -349,13 +349,13 @@ pub async fn build(config: &Config) -> Result<Plan, kcap_kube::Error> {
             }
             .to_bpf();
         }
-        // Names for the lines, and for a pcapng file's name records.
+        // Names for the lines, the records, and a pcapng file's name records.
         let file_names = settings.annotate
             && config
                 .output
                 .as_ref()
                 .is_some_and(|o| o.format == crate::config::Format::Pcapng);
-        if config.print.is_some_and(|p| p.names) || file_names {
+        if config.print.is_some_and(|p| p.names) || file_names || config.records.is_some() {
             let scope = (!settings.all_namespaces).then_some(namespace.as_str());
             let found = kcap_kube::names::cluster_names(&cluster.client, scope).await;
             names = NameTable::new(&found);

@@ -19,6 +19,7 @@ use crate::event::SourceInfo;
 use crate::names::NameTable;
 use crate::sink::file::FileSink;
 use crate::sink::lines::LinesSink;
+use crate::sink::records::RecordsSink;
 use crate::sink::{Interface, Sink, SinkError, SourceEnd};
 use crate::stop::Stop;
 
@@ -94,6 +95,10 @@ pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::e
     }
     if let Some(viewer) = viewer {
         sinks.push(viewer.start(&stop)?);
+    }
+    if let Some(records) = &config.records {
+        let quiet = config.verbosity == crate::config::Verbosity::Quiet;
+        sinks.push(Box::new(RecordsSink::open(records, quiet)?));
     }
     let mut replay = Replay {
         sinks,

@@ -17,6 +17,7 @@ use crate::plan::{KubePlan, Plan};
 use crate::reaper::Reaper;
 use crate::sink::lines::LinesSink;
 use crate::sink::output::Opened;
+use crate::sink::records::RecordsSink;
 use crate::sink::serve::ServeSink;
 use crate::sink::status::{Ending, StatusSink};
 use crate::sink::{FileReport, FileReportHandle, Sink, SinkError, Unnamed};
@@ -132,6 +133,10 @@ fn start_pipeline(
     if let Some(print) = config.print {
         sinks.push(Box::new(LinesSink::stdout(print)));
     }
+    if let Some(records) = &config.records {
+        let quiet = config.verbosity == crate::config::Verbosity::Quiet;
+        sinks.push(Box::new(RecordsSink::open(records, quiet)?));
+    }
     let initial: Vec<SourceInfo> = plan.sources.iter().map(|s| s.info.clone()).collect();
     if let Some(width) = status_area_width(config) {
         let ending = Ending {
@@ -153,6 +158,7 @@ fn start_pipeline(
         });
     }
     let live = config.print.is_some()
+        || config.records.is_some()
         || viewer.is_some()
         || config.serve.is_some()
         || config.output.as_ref().is_some_and(|o| o.is_live());
@@ -172,7 +178,8 @@ fn start_pipeline(
 fn status_area_width(config: &Config) -> Option<usize> {
     use std::io::IsTerminal;
     if config.verbosity == crate::config::Verbosity::Quiet
-        || (config.print.is_some() && std::io::stdout().is_terminal())
+        || ((config.print.is_some() || config.records.as_ref().is_some_and(|r| r.out.is_none()))
+            && std::io::stdout().is_terminal())
     {
         return None;
     }

@@ -9,6 +9,7 @@ pub mod flight;
 pub mod lines;
 pub mod naming;
 pub mod output;
+pub mod records;
 pub mod rotate;
 pub mod serve;
 pub mod status;

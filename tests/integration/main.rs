@@ -31,6 +31,7 @@ mod nodes;
 mod output;
 mod plugin;
 mod proxy;
+mod records;
 mod rotation;
 mod secrets;
 mod serve;
