@@ -405,6 +405,25 @@ pub struct Cli {
     #[arg(long, value_name = "PORT", help_heading = "Records")]
     pub dns_port: Vec<u16>,
 
+    /// With --http/--dns: also POST every record as JSON to URL (http:// or https://),
+    /// retried with backoff on errors, 429 and 5xx; the capture never waits for it.
+    /// Records it could not deliver are counted and end kcap with exit code 17.
+    #[arg(long, value_name = "URL", help_heading = "Records")]
+    pub callback: Option<String>,
+
+    /// With --callback: N records per POST, as a JSON array (default 1: one object).
+    #[arg(long, value_name = "N", help_heading = "Records")]
+    pub callback_batch: Option<usize>,
+
+    /// With --callback: a CA certificate (PEM) to trust besides the system's.
+    #[arg(long, value_name = "FILE", help_heading = "Records")]
+    pub callback_ca: Option<PathBuf>,
+
+    /// With --callback: how long kcap waits at the end for the queued records to be
+    /// delivered (default 30s).
+    #[arg(long, value_name = "DURATION", help_heading = "Records")]
+    pub callback_drain: Option<String>,
+
     /// At exit, a table per pod on stderr: HTTP requests it served by status class,
     /// those with no response, p50/p99 latency; DNS queries it made, NXDOMAIN,
     /// SERVFAIL, other errors, no answer; TCP connections to it reset or never
@@ -576,4 +595,5 @@ Exit codes:
   12 connection lost during the capture            13 Kubernetes object not found or not running
   14 forbidden by RBAC      15 Kubernetes API unreachable or kubeconfig unusable
   16 no capture method works for a pod (ephemeral unsupported, helper pod rejected)
+  17 --callback could not deliver every record (the count is in the summary)
   1 anything else";

@@ -30,6 +30,8 @@ pub enum Exit {
     Forbidden = 14,
     KubeUnreachable = 15,
     NoMethod = 16,
+    /// `--callback` could not deliver every record.
+    RecordsLost = 17,
 }
 
 impl Exit {

@@ -95,7 +95,8 @@ fn capture(config: &Config) -> std::process::ExitCode {
 async fn kcap(config: &Config) -> Exit {
     if let Some(read) = &config.read {
         return match read::replay(config, read) {
-            Ok(()) => Exit::Success,
+            Ok(callback) if callback.as_ref().is_some_and(|c| c.lost() > 0) => Exit::RecordsLost,
+            Ok(_) => Exit::Success,
             Err(e) => report::error(None, e.as_ref()),
         };
     }

@@ -57,7 +57,12 @@ pub enum ReadError {
 
 /// Reads the file to its end (or `-c`) into the sinks. On a read error the sinks
 /// are finished first, so a rewritten file is complete up to there.
-pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::error::Error>> {
+/// Returns what became of `--callback`'s records, when it was asked for.
+pub fn replay(
+    config: &Config,
+    read: &ReadSettings,
+) -> Result<Option<kcap_callback::CallbackReport>, Box<dyn std::error::Error>> {
+    let callback = crate::sink::records::CallbackReportHandle::default();
     let stop = Stop::default();
     // Wireshark found first: a missing one fails before connecting.
     let viewer = config
@@ -98,7 +103,7 @@ pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::e
     }
     if let Some(records) = &config.records {
         let quiet = config.verbosity == crate::config::Verbosity::Quiet;
-        sinks.push(Box::new(RecordsSink::open(records, quiet)?));
+        sinks.push(Box::new(RecordsSink::open(records, quiet, &callback)?));
     }
     let mut replay = Replay {
         sinks,
@@ -130,7 +135,7 @@ pub fn replay(config: &Config, read: &ReadSettings) -> Result<(), Box<dyn std::e
         eprintln!("kcap: wrote {packets} packets{to} from {name}{why}");
     }
     match result {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(callback.lock().expect("callback report").take()),
         Err(Failure::Read(e)) => {
             let _ = replay.finish();
             Err(Box::new(e))

@@ -61,6 +61,9 @@ pub fn summary(config: &Config, plan: &Plan, outcome: &Outcome) -> Exit {
             config.capture.buffer_kib
         );
     }
+    if outcome.callback.as_ref().is_some_and(|c| c.lost() > 0) {
+        exit = exit.or(Exit::RecordsLost);
+    }
     if let Some(serve) = &outcome.serve {
         // A viewer cut off is said even with -q: it did not get the whole capture.
         if !quiet || serve.status.viewers_cut_off > 0 {

@@ -17,7 +17,7 @@ use crate::plan::{KubePlan, Plan};
 use crate::reaper::Reaper;
 use crate::sink::lines::LinesSink;
 use crate::sink::output::Opened;
-use crate::sink::records::RecordsSink;
+use crate::sink::records::{CallbackReportHandle, RecordsSink};
 use crate::sink::serve::ServeSink;
 use crate::sink::status::{Ending, StatusSink};
 use crate::sink::{FileReport, FileReportHandle, Sink, SinkError, Unnamed};
@@ -39,6 +39,8 @@ pub struct Outcome {
     pub files: Option<FileReport>,
     /// `--serve`: the viewers.
     pub serve: Option<kcap_serve::ServeReport>,
+    /// `--callback`: what became of the records.
+    pub callback: Option<kcap_callback::CallbackReport>,
 }
 
 /// Captures what `plan` says into `output` (and `viewer`, Wireshark's live stream,
@@ -58,7 +60,8 @@ pub async fn capture(
     }
     let (events, receiver) = mpsc::channel(CHANNEL_BATCHES);
     let served = server.as_ref().map(|s| s.hub());
-    let pipeline = start_pipeline(config, plan, output, viewer, served, receiver, &stop)?;
+    let (pipeline, callback) =
+        start_pipeline(config, plan, output, viewer, served, receiver, &stop)?;
     let ticker = tokio::spawn(tick(events.clone()));
     let kube = plan.kube.as_ref().map(|k| Arc::new(kube_context(k, plan)));
     let mut captures = Captures::new(events, stop.clone(), kube.clone());
@@ -97,7 +100,9 @@ pub async fn capture(
             .ok(),
         None => None,
     };
+    let callback = callback.lock().expect("callback report").take();
     Ok(Outcome {
+        callback,
         serve,
         sources: reports,
         pipeline,
@@ -120,8 +125,15 @@ fn start_pipeline(
     served: Option<Arc<kcap_serve::Hub>>,
     receiver: mpsc::Receiver<Event>,
     stop: &Stop,
-) -> Result<std::thread::JoinHandle<PipelineReport>, SinkError> {
+) -> Result<
+    (
+        std::thread::JoinHandle<PipelineReport>,
+        CallbackReportHandle,
+    ),
+    SinkError,
+> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let callback = CallbackReportHandle::default();
     let annotate = config.kube.as_ref().is_none_or(|k| k.annotate);
     if let (Some(open), Some(output)) = (output, &config.output) {
         let file = open.into_sink(output)?;
@@ -135,7 +147,7 @@ fn start_pipeline(
     }
     if let Some(records) = &config.records {
         let quiet = config.verbosity == crate::config::Verbosity::Quiet;
-        sinks.push(Box::new(RecordsSink::open(records, quiet)?));
+        sinks.push(Box::new(RecordsSink::open(records, quiet, &callback)?));
     }
     let initial: Vec<SourceInfo> = plan.sources.iter().map(|s| s.info.clone()).collect();
     if let Some(width) = status_area_width(config) {
@@ -170,7 +182,7 @@ fn start_pipeline(
     let progress = Progress::new(stop.clone(), plan.sources.len(), config.count);
     let names = plan.names.as_ref().clone();
     let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1, names);
-    Ok(std::thread::spawn(move || pipeline.run(receiver)))
+    Ok((std::thread::spawn(move || pipeline.run(receiver)), callback))
 }
 
 /// The live status area goes on stderr when it is a terminal and not `-q`, and

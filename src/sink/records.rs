@@ -32,7 +32,66 @@ pub struct RecordSettings {
     /// Write the records (not with `--summary` alone).
     pub write: bool,
     pub summary: Option<SummaryFormat>,
+    /// `--callback`: where every record is POSTed too.
+    pub callback: Option<CallbackSettings>,
 }
+
+/// `--callback` and its companions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSettings {
+    pub options: kcap_callback::CallbackOptions,
+    /// How long the end waits for the queue to empty.
+    pub drain: std::time::Duration,
+}
+
+/// Records the queue holds while the collector is slow or down.
+const CALLBACK_QUEUE: usize = 10_000;
+const CALLBACK_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl CallbackSettings {
+    fn from_cli(cli: &Cli, write: bool) -> Result<Option<CallbackSettings>, UsageError> {
+        let Some(url) = &cli.callback else {
+            if cli.callback_batch.is_some()
+                || cli.callback_ca.is_some()
+                || cli.callback_drain.is_some()
+            {
+                return Err(UsageError(
+                    "--callback-batch, --callback-ca and --callback-drain go with --callback"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if !write {
+            return Err(UsageError(
+                "--callback POSTs --http/--dns records: add --http or --dns".into(),
+            ));
+        }
+        kcap_callback::check_url(url).map_err(|e| UsageError(e.to_string()))?;
+        let batch = match cli.callback_batch {
+            Some(0) => return Err(UsageError("--callback-batch must be at least 1".into())),
+            Some(n) => n,
+            None => 1,
+        };
+        let drain = match &cli.callback_drain {
+            Some(d) => crate::config::parse_duration(d)?,
+            None => CALLBACK_DRAIN,
+        };
+        Ok(Some(CallbackSettings {
+            options: kcap_callback::CallbackOptions {
+                url: url.clone(),
+                ca: cli.callback_ca.clone(),
+                batch,
+                queue: CALLBACK_QUEUE,
+            },
+            drain,
+        }))
+    }
+}
+
+/// Filled in by the records sink at its end, read by the report (exit code 17).
+pub type CallbackReportHandle =
+    std::sync::Arc<std::sync::Mutex<Option<kcap_callback::CallbackReport>>>;
 
 /// `--summary` (a table on stderr) or `--summary=json` (an object on stdout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +114,7 @@ impl RecordSettings {
             }
         };
         let write = cli.http || cli.dns;
+        let callback = CallbackSettings::from_cli(cli, write)?;
         if !write {
             let stray =
                 cli.http_out.is_some() || cli.http_body.is_some() || !cli.dns_port.is_empty();
@@ -101,6 +161,7 @@ impl RecordSettings {
             out: cli.http_out.clone().filter(|p| p.as_os_str() != "-"),
             write,
             summary,
+            callback,
         }))
     }
 }
@@ -129,11 +190,33 @@ pub struct RecordsSink {
     quiet: bool,
     write: bool,
     summary: Option<(SummaryFormat, Summary)>,
+    /// `--callback`: the sender, its drain time, and where its report goes.
+    callback: Option<(
+        kcap_callback::Callback,
+        std::time::Duration,
+        CallbackReportHandle,
+    )>,
 }
 
 impl RecordsSink {
     /// Opens `--http-out FILE` (created or truncated), else writes to stdout.
-    pub fn open(settings: &RecordSettings, quiet: bool) -> Result<RecordsSink, SinkError> {
+    /// `callback`: where `--callback`'s report goes at the end.
+    pub fn open(
+        settings: &RecordSettings,
+        quiet: bool,
+        callback: &CallbackReportHandle,
+    ) -> Result<RecordsSink, SinkError> {
+        let sender = match &settings.callback {
+            None => None,
+            Some(c) => {
+                let started = kcap_callback::Callback::start(c.options.clone());
+                let sender = started.map_err(|e| SinkError::Write {
+                    target: "--callback".into(),
+                    source: std::io::Error::other(crate::exit::chain(&e)),
+                })?;
+                Some((sender, c.drain, callback.clone()))
+            }
+        };
         let (out, target): (Box<dyn Write + Send>, String) = match &settings.out {
             None => (Box::new(std::io::stdout()), "stdout".into()),
             Some(path) => {
@@ -161,6 +244,7 @@ impl RecordsSink {
             quiet,
             write: settings.write,
             summary: settings.summary.map(|f| (f, Summary::default())),
+            callback: sender,
         })
     }
 
@@ -187,6 +271,10 @@ impl RecordsSink {
             }
             if !self.write {
                 continue;
+            }
+            if let Some((callback, ..)) = &self.callback {
+                let json = serde_json::to_vec(&record).expect("a record serializes");
+                callback.send(bytes::Bytes::from(json));
             }
             let written = serde_json::to_writer(&mut self.out, &record)
                 .map_err(std::io::Error::from)
@@ -299,6 +387,13 @@ impl Sink for RecordsSink {
     fn finish(&mut self) -> Result<(), SinkError> {
         self.decoder.finish(&mut self.records);
         self.write_records()?;
+        if let Some((callback, drain, handle)) = self.callback.take() {
+            let report = callback.finish(drain);
+            if !self.quiet || report.lost() > 0 {
+                eprintln!("kcap: {}", callback_line(&report, drain));
+            }
+            *handle.lock().expect("callback report") = Some(report);
+        }
         if !self.quiet {
             self.report();
         }
@@ -322,6 +417,33 @@ impl Sink for RecordsSink {
         }
         Ok(())
     }
+}
+
+/// The summary's line about `--callback`.
+fn callback_line(report: &kcap_callback::CallbackReport, drain: std::time::Duration) -> String {
+    let mut line = format!(
+        "--callback: {} records delivered ({} retries)",
+        report.delivered, report.retries
+    );
+    if report.lost() == 0 {
+        line.push_str(", none lost");
+        return line;
+    }
+    line.push_str(&format!(", {} LOST:", report.lost()));
+    if report.dropped > 0 {
+        line.push_str(&format!(" {} dropped with the queue full", report.dropped));
+    }
+    if report.refused > 0 {
+        line.push_str(&format!(" {} refused by the collector", report.refused));
+    }
+    if report.undelivered > 0 {
+        line.push_str(&format!(
+            " {} undelivered after {}s of --callback-drain",
+            report.undelivered,
+            drain.as_secs()
+        ));
+    }
+    line
 }
 
 #[cfg(test)]

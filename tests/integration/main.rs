@@ -8,6 +8,7 @@ mod util;
 mod agent;
 mod all_nodes;
 mod auth;
+mod callback;
 mod certificates;
 mod defaults;
 mod direction;

@@ -91,20 +91,26 @@ pub struct Callback {
     thread: std::thread::JoinHandle<()>,
 }
 
+/// Checks a collector's URL (http:// or https://, with a host).
+pub fn check_url(url: &str) -> Result<Uri, CallbackError> {
+    let bad = |why| CallbackError::Url {
+        url: shown(url),
+        why,
+    };
+    let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("use http:// or https://")),
+    }
+    if uri.host().is_none() {
+        return Err(bad("no host"));
+    }
+    Ok(uri)
+}
+
 impl Callback {
     pub fn start(options: CallbackOptions) -> Result<Callback, CallbackError> {
-        let bad = |why| CallbackError::Url {
-            url: shown(&options.url),
-            why,
-        };
-        let uri: Uri = options.url.parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("http" | "https") => {}
-            _ => return Err(bad("use http:// or https://")),
-        }
-        if uri.host().is_none() {
-            return Err(bad("no host"));
-        }
+        let uri = check_url(&options.url)?;
         let config = tls::client(options.ca.as_deref()).map_err(CallbackError::Tls)?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let counters = Arc::new(Counters::default());
