@@ -81,6 +81,8 @@ impl fmt::Display for Destination {
         match self.port {
             Some(port) if self.host.contains(':') => write!(f, "[{}]:{port}", self.host),
             Some(port) => write!(f, "{}:{port}", self.host),
+            // A host with a single ':' would read back as host and port.
+            None if self.host.matches(':').count() == 1 => write!(f, "[{}]", self.host),
             None => f.write_str(&self.host),
         }
     }
