@@ -232,7 +232,9 @@ fn a_viewer_that_stops_reading_is_cut_off_and_the_others_are_not() {
         ])
         .output()
         .unwrap();
-    assert!(flood.status.success(), "{flood:?}");
+    // With -c and -w, ping fails when a reply is missing at the deadline; what
+    // counts here is the volume, checked on the file below.
+    let _ = flood;
 
     let served = wait(kcap, Duration::from_secs(40));
     assert_ok(&served);
