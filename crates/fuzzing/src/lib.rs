@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("filter_tokens", filter_tokens),
     ("stderr_classifier", stderr_classifier),
     ("lines", lines),
+    ("records", records),
 ];
 
 /// A small deterministic generator, seeded by the input (the fuzzer then
@@ -276,6 +277,46 @@ pub fn lines(data: &[u8]) {
         );
         let _ = kcap_lines::dump(kcap_lines::Dump::HexAscii, packet);
     }
+}
+
+/// `--http`/`--dns`: packets of one link type (the first byte picks it), each
+/// `[len: u16 LE][bytes]`, 1 ms apart, through a decoder with small bounds (so
+/// they are reached); every record must serialize.
+pub fn records(data: &[u8]) {
+    use kcap_records::{Decoder, Limits, Settings};
+    let Some((&pick, mut rest)) = data.split_first() else {
+        return;
+    };
+    let link = LINK_TYPES[pick as usize % LINK_TYPES.len()];
+    let mut decoder = Decoder::new(Settings {
+        http: true,
+        dns: true,
+        dns_ports: vec![53, 5353],
+        body_bytes: 16,
+        limits: Limits {
+            connections: 64,
+            reorder_bytes: 4096,
+            head_bytes: 1024,
+            pipeline: 8,
+            idle_ns: 50_000_000,
+            dns_pending: 64,
+            dns_timeout_ns: 20_000_000,
+        },
+    });
+    let mut out = Vec::new();
+    let mut ts = 1_700_000_000_000_000_000u64;
+    while rest.len() >= 2 {
+        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+        let (packet, tail) = rest[2..].split_at(len.min(rest.len() - 2));
+        rest = tail;
+        ts += 1_000_000;
+        decoder.packet("fuzz", link, ts, packet, &mut out);
+    }
+    decoder.finish(&mut out);
+    for record in &out {
+        serde_json::to_string(record).expect("a record serializes");
+    }
+    let _ = decoder.counters();
 }
 
 #[cfg(test)]
