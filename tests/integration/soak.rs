@@ -58,14 +58,17 @@ impl Rng {
     }
 }
 
-/// kcap's reaper processes still alive.
-fn reapers() -> usize {
+/// kcap's reaper processes of this bed (named by its kubeconfig) still alive.
+fn reapers(bed: &Bed) -> usize {
+    let kubeconfig = bed.bed.kubeconfig().display().to_string();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("__kcap-reaper"))
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("__kcap-reaper") && c.contains(&kubeconfig)
+            })
         })
         .count()
 }
@@ -132,7 +135,7 @@ fn stopped_at_a_random_moment_kcap_leaves_nothing_behind() {
             std::thread::sleep(Duration::from_secs(if kill { 5 } else { 0 }));
             assert_clean(&bed, &what);
             let deadline = Instant::now() + Duration::from_secs(10);
-            while reapers() > 0 {
+            while reapers(&bed) > 0 {
                 assert!(
                     Instant::now() < deadline,
                     "{what}: kcap's reaper still runs"
