@@ -47,6 +47,8 @@ pub struct Direction {
     fin_delivered: bool,
     /// The last delivered segments: (first sequence number, end, capture time).
     recent: std::collections::VecDeque<(u32, u32, u64)>,
+    /// When the FIN was delivered.
+    fin_ts: Option<u64>,
 }
 
 /// How far `seq` is ahead of `next` (negative: behind), in sequence space (wraps).
@@ -73,6 +75,16 @@ impl Direction {
         let next = *self.next.get_or_insert(seq);
         if self.fin_delivered {
             counts.duplicate_segments += u64::from(!payload.is_empty() || fin);
+            let again = match payload.is_empty() {
+                false => self.sent_again(seq, payload.len(), ts),
+                // A FIN alone: sent again if long after the one delivered.
+                true => {
+                    fin && self
+                        .fin_ts
+                        .is_some_and(|at| ts.saturating_sub(at) > SAME_PACKET_NS)
+                }
+            };
+            counts.retransmissions += u64::from(again);
             return;
         }
         let offset = ahead(seq, next);
@@ -105,6 +117,9 @@ impl Direction {
         }
         let fresh = &payload[already.min(payload.len())..];
         self.remember(next, fresh.len(), ts);
+        if fin {
+            self.fin_ts = Some(ts);
+        }
         self.deliver(next, fresh, fin, out);
         self.drain(out);
     }
