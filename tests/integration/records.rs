@@ -300,3 +300,112 @@ fn summary_counts_per_pod_with_resets_and_errors_made_on_purpose() {
     assert_eq!(ours("tcp_resets"), reset.len(), "{summary}");
     assert_eq!(ours("http_5xx"), errors, "{summary}");
 }
+
+/// A generator of our own in the toolbox pod makes 30 HTTP requests, one every
+/// 100 ms, and logs each (method, path, status). A quarter of the TCP packets it
+/// receives are dropped after the capture (nftables), so the server sends some again. kcap's records from the toolbox hold
+/// exactly the generator's log, in order; `--summary` counts retransmissions.
+#[test]
+fn records_match_the_generators_own_log_and_retransmissions_are_counted() {
+    kcap_testbed::require_kubectl!();
+    let bed = crate::kube::cluster();
+    let web_ip = bed.pod_field("web", "status.podIP")[0].clone();
+    let netns = bed.pod_netns("prod", "toolbox");
+    let generator = format!(
+        "import http.client, time, sys\n\
+         for i in range(30):\n\
+         \x20   c = http.client.HTTPConnection('{web_ip}', 8080, timeout=10)\n\
+         \x20   c.request('GET', '/gen-%d' % i); r = c.getresponse(); r.read()\n\
+         \x20   print('GET /gen-%d %d' % (i, r.status), flush=True)\n\
+         \x20   c.close(); time.sleep(0.1)\n"
+    );
+    // A quarter of the TCP packets the pod receives are dropped (nftables, random)
+    // after the capture saw them: the server sends them again, and the capture
+    // sees both. (A packet dropped on its way out is never captured: its resend
+    // is the first copy the capture sees.)
+    let nft = |rules: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", &netns, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(rules.as_bytes())?;
+                c.wait()
+            })
+            .unwrap()
+    };
+    let lossy = nft(
+        "table inet kcaploss {\n chain in {\n  type filter hook input priority 0;\n  \
+         meta l4proto tcp numgen random mod 4 0 drop\n }\n}\n",
+    );
+    assert!(lossy.success(), "nft");
+    let records_file = bed.path("records.jsonl");
+    let kcap = bed
+        .kcap_kube()
+        .args([
+            "-n",
+            "prod",
+            "pod/toolbox",
+            "--http",
+            "--summary=json",
+            "-d",
+            "120s",
+        ])
+        .arg("--http-out")
+        .arg(&records_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(bed.wait_capture_in_pod("prod", "toolbox", std::time::Duration::from_secs(30)));
+    let maker = Command::new("ip")
+        .args(["netns", "exec", &netns, "python3", "-c", &generator])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the generator");
+    let generated = maker.wait_with_output().unwrap();
+    // The last exchange reaches kcap, then Ctrl-C ends the capture.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // SAFETY: kill(2) of our own child (`ip netns exec` execs kcap: same pid).
+    unsafe { libc::kill(kcap.id() as i32, libc::SIGINT) };
+    let summary_out = crate::util::wait(kcap, std::time::Duration::from_secs(30));
+    let _ = nft("delete table inet kcaploss\n");
+    assert_ok(&summary_out);
+    let log: Vec<String> = String::from_utf8_lossy(&generated.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(log.len(), 30, "the generator's log: {log:?}");
+    let ours: Vec<String> = std::fs::read_to_string(&records_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with("/gen-")))
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap(),
+                r["status"]
+            )
+        })
+        .collect();
+    assert_eq!(ours, log, "records against the generator's log");
+    let summary: Value = serde_json::from_slice(&summary_out.stdout).expect("one JSON object");
+    let retransmitted: u64 = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tcp_retransmissions"].as_u64().unwrap())
+        .sum();
+    assert!(
+        retransmitted > 0,
+        "25% loss and no retransmission counted: {summary}"
+    );
+    assert_eq!(
+        summary["counters"]["tcp_retransmissions"].as_u64(),
+        Some(retransmitted),
+        "{summary}"
+    );
+}

@@ -90,12 +90,14 @@ pub struct Counters {
     pub tcp_resets: u64,
     /// Connections whose SYN got no SYN-ACK (before it went idle or the capture ended).
     pub tcp_handshakes_incomplete: u64,
+    /// Segments sent again (not the second copy `-i any` sees).
+    pub tcp_retransmissions: u64,
 }
 
 /// Something wrong with a TCP connection, for `--summary`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpTrouble {
-    /// `reset` or `handshake_incomplete`.
+    /// `reset`, `handshake_incomplete` or `retransmission`.
     pub kind: &'static str,
     pub client: SocketAddr,
     pub server: SocketAddr,
@@ -290,8 +292,10 @@ impl Decoder {
         // Reassembly calls back with borrowed bytes; gather them (only this
         // packet's worth plus what it released) and parse after.
         let mut events: Vec<(usize, usize, bool, bool)> = Vec::new();
+        let retransmissions = self.reassembly.retransmissions;
         conn.dirs[dir].segment(
             flags,
+            ts,
             d.payload,
             limits.reorder_bytes,
             &mut self.reassembly,
@@ -304,6 +308,14 @@ impl Decoder {
                 Delivered::Fin => events.push((0, 0, false, true)),
             },
         );
+        if self.reassembly.retransmissions > retransmissions {
+            let (client, server) = client_server(conn);
+            self.troubles.push(TcpTrouble {
+                kind: "retransmission",
+                client: SocketAddr::new(client.ip, client.port),
+                server: SocketAddr::new(server.ip, server.port),
+            });
+        }
         let pipeline = self.settings.limits.pipeline;
         if let Some(framing) = conn.dns.as_mut() {
             for (at, len, gap, _) in events {
@@ -446,6 +458,7 @@ impl Decoder {
     pub fn counters(&self) -> Counters {
         let mut c = self.counters.clone();
         c.duplicate_segments = self.reassembly.duplicate_segments;
+        c.tcp_retransmissions = self.reassembly.retransmissions;
         c.out_of_order_segments = self.reassembly.out_of_order_segments;
         c.gaps = self.reassembly.gaps;
         c.http_parse_errors = self.parsing.errors;

@@ -39,6 +39,8 @@ pub struct Row {
     pub tcp_resets: u64,
     /// Connections to it whose SYN got no SYN-ACK.
     pub tcp_handshakes_incomplete: u64,
+    /// Segments sent again on its connections (either way).
+    pub tcp_retransmissions: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -92,6 +94,7 @@ impl Summary {
         };
         match kind {
             "reset" => row.tcp_resets += 1,
+            "retransmission" => row.tcp_retransmissions += 1,
             _ => row.tcp_handshakes_incomplete += 1,
         }
     }
@@ -170,6 +173,7 @@ impl Summary {
                 "NO-ANSWER",
                 "RST",
                 "NO-HANDSHAKE",
+                "RETRANS",
             ]
             .map(str::to_string),
         ];
@@ -191,6 +195,7 @@ impl Summary {
                 r.dns_no_answer.to_string(),
                 r.tcp_resets.to_string(),
                 r.tcp_handshakes_incomplete.to_string(),
+                r.tcp_retransmissions.to_string(),
             ]);
         }
         let widths: Vec<usize> = (0..lines[0].len())

@@ -18,6 +18,11 @@ pub enum Delivered<'a> {
     Fin,
 }
 
+/// Within this of the first copy, a repeat is the same packet seen again.
+const SAME_PACKET_NS: u64 = 20_000_000;
+/// Delivered segments remembered for telling repeats apart.
+const RECENT: usize = 16;
+
 /// Counted by reassembly, for the decoder's [`crate::Counters`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReassemblyCounts {
@@ -27,6 +32,8 @@ pub struct ReassemblyCounts {
     pub out_of_order_segments: u64,
     /// Times bytes were given up on (never captured, or too much waiting).
     pub gaps: u64,
+    /// Duplicate segments that came later than a second copy would: sent again.
+    pub retransmissions: u64,
 }
 
 /// One direction's reassembly state.
@@ -38,6 +45,10 @@ pub struct Direction {
     waiting: Vec<(u32, bool, Vec<u8>)>,
     waiting_bytes: usize,
     fin_delivered: bool,
+    /// The last delivered segments: (first sequence number, end, capture time).
+    recent: std::collections::VecDeque<(u32, u32, u64)>,
+    /// When the FIN was delivered.
+    fin_ts: Option<u64>,
 }
 
 /// How far `seq` is ahead of `next` (negative: behind), in sequence space (wraps).
@@ -46,11 +57,13 @@ fn ahead(seq: u32, next: u32) -> i64 {
 }
 
 impl Direction {
-    /// Takes one segment; calls `out` with what can be delivered now, in order.
-    /// `cap` bounds the bytes kept waiting for a missing segment.
+    /// Takes one segment captured at `ts` (ns); calls `out` with what can be
+    /// delivered now, in order. `cap` bounds the bytes kept waiting for a
+    /// missing segment.
     pub fn segment(
         &mut self,
         flags: TcpFlags,
+        ts: u64,
         payload: &[u8],
         cap: usize,
         counts: &mut ReassemblyCounts,
@@ -62,6 +75,16 @@ impl Direction {
         let next = *self.next.get_or_insert(seq);
         if self.fin_delivered {
             counts.duplicate_segments += u64::from(!payload.is_empty() || fin);
+            let again = match payload.is_empty() {
+                false => self.sent_again(seq, payload.len(), ts),
+                // A FIN alone: sent again if long after the one delivered.
+                true => {
+                    fin && self
+                        .fin_ts
+                        .is_some_and(|at| ts.saturating_sub(at) > SAME_PACKET_NS)
+                }
+            };
+            counts.retransmissions += u64::from(again);
             return;
         }
         let offset = ahead(seq, next);
@@ -87,10 +110,43 @@ impl Direction {
             if !payload.is_empty() || fin {
                 counts.duplicate_segments += 1;
             }
+            if !payload.is_empty() && self.sent_again(seq, payload.len(), ts) {
+                counts.retransmissions += 1;
+            }
             return;
         }
-        self.deliver(next, &payload[already.min(payload.len())..], fin, out);
+        let fresh = &payload[already.min(payload.len())..];
+        self.remember(next, fresh.len(), ts);
+        if fin {
+            self.fin_ts = Some(ts);
+        }
+        self.deliver(next, fresh, fin, out);
         self.drain(out);
+    }
+
+    fn remember(&mut self, at: u32, len: usize, ts: u64) {
+        if len == 0 {
+            return;
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((at, at.wrapping_add(len as u32), ts));
+    }
+
+    /// Whether a segment of bytes already delivered was sent again (not the same
+    /// packet seen twice): its bytes were delivered long enough before, or so
+    /// long ago that they are no longer remembered.
+    fn sent_again(&self, seq: u32, len: usize, ts: u64) -> bool {
+        let end = seq.wrapping_add(len as u32);
+        let first = self
+            .recent
+            .iter()
+            .find(|(start, stop, _)| ahead(seq, *start) >= 0 && ahead(end, *stop) <= 0);
+        match first {
+            Some((_, _, at)) => ts.saturating_sub(*at) > SAME_PACKET_NS,
+            None => true,
+        }
     }
 
     fn deliver(&mut self, at: u32, bytes: &[u8], fin: bool, out: &mut dyn FnMut(Delivered<'_>)) {

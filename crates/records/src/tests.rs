@@ -636,3 +636,34 @@ fn a_response_before_the_request_body_ended_pairs_with_that_request() {
         ]
     );
 }
+
+#[test]
+fn a_segment_sent_again_is_a_retransmission_and_a_second_copy_is_not() {
+    let mut c = Conn::new(CLIENT, SERVER);
+    let request = c.client(GET);
+    let response = c.server(OK);
+    let ms = 1_000_000u64;
+    // (time, packet): the handshake, the request and its -i any copy 10 µs later,
+    // the request sent again 300 ms later (its ACK was lost), then the response
+    // with its copy.
+    let mut timed: Vec<(u64, Vec<u8>)> = c.packets.iter().map(|p| (0, p.clone())).collect();
+    timed.push((ms, request.clone()));
+    timed.push((ms + 10_000, request.clone()));
+    timed.push((301 * ms, request));
+    timed.push((302 * ms, response.clone()));
+    timed.push((302 * ms + 10_000, response));
+    let mut decoder = Decoder::new(settings(0));
+    let mut out = Vec::new();
+    for (ts, p) in &timed {
+        decoder.packet("p", LinkType::RAW, 1_000_000_000 + ts, p, &mut out);
+    }
+    decoder.finish(&mut out);
+    assert_eq!(out.len(), 1, "one exchange");
+    let c = decoder.counters();
+    assert_eq!(c.tcp_retransmissions, 1, "{c:?}");
+    assert_eq!(c.duplicate_segments, 3, "{c:?}");
+    let troubles = decoder.take_tcp_troubles();
+    let kinds: Vec<&str> = troubles.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, ["retransmission"]);
+    assert_eq!(troubles[0].server.to_string(), SERVER);
+}
