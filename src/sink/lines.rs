@@ -6,19 +6,12 @@
 use std::io::{BufWriter, Write};
 
 use kcap_lines::{Printer, dump};
-use kcap_pcap::{LinkType, Packet};
+use kcap_pcap::Packet;
 
-use super::{Interface, Sink, SinkError, SourceEnd};
+use super::{Interface, Points, Sink, SinkError, SourceEnd};
 use crate::config::{PrintSettings, TimeFormat};
 use crate::event::SourceId;
 use crate::names::NameTable;
-
-/// Per source: its link type and capture point, once it started.
-#[derive(Clone, Default)]
-struct Described {
-    link: Option<LinkType>,
-    point: String,
-}
 
 pub struct LinesSink<W: Write = std::io::Stdout> {
     out: BufWriter<W>,
@@ -26,7 +19,7 @@ pub struct LinesSink<W: Write = std::io::Stdout> {
     settings: PrintSettings,
     /// Empty with `--no-names`.
     names: NameTable,
-    sources: Vec<Described>,
+    sources: Points,
     first_ts: Option<u64>,
     prev_ts: Option<u64>,
 }
@@ -44,7 +37,7 @@ impl<W: Write + Send> LinesSink<W> {
             printer: Printer::new(),
             settings,
             names: NameTable::default(),
-            sources: Vec::new(),
+            sources: Points::default(),
             first_ts: None,
             prev_ts: None,
         }
@@ -133,14 +126,7 @@ impl<W: Write + Send> Sink for LinesSink<W> {
     }
 
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
-        if self.sources.len() <= interface.source {
-            self.sources
-                .resize(interface.source + 1, Described::default());
-        }
-        self.sources[interface.source] = Described {
-            link: Some(interface.link_type),
-            point: interface.info.point.clone(),
-        };
+        self.sources.started(interface);
         Ok(())
     }
 
@@ -150,13 +136,10 @@ impl<W: Write + Send> Sink for LinesSink<W> {
         packet: &Packet,
         comment: Option<&str>,
     ) -> Result<(), SinkError> {
-        let Some(Described {
-            link: Some(link),
-            point,
-        }) = self.sources.get(source).cloned()
-        else {
+        let Some((link, point)) = self.sources.get(source) else {
             return Ok(());
         };
+        let point = point.to_string();
         let time = self.time(packet.ts_nanos);
         let line = self
             .printer

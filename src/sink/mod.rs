@@ -64,6 +64,26 @@ impl Remembered {
     }
 }
 
+/// Per source, its link type and capture point once it started: what the sinks
+/// that decode packets (lines, records) need of each.
+#[derive(Debug, Default)]
+pub struct Points(Vec<Option<(LinkType, String)>>);
+
+impl Points {
+    pub fn started(&mut self, interface: Interface<'_>) {
+        if self.0.len() <= interface.source {
+            self.0.resize(interface.source + 1, None);
+        }
+        self.0[interface.source] = Some((interface.link_type, interface.info.point.clone()));
+    }
+
+    /// `None` for a source that has not started.
+    pub fn get(&self, source: SourceId) -> Option<(LinkType, &str)> {
+        let (link, point) = self.0.get(source)?.as_ref()?;
+        Some((*link, point.as_str()))
+    }
+}
+
 /// What one source amounted to, delivered once at the end, after its last packet.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceEnd<'a> {

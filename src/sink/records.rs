@@ -8,10 +8,10 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use kcap_kube::names::AddressName;
-use kcap_pcap::{LinkType, Packet};
+use kcap_pcap::Packet;
 use kcap_records::{Decoder, Limits, PeerName, Record, Settings, Summary};
 
-use super::{Interface, Sink, SinkError, SourceEnd};
+use super::{Interface, Points, Sink, SinkError, SourceEnd};
 use crate::cli::Cli;
 use crate::config::UsageError;
 use crate::event::SourceId;
@@ -173,19 +173,12 @@ struct SummaryJson {
     counters: kcap_records::Counters,
 }
 
-/// Per source: link type and capture point, once it started.
-#[derive(Clone, Default)]
-struct Described {
-    link: Option<LinkType>,
-    point: String,
-}
-
 pub struct RecordsSink {
     out: BufWriter<Box<dyn Write + Send>>,
     target: String,
     decoder: Decoder,
     names: NameTable,
-    sources: Vec<Described>,
+    sources: Points,
     records: Vec<Record>,
     quiet: bool,
     write: bool,
@@ -239,7 +232,7 @@ impl RecordsSink {
                 limits: Limits::default(),
             }),
             names: NameTable::default(),
-            sources: Vec::new(),
+            sources: Points::default(),
             records: Vec::new(),
             quiet,
             write: settings.write,
@@ -335,14 +328,7 @@ impl Sink for RecordsSink {
     }
 
     fn interface(&mut self, interface: Interface<'_>) -> Result<(), SinkError> {
-        if self.sources.len() <= interface.source {
-            self.sources
-                .resize(interface.source + 1, Described::default());
-        }
-        self.sources[interface.source] = Described {
-            link: Some(interface.link_type),
-            point: interface.info.point.clone(),
-        };
+        self.sources.started(interface);
         Ok(())
     }
 
@@ -352,11 +338,7 @@ impl Sink for RecordsSink {
         packet: &Packet,
         _: Option<&str>,
     ) -> Result<(), SinkError> {
-        let Some(Described {
-            link: Some(link),
-            point,
-        }) = self.sources.get(source)
-        else {
+        let Some((link, point)) = self.sources.get(source) else {
             return Ok(());
         };
         if packet.is_watermark() {
@@ -364,7 +346,7 @@ impl Sink for RecordsSink {
         }
         self.decoder.packet(
             point,
-            *link,
+            link,
             packet.ts_nanos,
             &packet.data,
             &mut self.records,
