@@ -95,7 +95,9 @@ fi
 if [ "$agent_bytes" != 0 ]; then
   if [ -n "$linktype" ]; then
     trap 'rm -rf "$dir"' EXIT
-    trap 'exit 143' TERM HUP INT
+    # PIPE too: with kcap gone, the first write to its closed stdout or stderr
+    # would otherwise end the shell without the EXIT trap.
+    trap 'exit 143' TERM HUP INT PIPE
   fi
   if [ -n "$linktype" ] && dir=$(mktemp -d "${TMPDIR:-/tmp}/kcap-agent.XXXXXX" 2>/dev/null); then
     # Whatever happens here, the agent's bytes are read once, never more.

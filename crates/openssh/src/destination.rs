@@ -81,8 +81,9 @@ impl fmt::Display for Destination {
         match self.port {
             Some(port) if self.host.contains(':') => write!(f, "[{}]:{port}", self.host),
             Some(port) => write!(f, "{}:{port}", self.host),
-            // A host with a single ':' would read back as host and port.
-            None if self.host.matches(':').count() == 1 => write!(f, "[{}]", self.host),
+            // Bracketed, a host with a ':' reads back as itself (bare, one ':'
+            // would be host and port, and the bare IPv6 form is checked harder).
+            None if self.host.contains(':') => write!(f, "[{}]", self.host),
             None => f.write_str(&self.host),
         }
     }
@@ -310,10 +311,16 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["h", "u@h", "u@h:2", "[::1]:2", "::1", "u@fe80::1"] {
+        for s in ["h", "u@h", "u@h:2", "[::1]:2", "[::1]", "u@[fe80::1]"] {
             let parsed = Destination::parse(s).unwrap();
             assert_eq!(parsed.to_string(), s);
             assert_eq!(Destination::parse(&parsed.to_string()).unwrap(), parsed);
+        }
+        // A bare IPv6 address prints bracketed, which reads back the same.
+        for (bare, shown) in [("::1", "[::1]"), ("u@fe80::1", "u@[fe80::1]")] {
+            let parsed = Destination::parse(bare).unwrap();
+            assert_eq!(parsed.to_string(), shown);
+            assert_eq!(Destination::parse(shown).unwrap(), parsed);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `exec` into a running container, and PATH lookups in a container's view.
 //!
 //! Launcher: `ip netns exec NS unshare -m -u sh -c SCRIPT` where SCRIPT sets the
-//! hostname, makes the image's bind mounts, touches a ready file and
+//! hostname, mounts its own /tmp, makes the image's bind mounts, touches a ready file and
 //! `exec setpriv ... -- ARGV`; every step execs, so the spawned PID is the
 //! container's main process.
 
@@ -98,6 +98,9 @@ pub(crate) struct Launch<'a> {
     pub crictl_dir: PathBuf,
     /// Created by the launcher once its mounts are made.
     pub ready_file: PathBuf,
+    /// The bed's directory (scripts, placeholder, every node's crictl, ready
+    /// files): still seen at its path inside the container's own `/tmp`.
+    pub bed_dir: &'a Path,
 }
 
 /// The image's environment plus the container's own variables.
@@ -125,6 +128,18 @@ impl Launch<'_> {
         s += &format!(
             "echo {} > /proc/sys/kernel/hostname\n",
             quote(self.hostname)
+        );
+        // Its own /tmp, as a container's writable layer is its own: what it
+        // leaves there (kcap's agent, if a kill stopped its wrapper) goes with
+        // it, never onto the machine. The bed's directory, which may be under
+        // /tmp, is kept at its path (through /mnt, in this namespace only).
+        let dir = quote(&self.bed_dir.display().to_string());
+        s += &format!(
+            "mount --bind {dir} /mnt\n\
+             mount -t tmpfs -o size=256m,mode=1777 kcap-container-tmp /tmp\n\
+             mkdir -p {dir}\n\
+             mount --bind /mnt {dir}\n\
+             umount /mnt\n"
         );
         if self.image.crictl {
             s += &format!(

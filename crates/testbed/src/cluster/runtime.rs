@@ -338,6 +338,7 @@ impl ClusterRuntime {
             placeholder: &self.files.placeholder,
             crictl_dir: crictl::bin_dir(node),
             ready_file: self.files.dir.join(format!("{}.ready", c.id)),
+            bed_dir: self.files.dir.parent().unwrap_or(&self.files.dir),
         }
     }
 
