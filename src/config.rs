@@ -786,15 +786,21 @@ fn resolve_kube(cli: &Cli, ssh: &SshFlags) -> Result<KubeSettings, UsageError> {
     })
 }
 
+/// For tests: the configuration `kcap ARGS` makes (the syntax must be clap's).
+#[cfg(test)]
+pub(crate) fn from_args(args: &[&str]) -> Result<Config, UsageError> {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(std::iter::once("kcap").chain(args.iter().copied()))
+        .expect("clap accepts the syntax");
+    Config::from_cli(cli)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config(args: &[&str]) -> Result<Config, UsageError> {
-        use clap::Parser;
-        let cli = Cli::try_parse_from(std::iter::once("kcap").chain(args.iter().copied()))
-            .expect("clap accepts the syntax");
-        Config::from_cli(cli)
+        from_args(args)
     }
 
     /// Every flag value kcap refuses, with the exact message: exit 2 before

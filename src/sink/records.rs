@@ -430,15 +430,7 @@ fn callback_line(report: &kcap_callback::CallbackReport, drain: std::time::Durat
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::Cli;
-    use crate::config::{Config, UsageError};
-
-    fn config(args: &[&str]) -> Result<Config, UsageError> {
-        use clap::Parser;
-        let cli = Cli::try_parse_from(std::iter::once("kcap").chain(args.iter().copied()))
-            .expect("clap accepts the syntax");
-        Config::from_cli(cli)
-    }
+    use crate::config::from_args as config;
 
     #[test]
     fn records_and_print_lines_never_share_stdout() {
