@@ -285,17 +285,14 @@ fn follow_captures_again_after_the_api_comes_back() {
     assert_clean(&bed, "--follow after API lost");
 }
 
-/// The API server restarts (every connection and stream cut, nothing taken for
-/// 3 s, then the same objects served again) while two pods are captured through
-/// it: without `--follow` kcap ends with "connection lost" (12) and the file
-/// keeps what arrived; nothing is left once it is back.
-#[test]
-fn an_api_server_restart_ends_the_captures_with_what_arrived() {
-    kcap_testbed::require_kubectl!();
-    let bed = cluster();
+/// kcap capturing the web pods (`--via node`, plus `extra`) until a packet
+/// arrived; then the API server restarts (down 3 s).
+fn web_captured_then_restart(bed: &Bed, extra: &[&str]) -> Child {
     let mut child = bed
         .kcap_kube()
-        .args(["-n", "prod", "-l", "app=web", "--via", "node", "-o"])
+        .args(["-n", "prod", "-l", "app=web", "--via", "node"])
+        .args(extra)
+        .arg("-o")
         .arg(bed.path(FILE))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -310,6 +307,18 @@ fn an_api_server_restart_ends_the_captures_with_what_arrived() {
         .api_server()
         .expect("a cluster bed")
         .restart(Duration::from_secs(3));
+    child
+}
+
+/// The API server restarts (every connection and stream cut, nothing taken for
+/// 3 s, then the same objects served again) while two pods are captured through
+/// it: without `--follow` kcap ends with "connection lost" (12) and the file
+/// keeps what arrived; nothing is left once it is back.
+#[test]
+fn an_api_server_restart_ends_the_captures_with_what_arrived() {
+    kcap_testbed::require_kubectl!();
+    let bed = cluster();
+    let child = web_captured_then_restart(&bed, &[]);
     let out = wait(child, Duration::from_secs(40));
     assert_exit(&out, 12, &["connection"]);
     let capture = read_capture(&bed.path(FILE));
@@ -330,25 +339,7 @@ fn an_api_server_restart_ends_the_captures_with_what_arrived() {
 fn with_follow_an_api_server_restart_is_a_gap_not_an_end() {
     kcap_testbed::require_kubectl!();
     let bed = cluster();
-    let mut child = bed
-        .kcap_kube()
-        .args([
-            "-n", "prod", "-l", "app=web", "--follow", "--via", "node", "-o",
-        ])
-        .arg(bed.path(FILE))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let got = wait_packets(&bed.path(FILE), START_WITHIN);
-    if !got {
-        let _ = child.kill();
-    }
-    assert!(got, "no packet before the restart");
-    bed.bed
-        .api_server()
-        .expect("a cluster bed")
-        .restart(Duration::from_secs(3));
+    let mut child = web_captured_then_restart(&bed, &["--follow"]);
     let back = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
