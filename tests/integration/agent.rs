@@ -195,7 +195,8 @@ fn agent_counts_what_a_stalled_reader_drops() {
 }
 
 /// Nothing of the agent is left on the node: not after a normal stop, not after
-/// kcap is killed outright (the agent deleted its own file when it started).
+/// kcap is killed outright (the agent deleted its own file when it started), not
+/// after kcap is killed while it sends the agent.
 #[test]
 fn agent_leaves_nothing_on_the_node() {
     let bed = Bed::minimal();
@@ -239,6 +240,27 @@ fn agent_leaves_nothing_on_the_node() {
         "capture processes left after SIGKILL: {left:?}"
     );
     assert_eq!(leftovers(), "");
+
+    // Killed while the agent is being sent: the wrapper, whose stdout and stderr
+    // then go nowhere, still removes what it stored (5 of 10 such kills left a
+    // directory before SIGPIPE was trapped).
+    for ms in [100, 150, 200, 250, 300, 350, 400, 500] {
+        let mut kcap = bed
+            .kcap()
+            .args(["--ssh-host", "node-a", "-o"])
+            .arg(bed.path("c.pcapng"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        kcap.kill().unwrap();
+        kcap.wait().unwrap();
+    }
+    assert!(
+        bed.wait_capture_gone("node-a", Duration::from_secs(10))
+            .is_empty()
+    );
+    assert_eq!(leftovers(), "", "a kill during the agent's upload left it");
 }
 
 /// An agent that cannot run on the node (here: not a program at all) is not fatal:
