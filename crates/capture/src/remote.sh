@@ -206,6 +206,9 @@ if [ -n "$agent" ]; then
     126|127) echo "kcap-remote: agent-unusable: it does not run here (exit $status)" >&2 ;;
   esac
   if [ "$status" = 3 ] || [ "$status" = 126 ] || [ "$status" = 127 ]; then
+    # An agent that never started did not delete itself: gone now, not at the
+    # end of the capture that follows.
+    rm -rf "$dir"
     tool=$tool_wanted
     if [ "$tool" = agent ]; then
       echo "kcap-remote: missing-tool: kcap's capture agent cannot run here (see above)" >&2
