@@ -173,18 +173,21 @@ fn list_interfaces_of_pods_and_several_interfaces_on_a_pod() {
         .unwrap();
     assert!(bed.wait_capture_in_pod("prod", "toolbox", Duration::from_secs(30)));
     std::thread::sleep(Duration::from_millis(1500));
-    // -W, not -w: a reply lost on a loaded machine is not a failure (with -c and
-    // -w, ping fails unless every reply came); none at all still is.
-    for to in ["127.0.0.1", gateway.as_str()] {
-        let ping = Command::new("ip")
+    // Loopback answers itself: 5 requests and 5 replies on lo. The gateway's
+    // answers are not what this test is about (on a loaded machine it has been
+    // seen not to answer for seconds): 10 requests out of eth0 are captured
+    // whether or not they are answered.
+    let ping = |to: &str, count: &str| {
+        Command::new("ip")
             .args([
-                "netns", "exec", &netns, "ping", "-c", "5", "-i", "0.1", "-W", "2", to,
+                "netns", "exec", &netns, "ping", "-c", count, "-i", "0.1", "-W", "1", to,
             ])
             .stdout(std::process::Stdio::null())
             .status()
-            .unwrap();
-        assert!(ping.success(), "ping {to}");
-    }
+            .unwrap()
+    };
+    assert!(ping("127.0.0.1", "5").success(), "ping 127.0.0.1");
+    let _ = ping(gateway.as_str(), "10");
     let out = wait(kcap, limit);
     assert_ok(&out);
     let capture = read_capture(&file);
