@@ -3,6 +3,7 @@
 //! write pcap or pcapng files that stay readable if kcap is killed, and read
 //! capture files back.
 
+pub mod annotation;
 mod buffer;
 mod decoder;
 mod error;
