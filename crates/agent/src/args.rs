@@ -24,6 +24,15 @@ impl Direction {
     }
 }
 
+/// `--process`: attribute packets to processes; `Auto` captures without them
+/// where this node refuses eBPF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Off,
+    On,
+    Auto,
+}
+
 /// `PACKET_OUTGOING` in linux/if_packet.h.
 pub const PACKET_OUTGOING: u8 = 4;
 
@@ -45,6 +54,7 @@ pub struct Args {
     /// A directory holding the agent's own binary: removed at start, so nothing is
     /// left on the host whatever ends the agent.
     pub remove: Option<PathBuf>,
+    pub process: Process,
 }
 
 pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -57,6 +67,7 @@ pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         bpf: None,
         linktype: None,
         remove: None,
+        process: Process::Off,
     };
     while let Some(flag) = argv.next() {
         let mut value = |name: &str| argv.next().ok_or_else(|| format!("{name} needs a value"));
@@ -76,6 +87,14 @@ pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--bpf" => args.bpf = Some(value("--bpf")?),
             "--remove" => args.remove = Some(value("--remove")?.into()),
+            "--process" => {
+                args.process = match value("--process")?.as_str() {
+                    "on" => Process::On,
+                    "auto" => Process::Auto,
+                    "off" => Process::Off,
+                    other => return Err(format!("--process: {other:?} is not on, auto or off")),
+                }
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -122,6 +141,12 @@ mod tests {
         assert_eq!(args.direction, Direction::InOut);
         assert_eq!(parse_all(&["-Q", "out"]).unwrap().direction, Direction::Out);
         assert!(parse_all(&["-Q", "both"]).is_err());
+        assert_eq!(
+            parse_all(&["--process", "auto"]).unwrap().process,
+            Process::Auto
+        );
+        assert_eq!(parse_all(&[]).unwrap().process, Process::Off);
+        assert!(parse_all(&["--process", "yes"]).is_err());
         assert!(parse_all(&["-x"]).is_err());
         assert!(parse_all(&["-s", "big"]).is_err());
         assert!(parse_all(&["-i"]).is_err());

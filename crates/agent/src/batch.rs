@@ -5,8 +5,14 @@
 //! stamp can take its slot first. kcap's merge keeps each source's order, so the
 //! agent puts every batch in timestamp order before writing it (stable, and a plain
 //! copy when it already is, which is nearly always).
+//!
+//! With `--process`, a packet's NEXT annotation is part of its record (they move
+//! together), and the DEFINE annotations of a batch go out before all of its
+//! records, so every NEXT finds its process defined whatever the order.
 
 use std::io::Write;
+
+use kcap_pcap::annotation::Annotation;
 
 use crate::pcap;
 use crate::ring::{Framing, Packet};
@@ -14,6 +20,8 @@ use crate::ring::{Framing, Packet};
 #[derive(Default)]
 pub struct Batch {
     bytes: Vec<u8>,
+    /// DEFINE annotations, written first.
+    defines: Vec<u8>,
     /// (timestamp, start, end) of each record in `bytes`.
     records: Vec<(u64, usize, usize)>,
     in_order: bool,
@@ -23,23 +31,39 @@ impl Batch {
     pub fn new(capacity: usize) -> Batch {
         Batch {
             bytes: Vec::with_capacity(capacity),
+            defines: Vec::new(),
             records: Vec::new(),
             in_order: true,
         }
     }
 
-    pub fn push(&mut self, framing: Framing, snaplen: u32, packet: &Packet<'_>) {
+    /// Adds `packet`, preceded by a NEXT annotation naming process `process`.
+    pub fn push(
+        &mut self,
+        framing: Framing,
+        snaplen: u32,
+        packet: &Packet<'_>,
+        process: Option<u32>,
+    ) {
         let ts = u64::from(packet.ts_sec) * 1_000_000_000 + u64::from(packet.ts_nsec);
         if self.records.last().is_some_and(|&(last, ..)| ts < last) {
             self.in_order = false;
         }
         let start = self.bytes.len();
+        if let Some(id) = process {
+            Annotation::Next { id }.write_record(&mut self.bytes);
+        }
         pcap::record(&mut self.bytes, framing, snaplen, packet);
         self.records.push((ts, start, self.bytes.len()));
     }
 
+    /// Defines process `id` for the packets of this batch and later ones.
+    pub fn define(&mut self, id: u32, text: &str) {
+        Annotation::Define { id, text }.write_record(&mut self.defines);
+    }
+
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.bytes.len() + self.defines.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -48,16 +72,19 @@ impl Batch {
 
     /// Writes the batch in time order and empties it; `false` if `out` failed.
     pub fn write_to(&mut self, out: &mut impl Write) -> bool {
-        let ok = if self.in_order {
-            out.write_all(&self.bytes).is_ok()
-        } else {
-            self.records.sort_by_key(|&(ts, ..)| ts);
-            let mut ordered = Vec::with_capacity(self.bytes.len());
-            for &(_, start, end) in &self.records {
-                ordered.extend_from_slice(&self.bytes[start..end]);
-            }
-            out.write_all(&ordered).is_ok()
-        };
+        let defined = self.defines.is_empty() || out.write_all(&self.defines).is_ok();
+        self.defines.clear();
+        let ok = defined
+            && if self.in_order {
+                out.write_all(&self.bytes).is_ok()
+            } else {
+                self.records.sort_by_key(|&(ts, ..)| ts);
+                let mut ordered = Vec::with_capacity(self.bytes.len());
+                for &(_, start, end) in &self.records {
+                    ordered.extend_from_slice(&self.bytes[start..end]);
+                }
+                out.write_all(&ordered).is_ok()
+            };
         self.bytes.clear();
         self.records.clear();
         self.in_order = true;
@@ -87,7 +114,7 @@ mod tests {
                 pkttype: 0,
                 addr: &[],
             };
-            batch.push(Framing::Ethernet, 100, &packet);
+            batch.push(Framing::Ethernet, 100, &packet, None);
         }
         let mut out = Vec::new();
         assert!(batch.write_to(&mut out));
@@ -101,5 +128,41 @@ mod tests {
         let expected: Vec<u8> = sorted.iter().flat_map(|&p| written(&[p])).collect();
         assert_eq!(written(&[(30, 3), (10, 1), (20, 2), (20, 4)]), expected);
         assert_eq!(written(&sorted), expected);
+    }
+
+    /// A packet keeps its NEXT when sorted; DEFINEs come before every record.
+    #[test]
+    fn annotations_travel_with_their_packets() {
+        let data = [7u8; 4];
+        let at = |ts_nsec| Packet {
+            ts_sec: 1,
+            ts_nsec,
+            len: 4,
+            data: &data,
+            vlan: None,
+            protocol: 0x800,
+            ifindex: 1,
+            hatype: 1,
+            pkttype: 0,
+            addr: &[],
+        };
+        let mut batch = Batch::new(64);
+        batch.push(Framing::Ethernet, 100, &at(20), Some(3));
+        batch.define(3, "PID: 1");
+        batch.push(Framing::Ethernet, 100, &at(10), None);
+        let mut out = Vec::new();
+        assert!(batch.write_to(&mut out));
+        let mut decoder = kcap_pcap::StreamDecoder::new();
+        let mut stream = pcap::header(Framing::Ethernet, 100);
+        stream.extend_from_slice(&out);
+        decoder.push(&stream);
+        let mut annotator = kcap_pcap::annotation::Annotator::default();
+        let mut seen = Vec::new();
+        while let Some(p) = decoder.next_packet().unwrap() {
+            if !annotator.absorb(&p) {
+                seen.push((p.ts_nanos % 100, annotator.take_for_packet()));
+            }
+        }
+        assert_eq!(seen, [(10, None), (20, Some("PID: 1".into()))]);
     }
 }

@@ -18,6 +18,7 @@ pub mod args;
 pub mod batch;
 pub mod bpf;
 pub mod pcap;
+pub mod process;
 pub mod ring;
 mod run;
 

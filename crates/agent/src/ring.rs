@@ -224,14 +224,17 @@ impl Ring {
     }
 
     /// Waits up to `timeout_ms` for the socket to have a block ready.
-    pub fn wait(&self, timeout_ms: i32) {
-        let mut poll = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
+    /// Waits for a block, `also` (another descriptor) to be readable, or the timeout.
+    pub fn wait(&self, timeout_ms: i32, also: Option<std::os::fd::RawFd>) {
+        let entry = |fd| libc::pollfd {
+            fd,
             events: libc::POLLIN | libc::POLLERR,
             revents: 0,
         };
-        // SAFETY: one valid pollfd. EINTR (a stop signal) just returns early.
-        unsafe { libc::poll(&mut poll, 1, timeout_ms) };
+        let mut polls = [entry(self.fd.as_raw_fd()), entry(also.unwrap_or(-1))];
+        // SAFETY: valid pollfds (a negative fd is ignored). EINTR (a stop signal)
+        // just returns early.
+        unsafe { libc::poll(polls.as_mut_ptr(), 2, timeout_ms) };
     }
 
     /// Calls `each` for every packet of the next block if the kernel has handed it

@@ -1,7 +1,8 @@
 //! The agent's life: parse, remove its own binary, set up the ring, copy blocks to
 //! stdout until stopped, print tcpdump's statistics lines.
 //!
-//! Exit codes: 0 after a capture, 3 when the capture cannot be set up here (bad
+//! Exit codes: 0 after a capture, 4 when `--process on` cannot attribute here
+//! (nothing captured; no fallback, since tcpdump cannot either), 3 when the capture cannot be set up here (bad
 //! arguments included), before anything was written (the wrapper then falls back to
 //! tcpdump). It says which on stderr in the wrapper's marker lines.
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::args;
 use crate::batch::Batch;
+use crate::process::Attribution;
 use crate::ring::{self, Counters, Framing, Ring};
 use crate::{bpf, pcap};
 
@@ -78,12 +80,26 @@ pub fn main() -> i32 {
         Ok(ring) => ring,
         Err(e) => return cannot(&e.to_string()),
     };
+    let mut attribution = match args.process {
+        args::Process::Off => None,
+        mode => match Attribution::start() {
+            Ok(a) => Some(a),
+            Err(why) if mode == args::Process::On => {
+                eprintln!("kcap-remote: process-unusable: {why}");
+                return 4;
+            }
+            Err(why) => {
+                eprintln!("kcap-remote: process-unavailable: {why}");
+                None
+            }
+        },
+    };
     eprintln!("kcap-remote: tool: kcap-agent");
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
     }
-    let (written, counters) = capture(&mut ring, framing, &args);
+    let (written, counters) = capture(&mut ring, framing, &args, attribution.as_mut());
     eprintln!(
         "{written} packet{} captured",
         if written == 1 { "" } else { "s" }
@@ -105,7 +121,12 @@ fn cannot(why: &str) -> i32 {
 }
 
 /// Copies packets until a stop signal, the count, or a closed stdout.
-fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counters) {
+fn capture(
+    ring: &mut Ring,
+    framing: Framing,
+    args: &args::Args,
+    mut attribution: Option<&mut Attribution>,
+) -> (u64, Counters) {
     // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
     let mut stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
     let mut open = stdout
@@ -118,6 +139,10 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
     let mut last_write = Instant::now();
     while open {
         let mut any = false;
+        // Events first: they were written before the packets they explain left.
+        if let Some(a) = attribution.as_deref_mut() {
+            a.update();
+        }
         while ring.next_block(|packet| {
             // A packet sent on loopback comes back as received: keep that copy only,
             // as libpcap does.
@@ -132,7 +157,10 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
                 return;
             }
             if args.count == 0 || written < args.count {
-                batch.push(framing, args.snaplen, packet);
+                let process = attribution
+                    .as_deref_mut()
+                    .and_then(|a| a.annotate(framing, packet, &mut batch));
+                batch.push(framing, args.snaplen, packet, process);
                 written += 1;
             }
         }) {
@@ -163,7 +191,12 @@ fn capture(ring: &mut Ring, framing: Framing, args: &args::Args) -> (u64, Counte
             ));
             last_pass = true;
         } else if !any {
-            ring.wait(WATERMARK_EVERY.as_millis() as i32);
+            // Woken by events too: a short-lived process is described (from
+            // /proc) while it still exists.
+            ring.wait(
+                WATERMARK_EVERY.as_millis() as i32,
+                attribution.as_deref().map(Attribution::fd),
+            );
         }
     }
     (written, ring.counters())

@@ -1,0 +1,327 @@
+//! Which process owns which endpoint, and the text kcap is told for each process.
+//!
+//! Endpoints are learnt from the programs' events and, at start, from the
+//! sockets that already exist (`/proc`), so a server started before the capture
+//! is known too. A socket bound to every address stands for each address of its
+//! network namespace. Memory is bounded: at most [`MAX_PROCESSES`] processes (the
+//! least recently used gives its id up) and [`MAX_ENDPOINTS`] endpoints.
+
+use std::collections::HashMap;
+
+use kcap_pcap::annotation::MAX_PROCESSES;
+
+use super::containers::Containers;
+use super::frame::{Endpoint, mapped_v4};
+use super::procfs;
+use super::programs::Event;
+
+pub const MAX_ENDPOINTS: usize = 1 << 16;
+/// Network namespaces whose addresses are remembered.
+const MAX_NETNS: usize = 1024;
+const AF_INET: u16 = 2;
+
+struct Slot {
+    tgid: u32,
+    comm: String,
+    /// Bumped when the id goes to another process: endpoints of the old one
+    /// then point nowhere.
+    generation: u32,
+    text: String,
+    /// kcap has this text for this id.
+    told: bool,
+    used: u64,
+}
+
+/// What a packet's process is, for the stream.
+pub enum Owner<'a> {
+    /// A process kcap knows by `id` already.
+    Known(u32),
+    /// A process kcap must first be told about.
+    New(u32, &'a str),
+}
+
+pub struct Table {
+    slots: Vec<Slot>,
+    by_tgid: HashMap<u32, u32>,
+    endpoints: HashMap<Endpoint, (u32, u32)>,
+    netns_addresses: HashMap<u64, Vec<[u8; 16]>>,
+    own_netns: Option<u64>,
+    containers: Containers,
+    tick: u64,
+}
+
+impl Table {
+    pub fn new(containers: Containers) -> Table {
+        Table {
+            slots: Vec::new(),
+            by_tgid: HashMap::new(),
+            endpoints: HashMap::new(),
+            netns_addresses: HashMap::new(),
+            own_netns: procfs::netns_of("self"),
+            containers,
+            tick: 0,
+        }
+    }
+
+    /// Takes the sockets that exist now in.
+    pub fn learn_existing(&mut self) {
+        for event in procfs::existing_sockets() {
+            self.learn(&event);
+        }
+    }
+
+    /// Takes one event in: `event.tgid` owns its endpoint(s).
+    pub fn learn(&mut self, event: &Event) {
+        let id = self.slot_for(event);
+        let generation = self.slots[id as usize].generation;
+        let addr = if event.family == AF_INET {
+            mapped_v4(event.addr[..4].try_into().expect("4 bytes"))
+        } else {
+            event.addr
+        };
+        let netns = procfs::netns_of(&event.tgid.to_string());
+        let addresses = if unspecified(&addr) {
+            let v4_only = event.family == AF_INET;
+            match netns.and_then(|ns| self.addresses_of(ns, event.tgid)) {
+                Some(all) => all
+                    .iter()
+                    .filter(|a| !v4_only || is_mapped_v4(a))
+                    .copied()
+                    .collect(),
+                None => Vec::new(),
+            }
+        } else {
+            vec![addr]
+        };
+        for addr in addresses {
+            // Loopback is per network namespace: only ours is captured here.
+            if is_loopback(&addr) && netns.is_some() && netns != self.own_netns {
+                continue;
+            }
+            if self.endpoints.len() >= MAX_ENDPOINTS {
+                self.forget_stale_endpoints();
+            }
+            let endpoint = Endpoint {
+                proto: event.proto,
+                addr,
+                port: event.port,
+            };
+            self.endpoints.insert(endpoint, (id, generation));
+        }
+    }
+
+    /// The process that sent the packet (its source endpoint), else the one it
+    /// is for (its destination): the sender's process on the way out of a host,
+    /// the receiver's on the way in.
+    pub fn owner(&mut self, src: &Endpoint, dst: &Endpoint) -> Option<Owner<'_>> {
+        let id = [src, dst].into_iter().find_map(|e| {
+            let &(id, generation) = self.endpoints.get(e)?;
+            (self.slots[id as usize].generation == generation).then_some(id)
+        })?;
+        self.tick += 1;
+        let slot = &mut self.slots[id as usize];
+        slot.used = self.tick;
+        if slot.told {
+            Some(Owner::Known(id))
+        } else {
+            slot.told = true;
+            Some(Owner::New(id, &slot.text))
+        }
+    }
+
+    fn slot_for(&mut self, event: &Event) -> u32 {
+        self.tick += 1;
+        if let Some(&id) = self.by_tgid.get(&event.tgid) {
+            let slot = &mut self.slots[id as usize];
+            // The same process unless its pid was reused (or it exec'd).
+            if slot.comm == event.comm {
+                slot.used = self.tick;
+                return id;
+            }
+        }
+        let text = self.describe(event);
+        let id = if self.slots.len() < MAX_PROCESSES as usize {
+            self.slots.push(Slot {
+                tgid: 0,
+                comm: String::new(),
+                generation: 0,
+                text: String::new(),
+                told: false,
+                used: 0,
+            });
+            self.slots.len() as u32 - 1
+        } else {
+            let (id, _) = self
+                .slots
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.used)
+                .expect("slots are full");
+            id as u32
+        };
+        let slot = &mut self.slots[id as usize];
+        if self.by_tgid.get(&slot.tgid) == Some(&id) {
+            self.by_tgid.remove(&slot.tgid);
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.tgid = event.tgid;
+        slot.comm = event.comm.clone();
+        slot.text = text;
+        slot.told = false;
+        slot.used = self.tick;
+        self.by_tgid.insert(event.tgid, id);
+        id
+    }
+
+    /// The comment kcap writes for this process, in ptcpdump's keys.
+    fn describe(&mut self, event: &Event) -> String {
+        let pid = event.tgid.to_string();
+        let mut text = format!("PID: {pid}\n");
+        let cmd = procfs::exe(&pid).unwrap_or_else(|| event.comm.clone());
+        text += &format!("Cmd: {cmd}\n");
+        if let Some(args) = procfs::cmdline(&pid) {
+            text += &format!("Args: {args}\n");
+        }
+        let ppid = if event.ppid != 0 {
+            Some(event.ppid)
+        } else {
+            procfs::parent(&pid)
+        };
+        if let Some(ppid) = ppid {
+            let ppid = ppid.to_string();
+            text += &format!("ParentPID: {ppid}\n");
+            if let Some(cmd) = procfs::exe(&ppid).or_else(|| procfs::comm(&ppid)) {
+                text += &format!("ParentCmd: {cmd}\n");
+            }
+            if let Some(args) = procfs::cmdline(&ppid) {
+                text += &format!("ParentArgs: {args}\n");
+            }
+        }
+        // A process gone already is still in its parent's container.
+        let container = self
+            .containers
+            .of(&pid)
+            .or_else(|| ppid.and_then(|p| self.containers.of(&p.to_string())));
+        if let Some(c) = container {
+            text += &format!("ContainerName: {}\nContainerId: {}\n", c.name, c.id);
+            if !c.pod.is_empty() {
+                text += &format!("PodName: {}\nPodNamespace: {}\n", c.pod, c.namespace);
+            }
+        }
+        text.pop();
+        text
+    }
+
+    fn addresses_of(&mut self, netns: u64, pid: u32) -> Option<&Vec<[u8; 16]>> {
+        if !self.netns_addresses.contains_key(&netns) {
+            let found = procfs::local_addresses(&pid.to_string())?;
+            if self.netns_addresses.len() >= MAX_NETNS {
+                self.netns_addresses.clear();
+            }
+            self.netns_addresses.insert(netns, found);
+        }
+        self.netns_addresses.get(&netns)
+    }
+
+    fn forget_stale_endpoints(&mut self) {
+        let slots = &self.slots;
+        self.endpoints
+            .retain(|_, &mut (id, g)| slots[id as usize].generation == g);
+        if self.endpoints.len() >= MAX_ENDPOINTS {
+            self.endpoints.clear();
+        }
+    }
+}
+
+fn unspecified(a: &[u8; 16]) -> bool {
+    a.iter().all(|&b| b == 0) || (is_mapped_v4(a) && a[12..].iter().all(|&b| b == 0))
+}
+
+fn is_mapped_v4(a: &[u8; 16]) -> bool {
+    a[..10].iter().all(|&b| b == 0) && a[10] == 0xff && a[11] == 0xff
+}
+
+fn is_loopback(a: &[u8; 16]) -> bool {
+    (is_mapped_v4(a) && a[12] == 127) || *a == std::net::Ipv6Addr::LOCALHOST.octets()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(tgid: u32, comm: &str, port: u16, v4: [u8; 4]) -> Event {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&v4);
+        Event {
+            tgid,
+            ppid: 1,
+            proto: 6,
+            family: AF_INET,
+            port,
+            addr,
+            comm: comm.into(),
+        }
+    }
+
+    fn ep(v4: [u8; 4], port: u16) -> Endpoint {
+        Endpoint {
+            proto: 6,
+            addr: mapped_v4(v4),
+            port,
+        }
+    }
+
+    #[test]
+    fn the_sender_is_named_first_and_told_once() {
+        // Pids that do not exist here: the text comes from the event alone.
+        let mut t = Table::new(Containers::none());
+        t.learn(&event(4_000_001, "curl", 40000, [10, 0, 0, 1]));
+        t.learn(&event(4_000_002, "server", 8080, [10, 0, 0, 2]));
+        let (client, server) = (ep([10, 0, 0, 1], 40000), ep([10, 0, 0, 2], 8080));
+        let Some(Owner::New(id, text)) = t.owner(&client, &server) else {
+            panic!("the client is new");
+        };
+        assert!(
+            text.starts_with("PID: 4000001\nCmd: curl\nParentPID: 1"),
+            "{text}"
+        );
+        assert!(matches!(t.owner(&client, &server), Some(Owner::Known(i)) if i == id));
+        assert!(matches!(t.owner(&server, &client), Some(Owner::New(..))));
+        assert!(
+            t.owner(&ep([10, 0, 0, 9], 1), &ep([10, 0, 0, 8], 2))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_reused_pid_with_another_command_is_a_new_process() {
+        let mut t = Table::new(Containers::none());
+        t.learn(&event(4_000_003, "curl", 40001, [10, 0, 0, 1]));
+        let old = ep([10, 0, 0, 1], 40001);
+        let Some(Owner::New(first, _)) = t.owner(&old, &old) else {
+            panic!()
+        };
+        t.learn(&event(4_000_003, "wget", 40002, [10, 0, 0, 1]));
+        let Some(Owner::New(second, text)) = t.owner(&ep([10, 0, 0, 1], 40002), &old) else {
+            panic!()
+        };
+        assert!(text.contains("Cmd: wget"));
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn ids_are_reused_least_recently_used_first_and_old_endpoints_then_match_nothing() {
+        let mut t = Table::new(Containers::none());
+        for i in 0..MAX_PROCESSES {
+            t.learn(&event(5_000_000 + i, "p", 1000 + i as u16, [10, 1, 0, 1]));
+        }
+        t.learn(&event(6_000_000, "late", 999, [10, 1, 0, 1]));
+        // Process 0 was the least recently used: its id went to "late".
+        assert!(t.owner(&ep([10, 1, 0, 1], 1000), &ep([0; 4], 0)).is_none());
+        assert!(matches!(
+            t.owner(&ep([10, 1, 0, 1], 999), &ep([0; 4], 0)),
+            Some(Owner::New(0, _))
+        ));
+        assert_eq!(t.slots.len(), MAX_PROCESSES as usize);
+    }
+}
