@@ -1,14 +1,20 @@
 # kcap's remote capture wrapper (POSIX sh). Run as:
-#   sh -c SCRIPT kcap "$SSH_CONNECTION" TOOL IFACE SNAPLEN BUFFER_KIB COUNT FILTER AGENT_BYTES DIRECTION
+#   sh -c SCRIPT kcap "$SSH_CONNECTION" TOOL IFACE SNAPLEN BUFFER_KIB COUNT FILTER AGENT_BYTES DIRECTION PROCESS
 # Every argument arrives as one quoted word; nothing here is pasted into code.
 # stdout carries the pcap stream and nothing else; messages go to stderr.
 # With AGENT_BYTES > 0, stdin starts with that many bytes of kcap's capture agent
 # (crates/agent); kcap sends its heartbeat only after the tool line below.
+# PROCESS (off, on, auto) is --process: only the agent attributes packets to
+# processes, so with on (kcap then asks for TOOL agent) nothing else is used.
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin
-conn=$1 tool=$2 iface=$3 snap=$4 buffer=$5 count=$6 filter=$7 agent_bytes=${8:-0} direction=${9:-inout}
+conn=$1 tool=$2 iface=$3 snap=$4 buffer=$5 count=$6 filter=$7 agent_bytes=${8:-0} direction=${9:-inout} process=${10:-off}
 case $direction in
   in|out|inout) ;;
   *) echo "kcap-remote: unknown direction: $direction" >&2; exit 2 ;;
+esac
+case $process in
+  off|on|auto) ;;
+  *) echo "kcap-remote: unknown process mode: $process" >&2; exit 2 ;;
 esac
 buffer_mib=$(( (buffer + 1023) / 1024 ))
 
@@ -68,6 +74,9 @@ agent_unusable() {
   if [ "$tool" = agent ]; then
     echo "kcap-remote: missing-tool: kcap's capture agent cannot run here: $1" >&2
     exit 127
+  fi
+  if [ "$process" = auto ]; then
+    echo "kcap-remote: process-unavailable: kcap's capture agent cannot run here: $1" >&2
   fi
 }
 # tcpdump's chatter ("tcpdump: data link type ...") comes along; the agent skips it.
@@ -156,7 +165,9 @@ direction_filter() {
 # Sets $status.
 capture_with() {
   case $1 in
-    kcap-agent) set -- "$agent" --remove "$dir" -y "$linktype" -s "$snap" -i "$iface" -B "$buffer" --bpf "$bpf" ;;
+    kcap-agent)
+      set -- "$agent" --remove "$dir" -y "$linktype" -s "$snap" -i "$iface" -B "$buffer" --bpf "$bpf"
+      if [ "$process" != off ]; then set -- "$@" --process "$process"; fi ;;
     tcpdump) set -- tcpdump -U -n --immediate-mode -s "$snap" -i "$iface" -B "$buffer" -w - ;;
     tshark) set -- tshark -l -n -q -s "$snap" -i "$iface" -B "$buffer_mib" -F pcap -w - ;;
     dumpcap) set -- dumpcap -q -P -s "$snap" -i "$iface" -B "$buffer_mib" -w - ;;
@@ -209,6 +220,9 @@ if [ -n "$agent" ]; then
     # An agent that never started did not delete itself: gone now, not at the
     # end of the capture that follows.
     rm -rf "$dir"
+    if [ "$process" = auto ]; then
+      echo "kcap-remote: process-unavailable: kcap's capture agent could not start here (see above)" >&2
+    fi
     tool=$tool_wanted
     if [ "$tool" = agent ]; then
       echo "kcap-remote: missing-tool: kcap's capture agent cannot run here (see above)" >&2
