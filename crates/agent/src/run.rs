@@ -76,10 +76,8 @@ pub fn main() -> i32 {
         Err(e) => return cannot(&e),
     };
     let program = bpf::without_loopback_echo(&program, loopback(), args.snaplen);
-    let mut ring = match Ring::open(framing, ifindex, args.buffer_kib, &program) {
-        Ok(ring) => ring,
-        Err(e) => return cannot(&e.to_string()),
-    };
+    // Before the ring: a user that may not capture may not load BPF either,
+    // and --process says so in its own words.
     let mut attribution = match args.process {
         args::Process::Off => None,
         mode => match Attribution::start() {
@@ -93,6 +91,10 @@ pub fn main() -> i32 {
                 None
             }
         },
+    };
+    let mut ring = match Ring::open(framing, ifindex, args.buffer_kib, &program) {
+        Ok(ring) => ring,
+        Err(e) => return cannot(&e.to_string()),
     };
     eprintln!("kcap-remote: tool: kcap-agent");
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {

@@ -42,6 +42,8 @@ const CONNECTING_ENTRIES: u32 = 1 << 14;
 /// A program on a tracepoint; a required one that cannot be attached makes
 /// attribution unusable.
 struct Hook {
+    /// The program's name (`bpftool prog` shows it; kcap's all start `kcap_`).
+    name: &'static str,
     tracepoint: &'static str,
     sock: Sock,
     action: Action,
@@ -52,6 +54,7 @@ struct Hook {
 const HOOKS: &[Hook] = &[
     // inet_sock_set_state(sk, oldstate, newstate)
     Hook {
+        name: "kcap_connect",
         tracepoint: "inet_sock_set_state",
         sock: Sock::Arg(0),
         action: Action::Remember,
@@ -59,6 +62,7 @@ const HOOKS: &[Hook] = &[
         required: true,
     },
     Hook {
+        name: "kcap_listen",
         tracepoint: "inet_sock_set_state",
         sock: Sock::Arg(0),
         action: Action::Report,
@@ -67,6 +71,7 @@ const HOOKS: &[Hook] = &[
     },
     // net_dev_queue(skb)
     Hook {
+        name: "kcap_syn",
         tracepoint: "net_dev_queue",
         sock: Sock::BufferArg(0),
         action: Action::Deliver,
@@ -75,6 +80,7 @@ const HOOKS: &[Hook] = &[
     },
     // sock_send_length(sk, ret, flags), sock_recv_length(sk, ret, flags)
     Hook {
+        name: "kcap_send",
         tracepoint: "sock_send_length",
         sock: Sock::Arg(0),
         action: Action::Report,
@@ -82,6 +88,7 @@ const HOOKS: &[Hook] = &[
         required: true,
     },
     Hook {
+        name: "kcap_recv",
         tracepoint: "sock_recv_length",
         sock: Sock::Arg(0),
         action: Action::Report,
@@ -206,7 +213,7 @@ fn attach(
     maps: &Maps,
 ) -> Result<(OwnedFd, OwnedFd), String> {
     let insns = programs::program(hook.sock, hook.action, hook.when, offsets, maps);
-    let program = sys::load_raw_tracepoint(&insns, id, hook.tracepoint)
+    let program = sys::load_raw_tracepoint(&insns, id, hook.name)
         .map_err(|e| format!("loading the program for {}: {e}", hook.tracepoint))?;
     let link = sys::attach_tracing(&program).map_err(|e| match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => format!(
