@@ -55,6 +55,7 @@ fn packet(ts_nanos: u64, byte: u8) -> Packet {
         ts_nanos,
         orig_len: 4,
         data: vec![byte; 4],
+        comment: None,
     }
 }
 
@@ -273,6 +274,7 @@ fn linktype_sll_rewrites_cooked_v2_and_a_source_added_later_gets_its_interface()
                 ts_nanos: 5,
                 orig_len: sll2.len() as u32,
                 data: sll2,
+                comment: None,
             }],
         },
     ];
@@ -327,6 +329,7 @@ fn max_size_stops_after_the_packet_that_reaches_it() {
         ts_nanos: i,
         orig_len: 100,
         data: vec![i as u8; 100],
+        comment: None,
     };
     tx.try_send(Event::Packets {
         source: 0,

@@ -270,6 +270,7 @@ mod tests {
             ts_nanos,
             orig_len: len as u32,
             data: vec![0; len],
+            comment: None,
         }
     }
 
