@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kcap_capture::command::{AgentBinary, CaptureCommand, Direction, FULL_SNAPLEN, Tool};
+use kcap_capture::command::{
+    AgentBinary, CaptureCommand, Direction, FULL_SNAPLEN, ProcessMode, Tool,
+};
+use kcap_kube::Method;
 
 use crate::agent;
 use kcap_capture::filter::{FilterSpec, Protocol};
@@ -13,6 +16,7 @@ use kcap_ssh::ConnectOptions;
 
 use crate::cli::Cli;
 use crate::limits::FileLimits;
+use crate::process::ProcessFilter;
 use crate::sink::naming;
 
 /// A flag value that cannot work. Always exit code 2.
@@ -82,7 +86,6 @@ pub enum Via {
 
 impl Via {
     fn parse(input: &str) -> Option<Via> {
-        use kcap_kube::Method;
         Some(match input {
             "auto" => Via::Auto,
             "exec" => Via::Only(Method::Exec),
@@ -132,6 +135,8 @@ pub struct CaptureSettings {
     pub sudo: bool,
     /// The capture agent to send, for `--remote-tool auto` and `agent`.
     pub agent: Option<AgentBinary>,
+    /// `--process` (also implied by the process filters).
+    pub process: ProcessMode,
 }
 
 /// How `--print` shows each packet.
@@ -317,6 +322,8 @@ pub struct Config {
     pub dry_run: Option<DryRun>,
     /// `-D`: list each target's interfaces instead of capturing.
     pub list_interfaces: bool,
+    /// `--pid`, `--pname`, `--container-name`, `--container-id`.
+    pub process_filter: ProcessFilter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -388,9 +395,28 @@ impl Config {
             },
             sudo: cli.sudo,
             agent: None,
+            process: ProcessMode::Off,
+        };
+        let process_filter = process_filter(&cli)?;
+        let process = process_mode(&cli, &process_filter, read.is_some(), capture.tool)?;
+        let capture = CaptureSettings {
+            // The agent or nothing: the node-side wrapper does not fall back to tcpdump.
+            tool: match process {
+                ProcessMode::On => Tool::Agent,
+                _ => capture.tool,
+            },
+            process,
+            ..capture
         };
         let capture = CaptureSettings {
-            agent: agent::for_tool(capture.tool).map_err(usage)?,
+            agent: agent::for_tool(capture.tool)
+                .map_err(|e| match process {
+                    ProcessMode::On => usage(format!(
+                        "--process needs kcap's capture agent on the node: {}",
+                        e.trim_start_matches("--remote-tool agent: ")
+                    )),
+                    _ => usage(e),
+                })?,
             ..capture
         };
         if cli.count == Some(0) {
@@ -451,6 +477,16 @@ impl Config {
         let kube = (read.is_none() && (kube_targets || has_tokens))
             .then(|| resolve_kube(&cli, &ssh))
             .transpose()?;
+        if process != ProcessMode::Off
+            && let Some(Via::Only(method @ (Method::Exec | Method::Ephemeral))) =
+                kube.as_ref().map(|k| k.via)
+        {
+            let via = if method == Method::Exec { "exec" } else { "ephemeral" };
+            return Err(usage(format!(
+                "--process needs kcap's agent on the pod's node, which --via {via} does not \
+                 reach: use --via node or --via ssh (or leave --via auto, which then means node)"
+            )));
+        }
         let verbosity = match (cli.quiet, cli.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
@@ -490,6 +526,7 @@ impl Config {
             verbosity,
             dry_run,
             list_interfaces: cli.list_interfaces,
+            process_filter,
         };
         // Check the remote command line now: a hostile --iface or a NUL in --filter is a
         // usage error before anything connects.
@@ -513,8 +550,93 @@ impl Config {
             filter,
             sudo: c.sudo,
             agent: c.agent.clone(),
+            // Without the agent (`--process=auto`, none installed) nothing attributes.
+            process: if c.agent.is_some() {
+                c.process
+            } else {
+                ProcessMode::Off
+            },
         }
     }
+}
+
+/// `--pid`, `--pname`, `--container-name`, `--container-id`, checked.
+fn process_filter(cli: &Cli) -> Result<ProcessFilter, UsageError> {
+    let pids = cli
+        .pid
+        .iter()
+        .map(|p| {
+            p.trim()
+                .parse::<u32>()
+                .map_err(|_| usage(format!("--pid {p:?} is not a process ID")))
+        })
+        .collect::<Result<_, _>>()?;
+    for (flag, values) in [
+        ("--pname", &cli.pname),
+        ("--container-name", &cli.container_name),
+    ] {
+        if let Some(empty) = values.iter().find(|v| v.trim().is_empty() || v.contains('\n')) {
+            return Err(usage(format!("{flag} {empty:?} is not a name")));
+        }
+    }
+    let container_ids = cli
+        .container_id
+        .iter()
+        .map(|id| match id.trim() {
+            hex if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Ok(hex.to_ascii_lowercase())
+            }
+            _ => Err(usage(format!(
+                "--container-id {id:?}: give at least the first 4 hex digits of the container's ID"
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ProcessFilter {
+        pids,
+        names: cli.pname.clone(),
+        container_names: cli.container_name.clone(),
+        container_ids,
+    })
+}
+
+/// `--process[=WHEN]`, or `on` when a process filter asks for it; refused where
+/// kcap's agent does not capture (`-r`, `--connect`, another `--remote-tool`).
+fn process_mode(
+    cli: &Cli,
+    filter: &ProcessFilter,
+    reading: bool,
+    tool: Tool,
+) -> Result<ProcessMode, UsageError> {
+    let mode = match cli.process.as_deref() {
+        None if filter.is_empty() => return Ok(ProcessMode::Off),
+        None => ProcessMode::On,
+        Some(when) => match ProcessMode::parse(when) {
+            Some(ProcessMode::Off) | None => {
+                return Err(usage(format!(
+                    "unknown --process={when:?}: use --process (on) or --process=auto"
+                )));
+            }
+            Some(mode) => mode,
+        },
+    };
+    let flag = match cli.process.as_deref() {
+        Some(_) => "--process".to_string(),
+        None => format!("{} (which implies --process)", filter.describe()),
+    };
+    if reading {
+        return Err(usage(format!(
+            "{flag} is for captures, not for -r or --connect: a file's packets keep the \
+             process kcap wrote in their comments, and --print shows it"
+        )));
+    }
+    if !matches!(tool, Tool::Auto | Tool::Agent) {
+        return Err(usage(format!(
+            "{flag} needs kcap's capture agent, not --remote-tool {}: use --remote-tool auto \
+             or agent",
+            tool.name()
+        )));
+    }
+    Ok(mode)
 }
 
 /// Several `-i`: each a valid name, none twice, and `any` alone (it already holds

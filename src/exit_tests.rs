@@ -17,6 +17,7 @@ fn command(filter: &str, sudo: bool) -> Box<CaptureCommand> {
         filter: Some(filter.into()),
         sudo,
         agent: None,
+        process: kcap_capture::command::ProcessMode::Off,
     })
 }
 

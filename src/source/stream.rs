@@ -10,6 +10,7 @@ use kcap_capture::command::{
 };
 use kcap_capture::outcome::{self, Failure, ToolStatistics};
 use kcap_pcap::StreamDecoder;
+use kcap_pcap::annotation::Annotator;
 use tokio::sync::mpsc;
 
 use crate::event::{Event, SourceId, SourceInfo};
@@ -97,6 +98,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
         ..
     } = *feed;
     let mut decoder = StreamDecoder::new();
+    let mut annotator = Annotator::default();
     let mut started = false;
     let mut held = Held::default();
     let mut stderr = Vec::new();
@@ -124,7 +126,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
             output = process.next() => match output {
                 Ok(Some(Chunk::Stdout(bytes))) => {
                     decoder.push(&bytes);
-                    let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                    let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
                     if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
                         break Err(e);
                     }
@@ -133,7 +135,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
                     keep_tail(&mut stderr, &bytes);
                     beating = beating || outcome::tool_used(&String::from_utf8_lossy(&stderr)).is_some();
                     if !started {
-                        let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                        let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
                         if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
                             break Err(e);
                         }
@@ -147,7 +149,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
                 // A failed write means the stream is going away; `next()` will say why.
                 process.write_stdin(HEARTBEAT).await;
                 if !started {
-                    let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                    let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
                     if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
                         break Err(e);
                     }
@@ -168,6 +170,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     // Packets still held for the tool line go out now.
     let mut stream = Stream {
         decoder: &mut decoder,
+        annotator: &mut annotator,
         started: &mut started,
         held: &mut held,
     };
@@ -228,6 +231,8 @@ async fn send_agent<P: Process>(process: &mut P, bytes: &[u8], stop: &Stop) -> b
 /// A stream's decoding state: packets decoded before `Started` was sent are held.
 struct Stream<'a> {
     decoder: &'a mut StreamDecoder,
+    /// The process of each packet, from the agent's annotation records.
+    annotator: &'a mut Annotator,
     started: &'a mut bool,
     held: &'a mut Held,
 }
@@ -239,7 +244,9 @@ struct Held {
     since: Option<Instant>,
 }
 
-/// Decodes what is buffered and hands complete packets to the writer. `Started`
+/// Decodes what is buffered and hands complete packets to the writer, each with
+/// its process when the agent's annotation records named it (those records are
+/// taken out here: they are not packets). `Started`
 /// goes first, once the header arrived and the wrapper's tool line is on stderr
 /// (or [`DESCRIBE_WAIT`] passed, or `now`): its description then says how the
 /// node-side script found the pod's network, when it said so.
@@ -258,7 +265,12 @@ async fn forward(
     loop {
         match stream.decoder.next_packet() {
             Ok(Some(packet)) if packet.is_watermark() => watermark = Some(packet.ts_nanos),
-            Ok(Some(packet)) => stream.held.packets.push(packet),
+            // Not a packet: which process the next one belongs to.
+            Ok(Some(packet)) if stream.annotator.absorb(&packet) => {}
+            Ok(Some(mut packet)) => {
+                packet.comment = stream.annotator.take_for_packet();
+                stream.held.packets.push(packet);
+            }
             Ok(None) => break,
             Err(e) => {
                 failed = Some(StreamError::NotACapture(e));
