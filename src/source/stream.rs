@@ -74,6 +74,8 @@ pub struct Ended {
     /// How the node-side script found the pod's network (`netns by IP`, ...).
     pub way: Option<String>,
     pub statistics: Option<ToolStatistics>,
+    /// `--process=auto` on a node where kcap's agent cannot attribute packets: why.
+    pub process_unavailable: Option<String>,
     pub result: Result<(), StreamError>,
 }
 
@@ -102,6 +104,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     let mut started = false;
     let mut held = Held::default();
     let mut stderr = Vec::new();
+    let mut process_unavailable = None;
     let mut exit: Option<Option<String>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut stopping: Option<Instant> = None;
@@ -133,6 +136,9 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
                 }
                 Ok(Some(Chunk::Stderr(bytes))) => {
                     keep_tail(&mut stderr, &bytes);
+                    if process_unavailable.is_none() {
+                        process_unavailable = unavailable(info, &stderr);
+                    }
                     beating = beating || outcome::tool_used(&String::from_utf8_lossy(&stderr)).is_some();
                     if !started {
                         let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
@@ -207,8 +213,22 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
         tool,
         way,
         statistics,
+        process_unavailable,
         result,
     }
+}
+
+/// The agent's `process-unavailable` line, once it is complete on stderr: warned
+/// about here, once per stream, and kept for the summary.
+fn unavailable(info: &SourceInfo, stderr: &[u8]) -> Option<String> {
+    let complete = &stderr[..stderr.iter().rposition(|&b| b == b'\n')? + 1];
+    let why = outcome::process_unavailable(&String::from_utf8_lossy(complete))?;
+    tracing::warn!(
+        "kcap: {}: warning: --process=auto: cannot attribute packets to processes on this \
+         node: {why}; capturing without them",
+        info.label
+    );
+    Some(why)
 }
 
 /// Writes the agent to stdin in pieces; `false` if a piece could not be written

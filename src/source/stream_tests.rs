@@ -311,7 +311,9 @@ async fn annotation_records_become_the_next_packets_process() {
         .chunks(7)
         .map(|c| Ok(Some(Chunk::Stdout(c.to_vec()))))
         .collect();
-    script.push(Ok(Some(Chunk::Stderr(b"kcap-remote: tool: agent\n".to_vec()))));
+    script.push(Ok(Some(Chunk::Stderr(
+        b"kcap-remote: tool: agent\n".to_vec(),
+    ))));
     script.push(Ok(Some(Chunk::Exit(None))));
     let (ended, events) = drive_script(&mut Scripted::new(script), &Stop::default()).await;
     assert!(ended.result.is_ok(), "{:?}", ended.result);
