@@ -129,7 +129,9 @@ impl ProcessFilter {
             field(text, "ContainerId"),
             &|id| {
                 let id = id.to_ascii_lowercase();
-                self.container_ids.iter().any(|p| id.starts_with(p.as_str()))
+                self.container_ids
+                    .iter()
+                    .any(|p| id.starts_with(p.as_str()))
             },
         )
     }
@@ -198,8 +200,14 @@ mod tests {
         assert_eq!(merge_comment("PID: 7", None), "PID: 7");
         let mut merged = MergedComment::default();
         let text: Arc<str> = Arc::from("PID: 7");
-        assert_eq!(merged.get(&text, Some("NodeName: n")), "PID: 7\nNodeName: n");
-        assert_eq!(merged.get(&text, Some("NodeName: n")), "PID: 7\nNodeName: n");
+        assert_eq!(
+            merged.get(&text, Some("NodeName: n")),
+            "PID: 7\nNodeName: n"
+        );
+        assert_eq!(
+            merged.get(&text, Some("NodeName: n")),
+            "PID: 7\nNodeName: n"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::config::Format;
 use crate::event::SourceId;
 use crate::limits::FlightRecorder;
 use crate::names::NameTable;
+use crate::process::MergedComment;
 
 /// Bookkeeping per held packet besides its bytes (the `Packet`, its place in the ring).
 const PER_PACKET: u64 = 64;
@@ -158,8 +159,25 @@ impl FlightSink {
             sink.interface(remembered.interface())?;
         }
         let mut packets = 0;
+        // Packets hold their process text (shared); the comment is merged as the
+        // pipeline merges it, once per run of one process.
+        let mut merged: Vec<MergedComment> = Vec::new();
         for (source, packet) in self.ring.drain() {
-            sink.packet(source, &packet, None)?;
+            let comment = match &packet.comment {
+                Some(process) => {
+                    if merged.len() <= source {
+                        merged.resize_with(source + 1, MergedComment::default);
+                    }
+                    let own = self
+                        .interfaces
+                        .iter()
+                        .find(|r| r.source == source)
+                        .and_then(|r| r.info.comment.as_deref());
+                    Some(merged[source].get(process, own))
+                }
+                None => None,
+            };
+            sink.packet(source, &packet, comment)?;
             packets += 1;
         }
         for e in &self.ended {
@@ -229,12 +247,9 @@ impl Sink for FlightSink {
         packet: &Packet,
         comment: Option<&str>,
     ) -> Result<(), SinkError> {
-        // Only live captures come here, and their packets carry no comment of
-        // their own (the source's applies): nothing to keep.
-        debug_assert!(
-            comment.is_none(),
-            "the flight recorder keeps no packet comments"
-        );
+        // Only live captures come here: `comment` is the packet's process text
+        // merged with the source's comment, made again from the packet's own (a
+        // shared `Arc`, not a copy per packet) when the file is written.
         let _ = comment;
         self.ring.push(source, packet.clone());
         Ok(())
