@@ -398,7 +398,13 @@ impl Config {
             process: ProcessMode::Off,
         };
         let process_filter = process_filter(&cli)?;
-        let process = process_mode(&cli, &process_filter, read.is_some(), capture.tool)?;
+        let process = process_mode(
+            &cli,
+            &process_filter,
+            read.is_some(),
+            kube_targets,
+            capture.tool,
+        )?;
         let capture = CaptureSettings {
             // The agent or nothing: the node-side wrapper does not fall back to tcpdump.
             tool: match process {
@@ -409,14 +415,13 @@ impl Config {
             ..capture
         };
         let capture = CaptureSettings {
-            agent: agent::for_tool(capture.tool)
-                .map_err(|e| match process {
-                    ProcessMode::On => usage(format!(
-                        "--process needs kcap's capture agent on the node: {}",
-                        e.trim_start_matches("--remote-tool agent: ")
-                    )),
-                    _ => usage(e),
-                })?,
+            agent: agent::for_tool(capture.tool).map_err(|e| match process {
+                ProcessMode::On => usage(format!(
+                    "--process needs kcap's capture agent on the node: {}",
+                    e.trim_start_matches("--remote-tool agent: ")
+                )),
+                _ => usage(e),
+            })?,
             ..capture
         };
         if cli.count == Some(0) {
@@ -477,16 +482,6 @@ impl Config {
         let kube = (read.is_none() && (kube_targets || has_tokens))
             .then(|| resolve_kube(&cli, &ssh))
             .transpose()?;
-        if process != ProcessMode::Off
-            && let Some(Via::Only(method @ (Method::Exec | Method::Ephemeral))) =
-                kube.as_ref().map(|k| k.via)
-        {
-            let via = if method == Method::Exec { "exec" } else { "ephemeral" };
-            return Err(usage(format!(
-                "--process needs kcap's agent on the pod's node, which --via {via} does not \
-                 reach: use --via node or --via ssh (or leave --via auto, which then means node)"
-            )));
-        }
         let verbosity = match (cli.quiet, cli.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
@@ -575,7 +570,10 @@ fn process_filter(cli: &Cli) -> Result<ProcessFilter, UsageError> {
         ("--pname", &cli.pname),
         ("--container-name", &cli.container_name),
     ] {
-        if let Some(empty) = values.iter().find(|v| v.trim().is_empty() || v.contains('\n')) {
+        if let Some(empty) = values
+            .iter()
+            .find(|v| v.trim().is_empty() || v.contains('\n'))
+        {
             return Err(usage(format!("{flag} {empty:?} is not a name")));
         }
     }
@@ -605,6 +603,7 @@ fn process_mode(
     cli: &Cli,
     filter: &ProcessFilter,
     reading: bool,
+    pods: bool,
     tool: Tool,
 ) -> Result<ProcessMode, UsageError> {
     let mode = match cli.process.as_deref() {
@@ -634,6 +633,12 @@ fn process_mode(
             "{flag} needs kcap's capture agent, not --remote-tool {}: use --remote-tool auto \
              or agent",
             tool.name()
+        )));
+    }
+    if pods && let via @ ("exec" | "ephemeral") = cli.via.as_str() {
+        return Err(usage(format!(
+            "{flag} needs kcap's agent on the pod's node, which --via {via} does not reach: \
+             use --via node or --via ssh (or leave --via auto, which then means node)"
         )));
     }
     Ok(mode)
@@ -1216,5 +1221,117 @@ mod tests {
         assert!(
             p.to_str().unwrap().starts_with("capture-") && p.to_str().unwrap().ends_with(".pcapng")
         );
+    }
+
+    /// `--process` and the process filters: what each makes, and each refusal.
+    #[test]
+    fn process_flags() {
+        let node = ["--ssh-host", "node-a"];
+        let with = |args: &[&str]| config(&[&node[..], args].concat());
+        let refused = |args: &[&str]| match with(args) {
+            Ok(_) => panic!("{args:?} accepted"),
+            Err(e) => e.0,
+        };
+        let plain = with(&[]).unwrap();
+        assert_eq!(plain.capture.process, ProcessMode::Off);
+        assert!(plain.process_filter.is_empty());
+        // `auto` keeps the tool; without an agent here, nothing attributes.
+        let auto = with(&["--process=auto"]).unwrap();
+        assert_eq!(
+            (auto.capture.process, auto.capture.tool),
+            (ProcessMode::Auto, Tool::Auto)
+        );
+        assert_eq!(auto.capture_command(None).process, ProcessMode::Off);
+        // `on` (bare, or implied by a filter) wants the agent, and there is none here.
+        for args in [&["--process"][..], &["--pname", "curl"], &["--process=on"]] {
+            let e = refused(args);
+            assert!(
+                e.starts_with("--process needs kcap's capture agent on the node: cannot read"),
+                "{e}"
+            );
+        }
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--process=always"],
+                "unknown --process=\"always\": use --process (on) or --process=auto",
+            ),
+            (
+                &["--process=auto", "--remote-tool", "tcpdump"],
+                "--process needs kcap's capture agent, not --remote-tool tcpdump: use \
+                 --remote-tool auto or agent",
+            ),
+            (
+                &["--pid", "42", "--remote-tool", "tshark"],
+                "--pid 42 (which implies --process) needs kcap's capture agent, not \
+                 --remote-tool tshark: use --remote-tool auto or agent",
+            ),
+            (&["--pid", "x"], "--pid \"x\" is not a process ID"),
+            (&["--pname", ""], "--pname \"\" is not a name"),
+            (
+                &["--container-id", "3f2"],
+                "--container-id \"3f2\": give at least the first 4 hex digits of the \
+                 container's ID",
+            ),
+            (
+                &["--container-id", "xyzw"],
+                "--container-id \"xyzw\": give at least the first 4 hex digits of the \
+                 container's ID",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(refused(args), *want, "{args:?}");
+        }
+        for via in ["exec", "ephemeral"] {
+            assert_eq!(
+                config(&["pod/web-0", "--via", via, "--process=auto"])
+                    .unwrap_err()
+                    .0,
+                format!(
+                    "--process needs kcap's agent on the pod's node, which --via {via} does not \
+                     reach: use --via node or --via ssh (or leave --via auto, which then means node)"
+                )
+            );
+        }
+        config(&["pod/web-0", "--via", "node", "--process=auto"]).unwrap();
+        config(&["node/n1", "--process=auto"]).unwrap();
+        for read in [&["-r", "x.pcapng"][..], &["--connect", "ws://h:9090/ws"]] {
+            let e = config(&[read, &["--process=auto"][..]].concat())
+                .unwrap_err()
+                .0;
+            assert!(
+                e.starts_with("--process is for captures, not for -r or --connect"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn process_filters_are_kept_as_given() {
+        let c = config(&[
+            "--ssh-host",
+            "node-a",
+            "--process=auto",
+            "--pid",
+            "42",
+            "--pid",
+            "7",
+            "--pname",
+            "curl",
+            "--container-name",
+            "web",
+            "--container-id",
+            "3F2A9c",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.process_filter,
+            ProcessFilter {
+                pids: vec![42, 7],
+                names: vec!["curl".into()],
+                container_names: vec!["web".into()],
+                container_ids: vec!["3f2a9c".into()],
+            }
+        );
+        assert_eq!(c.capture.process, ProcessMode::Auto);
     }
 }

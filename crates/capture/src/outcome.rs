@@ -99,7 +99,9 @@ pub fn classify(stderr: &str) -> Failure {
     }
     if let Some(why) = marked(stderr, MARKER_PROCESS_UNUSABLE) {
         return Failure::ProcessUnusable {
-            message: format!("--process: cannot attribute packets to processes on this node: {why}"),
+            message: format!(
+                "--process: cannot attribute packets to processes on this node: {why}"
+            ),
         };
     }
     if let Some(line) = stderr
