@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use kcap_capture::command::{
-    CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST, MARKER_TOOL,
+    CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST, MARKER_PROCESS_UNUSABLE,
+    MARKER_TOOL,
 };
 use kcap_capture::outcome::{self, Failure, ToolStatistics};
 use kcap_pcap::StreamDecoder;
@@ -203,6 +204,10 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
         Some(None) | None => Ok(()),
         // Stopped on purpose: the tool was told to end.
         Some(Some(_)) if stopping.is_some() => Ok(()),
+        // The agent refused `--process` after its header: still that failure.
+        Some(Some(_)) if stderr.contains(MARKER_PROCESS_UNUSABLE) => {
+            Err(failure(&stderr, exit.flatten(), feed.command))
+        }
         Some(Some(status)) => Err(StreamError::Exited(format!(
             "{status}: {}",
             outcome::error_text(&stderr)

@@ -339,3 +339,33 @@ async fn annotation_records_become_the_next_packets_process() {
         ]
     );
 }
+
+/// `--process on` where the node cannot: the agent's reason, classified, with
+/// the command it was given; `auto`'s reason is kept and the capture is fine.
+#[tokio::test]
+async fn the_agents_process_refusals() {
+    let script = vec![
+        Ok(Some(Chunk::Stderr(
+            b"kcap-remote: tool: agent\nkcap-remote: process-unusable: no BTF\n".to_vec(),
+        ))),
+        Ok(Some(Chunk::Exit(Some("exit code 4".into())))),
+    ];
+    let (ended, events) = drive_script(&mut Scripted::new(script), &Stop::default()).await;
+    assert!(events.is_empty(), "{events:?}");
+    let Err(StreamError::Capture { failure, .. }) = ended.result else {
+        panic!("{:?}", ended.result);
+    };
+    assert_eq!(
+        failure.message(),
+        "--process: cannot attribute packets to processes on this node: no BTF"
+    );
+
+    let mut script: Vec<_> = vec![Ok(Some(Chunk::Stderr(
+        b"kcap-remote: process-unavailable: not root\nkcap-remote: tool: agent\n".to_vec(),
+    )))];
+    script.push(Ok(Some(Chunk::Stdout(pcap_stream()))));
+    script.push(Ok(Some(Chunk::Exit(None))));
+    let (ended, _) = drive_script(&mut Scripted::new(script), &Stop::default()).await;
+    assert!(ended.result.is_ok(), "{:?}", ended.result);
+    assert_eq!(ended.process_unavailable.as_deref(), Some("not root"));
+}
