@@ -211,9 +211,12 @@ impl Pipeline {
                 let SourceState {
                     info: described,
                     delivered,
+                    comment,
                     ..
                 } = &mut self.sources[source];
                 *described = info;
+                // Its comment may have changed: merge again.
+                *comment = MergedComment::default();
                 let interface = Interface {
                     source,
                     info: described,

@@ -66,20 +66,51 @@ pub fn merge_comment(process: &str, source: Option<&str>) -> String {
     merged
 }
 
-/// The last process text merged, per source: packets of one process share one
-/// `Arc`, so the merge runs once per run of them.
+/// How many process texts a cache keeps answers for (per source).
+const CACHED: usize = 16;
+
+/// Answers kept per process text, found by pointer: packets of one process share
+/// one `Arc`, so the work runs once per process, not per packet, with a few
+/// processes interleaved. Holding the `Arc` keeps its address from being reused
+/// while cached; the oldest answer goes past [`CACHED`].
+#[derive(Debug)]
+struct ByText<T> {
+    entries: std::collections::VecDeque<(Arc<str>, T)>,
+}
+
+impl<T> Default for ByText<T> {
+    fn default() -> Self {
+        ByText {
+            entries: Default::default(),
+        }
+    }
+}
+
+impl<T> ByText<T> {
+    fn get(&mut self, text: &Arc<str>, make: impl FnOnce(&str) -> T) -> &T {
+        let at = match self.entries.iter().position(|(t, _)| Arc::ptr_eq(t, text)) {
+            Some(at) => at,
+            None => {
+                if self.entries.len() == CACHED {
+                    self.entries.pop_front();
+                }
+                self.entries.push_back((text.clone(), make(text)));
+                self.entries.len() - 1
+            }
+        };
+        &self.entries[at].1
+    }
+}
+
+/// Per source, its process texts merged with its comment ([`merge_comment`]).
 #[derive(Debug, Default)]
 pub struct MergedComment {
-    last: Option<(Arc<str>, String)>,
+    merged: ByText<String>,
 }
 
 impl MergedComment {
     pub fn get(&mut self, process: &Arc<str>, source: Option<&str>) -> &str {
-        match &self.last {
-            Some((text, _)) if Arc::ptr_eq(text, process) => {}
-            _ => self.last = Some((process.clone(), merge_comment(process, source))),
-        }
-        self.last.as_ref().map_or("", |(_, merged)| merged)
+        self.merged.get(process, |text| merge_comment(text, source))
     }
 }
 
@@ -155,25 +186,18 @@ impl ProcessFilter {
     }
 }
 
-/// [`ProcessFilter::keeps`] for a source's packets, remembering the answer for the
-/// last process text (packets of one process share one `Arc`).
+/// [`ProcessFilter::keeps`] for a source's packets, its answers kept per
+/// process text.
 #[derive(Debug, Default)]
 pub struct FilterCache {
-    last: Option<(Arc<str>, bool)>,
+    kept: ByText<bool>,
 }
 
 impl FilterCache {
     pub fn keeps(&mut self, filter: &ProcessFilter, process: Option<&Arc<str>>) -> bool {
-        let Some(text) = process else {
-            return filter.keeps(None);
-        };
-        match &self.last {
-            Some((last, kept)) if Arc::ptr_eq(last, text) => *kept,
-            _ => {
-                let kept = filter.keeps(Some(text));
-                self.last = Some((text.clone(), kept));
-                kept
-            }
+        match process {
+            Some(text) => *self.kept.get(text, |text| filter.keeps(Some(text))),
+            None => filter.keeps(None),
         }
     }
 }
@@ -291,5 +315,12 @@ mod tests {
         assert!(cache.keeps(&filter, Some(&text.clone())));
         assert!(!cache.keeps(&filter, Some(&Arc::from("PID: 1"))));
         assert!(!cache.keeps(&filter, None));
+        // Interleaved processes are answered from the cache, which stays bounded.
+        for i in 0..40 {
+            let other: Arc<str> = Arc::from(format!("PID: {i}"));
+            assert!(!cache.keeps(&filter, Some(&other)));
+            assert!(cache.keeps(&filter, Some(&text)));
+        }
+        assert!(cache.kept.entries.len() <= CACHED);
     }
 }
