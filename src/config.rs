@@ -1241,14 +1241,34 @@ mod tests {
             (auto.capture.process, auto.capture.tool),
             (ProcessMode::Auto, Tool::Auto)
         );
-        assert_eq!(auto.capture_command(None).process, ProcessMode::Off);
-        // `on` (bare, or implied by a filter) wants the agent, and there is none here.
-        for args in [&["--process"][..], &["--pname", "curl"], &["--process=on"]] {
-            let e = refused(args);
-            assert!(
-                e.starts_with("--process needs kcap's capture agent on the node: cannot read"),
-                "{e}"
-            );
+        // `on` (bare, or implied by a filter) wants the agent: the test binary has
+        // none next to it (unless KCAP_AGENT names one).
+        let bare = ["--process"];
+        let implied = ["--pname", "curl"];
+        match agent::for_tool(Tool::Agent) {
+            Err(_) => {
+                assert_eq!(auto.capture_command(None).process, ProcessMode::Off);
+                for args in [&bare[..], &implied, &["--process=on"]] {
+                    let e = refused(args);
+                    assert!(
+                        e.starts_with(
+                            "--process needs kcap's capture agent on the node: cannot read"
+                        ),
+                        "{e}"
+                    );
+                }
+            }
+            Ok(_) => {
+                assert_eq!(auto.capture_command(None).process, ProcessMode::Auto);
+                for args in [&bare[..], &implied] {
+                    let on = with(args).unwrap();
+                    assert_eq!(
+                        (on.capture.process, on.capture.tool),
+                        (ProcessMode::On, Tool::Agent)
+                    );
+                    assert_eq!(on.capture_command(None).process, ProcessMode::On);
+                }
+            }
         }
         let cases: &[(&[&str], &str)] = &[
             (
