@@ -328,4 +328,46 @@ mod tests {
         r.push(0, packet(1, 1000));
         assert_eq!((r.len(), r.over_memory), (1, 1));
     }
+
+    /// Held packets keep their process (the `Arc`, shared); the file written at
+    /// the end has each one's text merged with its source's comment.
+    #[test]
+    fn the_file_keeps_each_packets_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.pcapng");
+        let settings = FlightRecorder {
+            window: Duration::from_secs(60),
+            max_bytes: u64::MAX,
+        };
+        let mut sink =
+            FlightSink::new(&path, Format::Pcapng, settings, Default::default()).unwrap();
+        let info = crate::event::SourceInfo {
+            label: "node/n1".into(),
+            point: "n1:any".into(),
+            interface_name: "node/n1/any".into(),
+            description: "node n1".into(),
+            comment: Some("NodeName: n1".into()),
+            names: Vec::new(),
+        };
+        sink.interface(Interface {
+            source: 0,
+            info: &info,
+            link_type: kcap_pcap::LinkType::ETHERNET,
+            snaplen: 65535,
+        })
+        .unwrap();
+        let curl: std::sync::Arc<str> = std::sync::Arc::from("PID: 42\nCmd: /usr/bin/curl");
+        for (ts, comment) in [(1, Some(curl.clone())), (2, None), (3, Some(curl))] {
+            let packet = Packet {
+                comment,
+                ..packet(ts, 4)
+            };
+            sink.packet(0, &packet, None).unwrap();
+        }
+        sink.finish().unwrap();
+        let file = kcap_pcap::CaptureFile::read(&path).unwrap();
+        let comments: Vec<_> = file.records.iter().map(|r| r.comment.as_deref()).collect();
+        let merged = "PID: 42\nCmd: /usr/bin/curl\nNodeName: n1";
+        assert_eq!(comments, [Some(merged), Some("NodeName: n1"), Some(merged)]);
+    }
 }
