@@ -245,6 +245,40 @@ pub struct Cli {
     )]
     pub remote_tool: String,
 
+    /// Name each packet's process (PID, command, parent, container), found by kcap's
+    /// agent with eBPF on the node: in the file's packet comments and in --print lines.
+    /// `on` (the default when given bare) fails where the node cannot (needs root or
+    /// CAP_BPF and CAP_PERFMON, and BTF); `auto` captures without processes there.
+    /// Node targets, and pods --via node or ssh.
+    #[arg(
+        long,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "on",
+        help_heading = "Process"
+    )]
+    pub process: Option<String>,
+
+    /// Keep only the packets of process PID (repeatable: any of them). Implies --process.
+    #[arg(long, value_name = "PID", help_heading = "Process")]
+    pub pid: Vec<String>,
+
+    /// Keep only the packets of processes named NAME: the executable's file name, or
+    /// its first 15 bytes (the kernel's comm). Repeatable; implies --process.
+    #[arg(long, value_name = "NAME", help_heading = "Process")]
+    pub pname: Vec<String>,
+
+    /// Keep only the packets of processes in container NAME (as Kubernetes names it).
+    /// Repeatable; implies --process.
+    #[arg(long, value_name = "NAME", help_heading = "Process")]
+    pub container_name: Vec<String>,
+
+    /// Keep only the packets of processes in the container whose ID starts with ID
+    /// (at least 4 hex digits). Repeatable; implies --process.
+    #[arg(long, value_name = "ID", help_heading = "Process")]
+    pub container_id: Vec<String>,
+
     /// Capture this long: `30s`, `5m`, `1h30m`, or plain seconds. Counts from the
     /// moment every target is capturing, so slow starters get the whole time.
     #[arg(long, short = 'd', value_name = "DURATION", help_heading = "Stop")]
@@ -596,4 +630,5 @@ Exit codes:
   14 forbidden by RBAC      15 Kubernetes API unreachable or kubeconfig unusable
   16 no capture method works for a pod (ephemeral unsupported, helper pod rejected)
   17 --callback could not deliver every record (the count is in the summary)
+  18 --process: a node cannot attribute packets to processes (no BPF rights or BTF)
   1 anything else";

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kcap_capture::command::{AgentBinary, CaptureCommand, Direction, FULL_SNAPLEN, Tool};
+use kcap_capture::command::{
+    AgentBinary, CaptureCommand, Direction, FULL_SNAPLEN, ProcessMode, Tool,
+};
+use kcap_kube::Method;
 
 use crate::agent;
 use kcap_capture::filter::{FilterSpec, Protocol};
@@ -13,6 +16,7 @@ use kcap_ssh::ConnectOptions;
 
 use crate::cli::Cli;
 use crate::limits::FileLimits;
+use crate::process::ProcessFilter;
 use crate::sink::naming;
 
 /// A flag value that cannot work. Always exit code 2.
@@ -82,7 +86,6 @@ pub enum Via {
 
 impl Via {
     fn parse(input: &str) -> Option<Via> {
-        use kcap_kube::Method;
         Some(match input {
             "auto" => Via::Auto,
             "exec" => Via::Only(Method::Exec),
@@ -132,6 +135,8 @@ pub struct CaptureSettings {
     pub sudo: bool,
     /// The capture agent to send, for `--remote-tool auto` and `agent`.
     pub agent: Option<AgentBinary>,
+    /// `--process` (also implied by the process filters).
+    pub process: ProcessMode,
 }
 
 /// How `--print` shows each packet.
@@ -317,6 +322,8 @@ pub struct Config {
     pub dry_run: Option<DryRun>,
     /// `-D`: list each target's interfaces instead of capturing.
     pub list_interfaces: bool,
+    /// `--pid`, `--pname`, `--container-name`, `--container-id`.
+    pub process_filter: ProcessFilter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -388,9 +395,33 @@ impl Config {
             },
             sudo: cli.sudo,
             agent: None,
+            process: ProcessMode::Off,
+        };
+        let process_filter = process_filter(&cli)?;
+        let process = process_mode(
+            &cli,
+            &process_filter,
+            read.is_some(),
+            kube_targets,
+            capture.tool,
+        )?;
+        let capture = CaptureSettings {
+            // The agent or nothing: the node-side wrapper does not fall back to tcpdump.
+            tool: match process {
+                ProcessMode::On => Tool::Agent,
+                _ => capture.tool,
+            },
+            process,
+            ..capture
         };
         let capture = CaptureSettings {
-            agent: agent::for_tool(capture.tool).map_err(usage)?,
+            agent: agent::for_tool(capture.tool).map_err(|e| match process {
+                ProcessMode::On => usage(format!(
+                    "--process needs kcap's capture agent on the node: {}",
+                    e.trim_start_matches("--remote-tool agent: ")
+                )),
+                _ => usage(e),
+            })?,
             ..capture
         };
         if cli.count == Some(0) {
@@ -490,6 +521,7 @@ impl Config {
             verbosity,
             dry_run,
             list_interfaces: cli.list_interfaces,
+            process_filter,
         };
         // Check the remote command line now: a hostile --iface or a NUL in --filter is a
         // usage error before anything connects.
@@ -513,8 +545,103 @@ impl Config {
             filter,
             sudo: c.sudo,
             agent: c.agent.clone(),
+            // Without the agent (`--process=auto`, none installed) nothing attributes.
+            process: if c.agent.is_some() {
+                c.process
+            } else {
+                ProcessMode::Off
+            },
         }
     }
+}
+
+/// `--pid`, `--pname`, `--container-name`, `--container-id`, checked.
+fn process_filter(cli: &Cli) -> Result<ProcessFilter, UsageError> {
+    let pids = cli
+        .pid
+        .iter()
+        .map(|p| {
+            p.trim()
+                .parse::<u32>()
+                .map_err(|_| usage(format!("--pid {p:?} is not a process ID")))
+        })
+        .collect::<Result<_, _>>()?;
+    for (flag, values) in [
+        ("--pname", &cli.pname),
+        ("--container-name", &cli.container_name),
+    ] {
+        if let Some(empty) = values
+            .iter()
+            .find(|v| v.trim().is_empty() || v.contains('\n'))
+        {
+            return Err(usage(format!("{flag} {empty:?} is not a name")));
+        }
+    }
+    let container_ids = cli
+        .container_id
+        .iter()
+        .map(|id| match id.trim() {
+            hex if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Ok(hex.to_ascii_lowercase())
+            }
+            _ => Err(usage(format!(
+                "--container-id {id:?}: give at least the first 4 hex digits of the container's ID"
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ProcessFilter {
+        pids,
+        names: cli.pname.clone(),
+        container_names: cli.container_name.clone(),
+        container_ids,
+    })
+}
+
+/// `--process[=WHEN]`, or `on` when a process filter asks for it; refused where
+/// kcap's agent does not capture (`-r`, `--connect`, another `--remote-tool`).
+fn process_mode(
+    cli: &Cli,
+    filter: &ProcessFilter,
+    reading: bool,
+    pods: bool,
+    tool: Tool,
+) -> Result<ProcessMode, UsageError> {
+    let mode = match cli.process.as_deref() {
+        None if filter.is_empty() => return Ok(ProcessMode::Off),
+        None => ProcessMode::On,
+        Some(when) => match ProcessMode::parse(when) {
+            Some(ProcessMode::Off) | None => {
+                return Err(usage(format!(
+                    "unknown --process={when:?}: use --process (on) or --process=auto"
+                )));
+            }
+            Some(mode) => mode,
+        },
+    };
+    let flag = match cli.process.as_deref() {
+        Some(_) => "--process".to_string(),
+        None => format!("{} (which implies --process)", filter.describe()),
+    };
+    if reading {
+        return Err(usage(format!(
+            "{flag} is for captures, not for -r or --connect: a file's packets keep the \
+             process kcap wrote in their comments, and --print shows it"
+        )));
+    }
+    if !matches!(tool, Tool::Auto | Tool::Agent) {
+        return Err(usage(format!(
+            "{flag} needs kcap's capture agent, not --remote-tool {}: use --remote-tool auto \
+             or agent",
+            tool.name()
+        )));
+    }
+    if pods && let via @ ("exec" | "ephemeral") = cli.via.as_str() {
+        return Err(usage(format!(
+            "{flag} needs kcap's agent on the pod's node, which --via {via} does not reach: \
+             use --via node or --via ssh (or leave --via auto, which then means node)"
+        )));
+    }
+    Ok(mode)
 }
 
 /// Several `-i`: each a valid name, none twice, and `any` alone (it already holds
@@ -1094,5 +1221,137 @@ mod tests {
         assert!(
             p.to_str().unwrap().starts_with("capture-") && p.to_str().unwrap().ends_with(".pcapng")
         );
+    }
+
+    /// `--process` and the process filters: what each makes, and each refusal.
+    #[test]
+    fn process_flags() {
+        let node = ["--ssh-host", "node-a"];
+        let with = |args: &[&str]| config(&[&node[..], args].concat());
+        let refused = |args: &[&str]| match with(args) {
+            Ok(_) => panic!("{args:?} accepted"),
+            Err(e) => e.0,
+        };
+        let plain = with(&[]).unwrap();
+        assert_eq!(plain.capture.process, ProcessMode::Off);
+        assert!(plain.process_filter.is_empty());
+        // `auto` keeps the tool; without an agent here, nothing attributes.
+        let auto = with(&["--process=auto"]).unwrap();
+        assert_eq!(
+            (auto.capture.process, auto.capture.tool),
+            (ProcessMode::Auto, Tool::Auto)
+        );
+        // `on` (bare, or implied by a filter) wants the agent: the test binary has
+        // none next to it (unless KCAP_AGENT names one).
+        let bare = ["--process"];
+        let implied = ["--pname", "curl"];
+        match agent::for_tool(Tool::Agent) {
+            Err(_) => {
+                assert_eq!(auto.capture_command(None).process, ProcessMode::Off);
+                for args in [&bare[..], &implied, &["--process=on"]] {
+                    let e = refused(args);
+                    assert!(
+                        e.starts_with(
+                            "--process needs kcap's capture agent on the node: cannot read"
+                        ),
+                        "{e}"
+                    );
+                }
+            }
+            Ok(_) => {
+                assert_eq!(auto.capture_command(None).process, ProcessMode::Auto);
+                for args in [&bare[..], &implied] {
+                    let on = with(args).unwrap();
+                    assert_eq!(
+                        (on.capture.process, on.capture.tool),
+                        (ProcessMode::On, Tool::Agent)
+                    );
+                    assert_eq!(on.capture_command(None).process, ProcessMode::On);
+                }
+            }
+        }
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--process=always"],
+                "unknown --process=\"always\": use --process (on) or --process=auto",
+            ),
+            (
+                &["--process=auto", "--remote-tool", "tcpdump"],
+                "--process needs kcap's capture agent, not --remote-tool tcpdump: use \
+                 --remote-tool auto or agent",
+            ),
+            (
+                &["--pid", "42", "--remote-tool", "tshark"],
+                "--pid 42 (which implies --process) needs kcap's capture agent, not \
+                 --remote-tool tshark: use --remote-tool auto or agent",
+            ),
+            (&["--pid", "x"], "--pid \"x\" is not a process ID"),
+            (&["--pname", ""], "--pname \"\" is not a name"),
+            (
+                &["--container-id", "3f2"],
+                "--container-id \"3f2\": give at least the first 4 hex digits of the \
+                 container's ID",
+            ),
+            (
+                &["--container-id", "xyzw"],
+                "--container-id \"xyzw\": give at least the first 4 hex digits of the \
+                 container's ID",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(refused(args), *want, "{args:?}");
+        }
+        for via in ["exec", "ephemeral"] {
+            assert_eq!(
+                config(&["pod/web-0", "--via", via, "--process=auto"])
+                    .unwrap_err()
+                    .0,
+                format!(
+                    "--process needs kcap's agent on the pod's node, which --via {via} does not \
+                     reach: use --via node or --via ssh (or leave --via auto, which then means node)"
+                )
+            );
+        }
+        config(&["pod/web-0", "--via", "node", "--process=auto"]).unwrap();
+        config(&["node/n1", "--process=auto"]).unwrap();
+        for read in [&["-r", "x.pcapng"][..], &["--connect", "ws://h:9090/ws"]] {
+            let e = config(&[read, &["--process=auto"][..]].concat())
+                .unwrap_err()
+                .0;
+            assert!(
+                e.starts_with("--process is for captures, not for -r or --connect"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn process_filters_are_kept_as_given() {
+        let c = config(&[
+            "--ssh-host",
+            "node-a",
+            "--process=auto",
+            "--pid",
+            "42",
+            "--pid",
+            "7",
+            "--pname",
+            "curl",
+            "--container-name",
+            "web",
+            "--container-id",
+            "3F2A9c",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.process_filter,
+            ProcessFilter {
+                pids: vec![42, 7],
+                names: vec!["curl".into()],
+                container_names: vec!["web".into()],
+                container_ids: vec!["3f2a9c".into()],
+            }
+        );
+        assert_eq!(c.capture.process, ProcessMode::Auto);
     }
 }

@@ -7,7 +7,7 @@
 //! A target that cannot work gets the message, hint and exit code a real run
 //! would give.
 
-use kcap_capture::command::{CaptureCommand, REMOTE_SCRIPT};
+use kcap_capture::command::{CaptureCommand, ProcessMode, REMOTE_SCRIPT};
 use kcap_kube::methods::CapturePoint;
 use kcap_kube::{Error as KubeError, Method, access};
 use serde_json::{Value, json};
@@ -301,6 +301,12 @@ fn print_text(plan: &Plan, judged: &[Judged<'_>]) {
             .as_deref()
             .unwrap_or("(none: every packet)")
     );
+    if plan.command.process != ProcessMode::Off {
+        println!(
+            "process: {} (kcap's agent names each packet's process)",
+            plan.command.process.name()
+        );
+    }
     for j in judged {
         println!();
         let s = j.source;
@@ -447,6 +453,7 @@ fn as_json(plan: &Plan, judged: &[Judged<'_>], exit: Exit) -> Value {
     json!({
         "dry_run": true,
         "filter": plan.command.filter,
+        "process": plan.command.process.name(),
         "sources": sources,
         "failed": failed,
         "exit_code": exit.code(),

@@ -32,6 +32,8 @@ pub enum Exit {
     NoMethod = 16,
     /// `--callback` could not deliver every record.
     RecordsLost = 17,
+    /// `--process`: the node cannot attribute packets to processes.
+    ProcessUnusable = 18,
 }
 
 impl Exit {
@@ -336,6 +338,14 @@ fn stream(error: &StreamError) -> Explained {
                      nsenter and ip there (and root) to find the namespace holding the pod's IP; \
                      --capture-point veth needs only tcpdump (and ip, bridge) on the node; or try \
                      --via exec or --via ephemeral"
+                        .into(),
+                ),
+            ),
+            Failure::ProcessUnusable { .. } => explained(
+                Exit::ProcessUnusable,
+                Some(
+                    "kcap's agent needs root, or CAP_BPF and CAP_PERFMON, and a kernel with BTF; \
+                     use --process=auto to capture without processes"
                         .into(),
                 ),
             ),

@@ -17,6 +17,7 @@ fn command(filter: &str, sudo: bool) -> Box<CaptureCommand> {
         filter: Some(filter.into()),
         sudo,
         agent: None,
+        process: kcap_capture::command::ProcessMode::Off,
     })
 }
 
@@ -63,6 +64,10 @@ fn every_capture_failure_has_its_code_and_the_filter_it_got() {
             Exit::CaptureRejected,
         ),
         (Failure::NoPodNetwork { message: message() }, Exit::NoMethod),
+        (
+            Failure::ProcessUnusable { message: message() },
+            Exit::ProcessUnusable,
+        ),
         (Failure::Other { message: message() }, Exit::Other),
     ];
     for (failure, exit) in cases {
@@ -75,6 +80,15 @@ fn every_capture_failure_has_its_code_and_the_filter_it_got() {
         hint_of(&capture(Failure::BadFilter { message: message() }, false)),
         "the capture tool rejected the filter \"(port 80) and (host 10.244.0.5 or host 10.244.1.3)\"; \
          check its pcap-filter(7) syntax"
+    );
+    assert_eq!(Exit::ProcessUnusable.code(), 18);
+    assert_eq!(
+        hint_of(&capture(
+            Failure::ProcessUnusable { message: message() },
+            false
+        )),
+        "kcap's agent needs root, or CAP_BPF and CAP_PERFMON, and a kernel with BTF; \
+         use --process=auto to capture without processes"
     );
     assert_eq!(
         hint_of(&capture(

@@ -79,6 +79,7 @@ fn listing(command: &CaptureCommand) -> CaptureCommand {
         count: None,
         filter: None,
         agent: None,
+        process: kcap_capture::command::ProcessMode::Off,
         ..command.clone()
     }
 }

@@ -23,6 +23,7 @@ mod list;
 mod names;
 mod pipeline;
 mod plan;
+mod process;
 mod read;
 mod reaper;
 mod report;
@@ -70,6 +71,14 @@ fn main() -> std::process::ExitCode {
 /// Runs what `config` asks for (a capture, a file read, a dry run) to its exit code.
 fn capture(config: &Config) -> std::process::ExitCode {
     init_logging(config.verbosity);
+    if config.capture.process == kcap_capture::command::ProcessMode::Auto
+        && config.capture.agent.is_none()
+    {
+        tracing::warn!(
+            "kcap: warning: --process=auto: kcap's capture agent is not installed next to kcap \
+             (nor named by KCAP_AGENT); capturing without processes"
+        );
+    }
     // One thread for every connection: the work per packet is small, and on a busy
     // 2-core node (sshd, the capture tool, kcap) fewer threads measured faster
     // (bench/ssh-throughput.py: ratio 0.76 -> 0.89) and smaller (29 -> 23 MiB).

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::event::{Event, SourceId, SourceInfo};
 use crate::names::NameTable;
+use crate::process::{FilterCache, MergedComment, ProcessFilter};
 use crate::sink::{Interface, Sink, SinkError, SourceChange, SourceEnd};
 use crate::stop::Progress;
 
@@ -32,6 +33,10 @@ pub struct Delivered {
     pub bytes: u64,
     /// Set when this source's packets could not go into a sink (pcap link type).
     pub refused: Option<String>,
+    /// Of `packets`, those kcap's agent named the process of (`--process`).
+    pub with_process: u64,
+    /// Packets the process filters (`--pid`, `--pname`, ...) left out.
+    pub other_processes: u64,
 }
 
 /// What the pipeline did, for the report.
@@ -54,6 +59,10 @@ struct SourceState {
     last_ts: Option<u64>,
     /// `Some` once it ended: the remote tool's counters, if any.
     ended: Option<Option<ToolStatistics>>,
+    /// The process filters' answer for its last process.
+    kept: FilterCache,
+    /// Its last process text merged with its comment.
+    comment: MergedComment,
 }
 
 /// A sink and the sources it refused.
@@ -75,6 +84,8 @@ pub struct Pipeline {
     /// Every address name the sinks were given (those of the start, then those
     /// of pods that joined), so each goes out once.
     names: NameTable,
+    /// `--pid`, `--pname`, `--container-name`, `--container-id`.
+    process_filter: ProcessFilter,
 }
 
 impl Pipeline {
@@ -102,11 +113,19 @@ impl Pipeline {
             cooked_v1,
             last_flush: Instant::now(),
             names,
+            process_filter: ProcessFilter::default(),
         };
         for info in initial {
             pipeline.add_source(info);
         }
         pipeline
+    }
+
+    /// Keeps only the packets of the processes `filter` names (each source's
+    /// packets as they come in, before the merge).
+    pub fn with_process_filter(mut self, filter: ProcessFilter) -> Pipeline {
+        self.process_filter = filter;
+        self
     }
 
     /// Runs until every sender is gone, then finishes the sinks.
@@ -158,6 +177,8 @@ impl Pipeline {
             first_ts: None,
             last_ts: None,
             ended: None,
+            kept: FilterCache::default(),
+            comment: MergedComment::default(),
         });
     }
 
@@ -190,9 +211,12 @@ impl Pipeline {
                 let SourceState {
                     info: described,
                     delivered,
+                    comment,
                     ..
                 } = &mut self.sources[source];
                 *described = info;
+                // Its comment may have changed: merge again.
+                *comment = MergedComment::default();
                 let interface = Interface {
                     source,
                     info: described,
@@ -212,8 +236,16 @@ impl Pipeline {
             }
             Event::Packets { source, packets } => {
                 let now = Instant::now();
-                let rewrite = self.sources[source].rewrite_sll;
+                let state = &mut self.sources[source];
+                let rewrite = state.rewrite_sll;
                 for mut packet in packets {
+                    if !state
+                        .kept
+                        .keeps(&self.process_filter, packet.comment.as_ref())
+                    {
+                        state.delivered.other_processes += 1;
+                        continue;
+                    }
                     if rewrite {
                         sll::sll2_to_sll(&mut packet);
                     }
@@ -242,9 +274,15 @@ impl Pipeline {
         if !wanted || !self.progress.admit_packet() {
             return Ok(());
         }
+        let state = &mut self.sources[source];
+        // A packet with its process: that text, then the source's other comment lines.
+        let comment = packet
+            .comment
+            .as_ref()
+            .map(|process| state.comment.get(process, state.info.comment.as_deref()));
         for slot in &mut self.sinks {
             if !slot.refused.contains(&source) {
-                slot.sink.packet(source, packet, None)?;
+                slot.sink.packet(source, packet, comment)?;
             }
         }
         if self.sinks.iter().any(|s| s.sink.full()) {
@@ -255,6 +293,7 @@ impl Pipeline {
         state.last_ts = Some(packet.ts_nanos);
         state.delivered.packets += 1;
         state.delivered.bytes += packet.data.len() as u64;
+        state.delivered.with_process += u64::from(packet.comment.is_some());
         Ok(())
     }
 

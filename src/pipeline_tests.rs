@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::config::Format;
+use crate::process::ProcessFilter;
 use crate::sink::file::FileSink;
 use crate::stop::{Progress, Stop, StopReason};
 
@@ -55,6 +56,7 @@ fn packet(ts_nanos: u64, byte: u8) -> Packet {
         ts_nanos,
         orig_len: 4,
         data: vec![byte; 4],
+        comment: None,
     }
 }
 
@@ -65,6 +67,25 @@ fn run(
     initial: Vec<SourceInfo>,
     count: Option<u64>,
     cooked_v1: bool,
+    events: Vec<Event>,
+) -> (CaptureFile, PipelineReport, Option<StopReason>) {
+    run_filtered(
+        format,
+        initial,
+        count,
+        cooked_v1,
+        ProcessFilter::default(),
+        events,
+    )
+}
+
+/// [`run`] with the process filters.
+fn run_filtered(
+    format: Format,
+    initial: Vec<SourceInfo>,
+    count: Option<u64>,
+    cooked_v1: bool,
+    filter: ProcessFilter,
     events: Vec<Event>,
 ) -> (CaptureFile, PipelineReport, Option<StopReason>) {
     let out = Shared::default();
@@ -78,7 +99,8 @@ fn run(
         false,
         cooked_v1,
         NameTable::default(),
-    );
+    )
+    .with_process_filter(filter);
     let (tx, rx) = mpsc::channel(events.len() + 1);
     for e in events {
         tx.try_send(e).unwrap();
@@ -182,12 +204,14 @@ fn pcapng_one_interface_per_source_merged_in_time_order_with_comments() {
             Delivered {
                 packets: 2,
                 bytes: 8,
-                refused: None
+                refused: None,
+                ..Delivered::default()
             },
             Delivered {
                 packets: 2,
                 bytes: 8,
-                refused: None
+                refused: None,
+                ..Delivered::default()
             }
         ]
     );
@@ -273,6 +297,7 @@ fn linktype_sll_rewrites_cooked_v2_and_a_source_added_later_gets_its_interface()
                 ts_nanos: 5,
                 orig_len: sll2.len() as u32,
                 data: sll2,
+                comment: None,
             }],
         },
     ];
@@ -327,6 +352,7 @@ fn max_size_stops_after_the_packet_that_reaches_it() {
         ts_nanos: i,
         orig_len: 100,
         data: vec![i as u8; 100],
+        comment: None,
     };
     tx.try_send(Event::Packets {
         source: 0,
@@ -430,4 +456,61 @@ fn names_reach_the_file_before_the_packets_that_need_them() {
     assert_eq!(seen[2], "10.244.0.6=web-1.prod");
     assert_eq!(record(&mut reader, &mut seen), None);
     assert_eq!(seen.len(), 3);
+}
+
+/// Packets with their process: the filters leave the others out (counted), and
+/// the file's comment is the process text then the source's keys it lacks.
+#[test]
+fn processes_are_filtered_before_the_merge_and_merged_into_the_comment() {
+    let curl: Arc<str> = Arc::from("PID: 42\nCmd: /usr/bin/curl\nPodName: client-0");
+    let nginx: Arc<str> = Arc::from("PID: 7\nCmd: /usr/sbin/nginx");
+    let with = |ts, text: Option<&Arc<str>>| Packet {
+        comment: text.cloned(),
+        ..packet(ts, ts as u8)
+    };
+    let pod = "PodName: web-0\nPodNamespace: prod\nNodeName: node-a";
+    let filter = ProcessFilter {
+        names: vec!["curl".into()],
+        ..ProcessFilter::default()
+    };
+    let (file, report, _) = run_filtered(
+        Format::Pcapng,
+        vec![info("a", Some(pod))],
+        None,
+        false,
+        filter,
+        vec![
+            started(0, LinkType::ETHERNET, info("a", Some(pod))),
+            Event::Packets {
+                source: 0,
+                packets: vec![
+                    with(1, Some(&curl)),
+                    with(2, Some(&nginx)),
+                    with(3, None),
+                    with(4, Some(&curl)),
+                ],
+            },
+            Event::Ended {
+                source: 0,
+                statistics: None,
+            },
+        ],
+    );
+    let merged =
+        "PID: 42\nCmd: /usr/bin/curl\nPodName: client-0\nPodNamespace: prod\nNodeName: node-a";
+    let written: Vec<_> = file
+        .records
+        .iter()
+        .map(|r| (r.packet.ts_nanos, r.comment.as_deref()))
+        .collect();
+    assert_eq!(written, [(1, Some(merged)), (4, Some(merged))]);
+    let delivered = &report.per_source[0];
+    assert_eq!(
+        (
+            delivered.packets,
+            delivered.with_process,
+            delivered.other_processes
+        ),
+        (2, 2, 2)
+    );
 }

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kcap_capture::command::CaptureCommand;
+use kcap_capture::command::{CaptureCommand, ProcessMode};
 use kcap_capture::filter::{FilterSpec, Protocol};
 use kcap_kube::Method;
 use kcap_kube::methods::{AUTO_ORDER, CapturePoint, NodeSide};
@@ -145,6 +145,8 @@ impl PlannedSource {
             match settings.via {
                 // Only the node's methods reach the host-side veth.
                 Via::Auto if settings.capture_point == CapturePoint::Veth => vec![Method::Node],
+                // kcap's agent attributes processes from the node.
+                Via::Auto if base.process != ProcessMode::Off => vec![Method::Node],
                 Via::Auto => AUTO_ORDER.to_vec(),
                 Via::Only(m) => vec![m],
             }

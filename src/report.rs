@@ -3,8 +3,11 @@
 
 use std::error::Error;
 
+use kcap_capture::command::ProcessMode;
+
 use crate::config::{Config, Verbosity};
 use crate::exit::{self, Exit};
+use crate::pipeline::Delivered;
 use crate::plan::Plan;
 use crate::run::Outcome;
 use crate::sink::FileReport;
@@ -35,10 +38,10 @@ pub fn summary(config: &Config, plan: &Plan, outcome: &Outcome) -> Exit {
     }
     for (source, delivered) in outcome.sources.iter().zip(&outcome.pipeline.per_source) {
         if !quiet {
-            eprintln!(
-                "kcap: {}",
-                summary_line(source, delivered.packets, delivered.bytes)
-            );
+            eprintln!("kcap: {}", summary_line(source, delivered, config));
+            for line in process_lines(source, delivered, config) {
+                eprintln!("kcap: {line}");
+            }
         }
         if let Some(refused) = &delivered.refused {
             eprintln!("kcap: {}: {refused}", source.label);
@@ -134,11 +137,16 @@ fn files_line(config: &Config, files: &FileReport, elapsed: f64, why: &str) -> S
     format!("{written} in {elapsed:.1}s{why}")
 }
 
-fn summary_line(source: &SourceReport, packets: u64, bytes: u64) -> String {
+fn summary_line(source: &SourceReport, delivered: &Delivered, config: &Config) -> String {
+    let packets = delivered.packets;
+    let attributed = match config.capture.process {
+        ProcessMode::Off => String::new(),
+        _ => format!(" ({} with their process)", delivered.with_process),
+    };
     let mut line = format!(
-        "{}: {packets} packets, {} in {:.1}s",
+        "{}: {packets} packets{attributed}, {} in {:.1}s",
         source.label,
-        human_bytes(bytes),
+        human_bytes(delivered.bytes),
         source.elapsed.as_secs_f64()
     );
     if let Some(method) = source.method {
@@ -163,6 +171,27 @@ fn summary_line(source: &SourceReport, packets: u64, bytes: u64) -> String {
         line.push_str(" - failed");
     }
     line
+}
+
+/// With `--process`: the packets the process filters left out, and why a node
+/// with `--process=auto` could not attribute any.
+fn process_lines(source: &SourceReport, delivered: &Delivered, config: &Config) -> Vec<String> {
+    let mut lines = Vec::new();
+    if delivered.other_processes > 0 {
+        lines.push(format!(
+            "{}: {} packets of other processes left out ({})",
+            source.label,
+            delivered.other_processes,
+            config.process_filter.describe()
+        ));
+    }
+    if let Some(why) = &source.process_unavailable {
+        lines.push(format!(
+            "{}: no processes: the node cannot attribute packets to them ({why})",
+            source.label
+        ));
+    }
+    lines
 }
 
 pub fn human_bytes(bytes: u64) -> String {
@@ -233,6 +262,39 @@ mod tests {
             "wrote 10 packets (2.0 KiB, the last 2s of the capture) to f.pcapng in 6.0s \
              (interrupted); flight recorder: 7 older packets aged out, 2 dropped to stay \
              within 64.0 MiB (raise --flight-recorder-size)"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_packets_with_their_process_and_those_left_out() {
+        let mut source = SourceReport::new("node-a".into());
+        source.elapsed = std::time::Duration::from_secs(2);
+        let delivered = Delivered {
+            packets: 5000,
+            bytes: 2048,
+            with_process: 4870,
+            other_processes: 1234,
+            ..Delivered::default()
+        };
+        // As `--pname curl` makes it, without needing kcap's agent here.
+        let mut filtered = config(&[]);
+        filtered.capture.process = ProcessMode::On;
+        filtered.process_filter.names = vec!["curl".into()];
+        assert_eq!(
+            summary_line(&source, &delivered, &filtered),
+            "node-a: 5000 packets (4870 with their process), 2.0 KiB in 2.0s"
+        );
+        assert_eq!(
+            summary_line(&source, &delivered, &config(&[])),
+            "node-a: 5000 packets, 2.0 KiB in 2.0s"
+        );
+        source.process_unavailable = Some("no BTF".into());
+        assert_eq!(
+            process_lines(&source, &delivered, &filtered),
+            [
+                "node-a: 1234 packets of other processes left out (--pname curl)",
+                "node-a: no processes: the node cannot attribute packets to them (no BTF)"
+            ]
         );
     }
 

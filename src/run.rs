@@ -181,7 +181,8 @@ fn start_pipeline(
     }));
     let progress = Progress::new(stop.clone(), plan.sources.len(), config.count);
     let names = plan.names.as_ref().clone();
-    let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1, names);
+    let pipeline = Pipeline::new(initial, sinks, progress, live, config.cooked_v1, names)
+        .with_process_filter(config.process_filter.clone());
     Ok((std::thread::spawn(move || pipeline.run(receiver)), callback))
 }
 

@@ -20,6 +20,7 @@ use crate::config::Format;
 use crate::event::SourceId;
 use crate::limits::FlightRecorder;
 use crate::names::NameTable;
+use crate::process::MergedComment;
 
 /// Bookkeeping per held packet besides its bytes (the `Packet`, its place in the ring).
 const PER_PACKET: u64 = 64;
@@ -158,8 +159,25 @@ impl FlightSink {
             sink.interface(remembered.interface())?;
         }
         let mut packets = 0;
+        // Packets hold their process text (shared); the comment is merged as the
+        // pipeline merges it, once per run of one process.
+        let mut merged: Vec<MergedComment> = Vec::new();
         for (source, packet) in self.ring.drain() {
-            sink.packet(source, &packet, None)?;
+            let comment = match &packet.comment {
+                Some(process) => {
+                    if merged.len() <= source {
+                        merged.resize_with(source + 1, MergedComment::default);
+                    }
+                    let own = self
+                        .interfaces
+                        .iter()
+                        .find(|r| r.source == source)
+                        .and_then(|r| r.info.comment.as_deref());
+                    Some(merged[source].get(process, own))
+                }
+                None => None,
+            };
+            sink.packet(source, &packet, comment)?;
             packets += 1;
         }
         for e in &self.ended {
@@ -229,12 +247,9 @@ impl Sink for FlightSink {
         packet: &Packet,
         comment: Option<&str>,
     ) -> Result<(), SinkError> {
-        // Only live captures come here, and their packets carry no comment of
-        // their own (the source's applies): nothing to keep.
-        debug_assert!(
-            comment.is_none(),
-            "the flight recorder keeps no packet comments"
-        );
+        // Only live captures come here: `comment` is the packet's process text
+        // merged with the source's comment, made again from the packet's own (a
+        // shared `Arc`, not a copy per packet) when the file is written.
         let _ = comment;
         self.ring.push(source, packet.clone());
         Ok(())
@@ -270,6 +285,7 @@ mod tests {
             ts_nanos,
             orig_len: len as u32,
             data: vec![0; len],
+            comment: None,
         }
     }
 
@@ -311,5 +327,47 @@ mod tests {
         r.push(0, packet(0, 1000));
         r.push(0, packet(1, 1000));
         assert_eq!((r.len(), r.over_memory), (1, 1));
+    }
+
+    /// Held packets keep their process (the `Arc`, shared); the file written at
+    /// the end has each one's text merged with its source's comment.
+    #[test]
+    fn the_file_keeps_each_packets_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.pcapng");
+        let settings = FlightRecorder {
+            window: Duration::from_secs(60),
+            max_bytes: u64::MAX,
+        };
+        let mut sink =
+            FlightSink::new(&path, Format::Pcapng, settings, Default::default()).unwrap();
+        let info = crate::event::SourceInfo {
+            label: "node/n1".into(),
+            point: "n1:any".into(),
+            interface_name: "node/n1/any".into(),
+            description: "node n1".into(),
+            comment: Some("NodeName: n1".into()),
+            names: Vec::new(),
+        };
+        sink.interface(Interface {
+            source: 0,
+            info: &info,
+            link_type: kcap_pcap::LinkType::ETHERNET,
+            snaplen: 65535,
+        })
+        .unwrap();
+        let curl: std::sync::Arc<str> = std::sync::Arc::from("PID: 42\nCmd: /usr/bin/curl");
+        for (ts, comment) in [(1, Some(curl.clone())), (2, None), (3, Some(curl))] {
+            let packet = Packet {
+                comment,
+                ..packet(ts, 4)
+            };
+            sink.packet(0, &packet, None).unwrap();
+        }
+        sink.finish().unwrap();
+        let file = kcap_pcap::CaptureFile::read(&path).unwrap();
+        let comments: Vec<_> = file.records.iter().map(|r| r.comment.as_deref()).collect();
+        let merged = "PID: 42\nCmd: /usr/bin/curl\nNodeName: n1";
+        assert_eq!(comments, [Some(merged), Some("NodeName: n1"), Some(merged)]);
     }
 }

@@ -104,17 +104,32 @@ impl<W: Write + Send> LinesSink<W> {
     }
 }
 
-/// A packet's own comment (files read with `-r`), one indented line per line of
-/// it, without kcap's pod keys: the capture point at the start of the line says
-/// those already.
+/// A packet's own comment (its process, or a file's comment read with `-r`), one
+/// indented line per line of it, without kcap's pod keys and the process's (the
+/// capture point and the process label on the line say those already).
 fn noted(comment: &str) -> String {
-    const SAID_BY_THE_POINT: [&str; 4] =
-        ["PodName:", "PodNamespace:", "ContainerName:", "NodeName:"];
+    const SAID_BY_THE_POINT: [&str; 1] = ["NodeName"];
+    let said = |line: &str| {
+        let key = line.split_once(':').map_or("", |(k, _)| k);
+        SAID_BY_THE_POINT.contains(&key) || crate::process::KEYS.contains(&key)
+    };
     comment
         .lines()
-        .filter(|l| !l.trim().is_empty() && !SAID_BY_THE_POINT.iter().any(|k| l.starts_with(k)))
+        .filter(|l| !l.trim().is_empty() && !said(l))
         .map(|l| format!("\n    {l}"))
         .collect()
+}
+
+/// The process in a packet's comment as ptcpdump shows it: `curl.4242 ` after the
+/// capture point, and `, ParentProc [sh.4100]` at the end of the line.
+fn process(comment: Option<&str>) -> (String, String) {
+    let Some(text) = comment else {
+        return Default::default();
+    };
+    let own = crate::process::label(text, "PID", "Cmd").map(|p| format!("{p} "));
+    let parent = crate::process::label(text, "ParentPID", "ParentCmd")
+        .map(|p| format!(", ParentProc [{p}]"));
+    (own.unwrap_or_default(), parent.unwrap_or_default())
 }
 
 impl<W: Write + Send> Sink for LinesSink<W> {
@@ -149,7 +164,12 @@ impl<W: Write + Send> Sink for LinesSink<W> {
             None => String::new(),
         };
         let noted = comment.map(noted).unwrap_or_default();
-        let result = writeln!(self.out, "{time}{point} {}{noted}{dumped}", line.text);
+        let (process, parent) = process(comment);
+        let result = writeln!(
+            self.out,
+            "{time}{point} {process}{}{parent}{noted}{dumped}",
+            line.text
+        );
         result.map_err(|e| self.error(e))
     }
 
@@ -164,5 +184,72 @@ impl<W: Write + Send> Sink for LinesSink<W> {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TimeFormat;
+    use crate::event::SourceInfo;
+    use kcap_pcap::LinkType;
+
+    fn printed(comment: Option<&str>) -> String {
+        let settings = PrintSettings {
+            time: TimeFormat::None,
+            nanos: false,
+            dump: None,
+            names: true,
+        };
+        let mut sink = LinesSink::new(Vec::new(), settings);
+        let info = SourceInfo {
+            label: "node-a".into(),
+            point: "node-a:eth0".into(),
+            interface_name: "node-a:eth0".into(),
+            description: "node-a via ssh".into(),
+            comment: None,
+            names: Vec::new(),
+        };
+        sink.interface(Interface {
+            source: 0,
+            info: &info,
+            link_type: LinkType::ETHERNET,
+            snaplen: 65535,
+        })
+        .unwrap();
+        let packet = Packet {
+            ts_nanos: 1,
+            orig_len: 4,
+            data: vec![0; 4],
+            comment: None,
+        };
+        sink.packet(0, &packet, comment).unwrap();
+        sink.flush().unwrap();
+        String::from_utf8(sink.out.get_ref().clone()).unwrap()
+    }
+
+    /// The process after the capture point, its parent at the end, and neither
+    /// again as indented comment lines (nor the pod keys); other keys stay.
+    #[test]
+    fn the_process_is_shown_as_ptcpdump_shows_it() {
+        let plain = printed(None);
+        let text = plain.trim_end().strip_prefix("node-a:eth0 ").unwrap();
+        let comment = "PID: 4242\nCmd: /usr/bin/curl\nArgs: curl -s http://web\n\
+                       ParentPID: 4100\nParentCmd: /bin/sh\nContainerName: client\n\
+                       ContainerId: 3f2a\nPodName: client-0\nPodNamespace: prod\n\
+                       NodeName: node-a\nNote: kept";
+        assert_eq!(
+            printed(Some(comment)),
+            format!("node-a:eth0 curl.4242 {text}, ParentProc [sh.4100]\n    Note: kept\n")
+        );
+        assert_eq!(
+            printed(Some("PID: 7\nCmd: nginx")),
+            format!("node-a:eth0 nginx.7 {text}\n")
+        );
+        // A file's pod comment, without a process: as before.
+        assert_eq!(
+            printed(Some("PodName: web-0\nNodeName: node-a")),
+            format!("node-a:eth0 {text}\n")
+        );
     }
 }

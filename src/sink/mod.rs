@@ -142,8 +142,9 @@ impl SinkError {
 
 /// A consumer of the merged stream. Calls come in this order: `interface` for a
 /// source before any of its packets, `packet` in time order across sources
-/// (with the packet's own comment when it has one, as in a file read with `-r`;
-/// else the source's comment applies),
+/// (with the packet's own comment when it has one: its process text followed by
+/// the source's comment lines it lacks, or a file's comment read with `-r`; else
+/// the source's comment applies),
 /// `flush` whenever output should reach its reader, `source_end` for every
 /// source at the end, then `finish` once. `names` comes first with the names
 /// known at the start, and again with new ones only (a pod that joined), always

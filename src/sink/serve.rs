@@ -213,6 +213,7 @@ mod tests {
             ts_nanos: ts,
             orig_len: 60,
             data: vec![0xab; 60],
+            comment: None,
         }
     }
 

@@ -368,6 +368,7 @@ mod tests {
             ts_nanos: 1,
             orig_len: len as u32,
             data: vec![0; len],
+            comment: None,
         }
     }
 

@@ -70,6 +70,8 @@ pub struct SourceReport {
     /// How the pod's network was found from its node (`--via node`, `--via ssh`).
     pub way: Option<String>,
     pub statistics: Option<ToolStatistics>,
+    /// `--process=auto`: why the node could not attribute packets to processes.
+    pub process_unavailable: Option<String>,
     pub elapsed: Duration,
     pub error: Option<SourceError>,
 }
@@ -83,6 +85,7 @@ impl SourceReport {
             tool: None,
             way: None,
             statistics: None,
+            process_unavailable: None,
             elapsed: Duration::ZERO,
             error: None,
         }
@@ -93,5 +96,7 @@ impl SourceReport {
         self.tool.clone_from(&ended.tool);
         self.way.clone_from(&ended.way);
         self.statistics = ended.statistics;
+        self.process_unavailable
+            .clone_from(&ended.process_unavailable);
     }
 }

@@ -6,10 +6,12 @@
 use std::time::{Duration, Instant};
 
 use kcap_capture::command::{
-    CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST, MARKER_TOOL,
+    CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST, MARKER_PROCESS_UNUSABLE,
+    MARKER_TOOL,
 };
 use kcap_capture::outcome::{self, Failure, ToolStatistics};
 use kcap_pcap::StreamDecoder;
+use kcap_pcap::annotation::Annotator;
 use tokio::sync::mpsc;
 
 use crate::event::{Event, SourceId, SourceInfo};
@@ -73,6 +75,8 @@ pub struct Ended {
     /// How the node-side script found the pod's network (`netns by IP`, ...).
     pub way: Option<String>,
     pub statistics: Option<ToolStatistics>,
+    /// `--process=auto` on a node where kcap's agent cannot attribute packets: why.
+    pub process_unavailable: Option<String>,
     pub result: Result<(), StreamError>,
 }
 
@@ -97,9 +101,11 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
         ..
     } = *feed;
     let mut decoder = StreamDecoder::new();
+    let mut annotator = Annotator::default();
     let mut started = false;
     let mut held = Held::default();
     let mut stderr = Vec::new();
+    let mut process_unavailable = None;
     let mut exit: Option<Option<String>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut stopping: Option<Instant> = None;
@@ -124,16 +130,19 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
             output = process.next() => match output {
                 Ok(Some(Chunk::Stdout(bytes))) => {
                     decoder.push(&bytes);
-                    let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                    let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
                     if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
                         break Err(e);
                     }
                 }
                 Ok(Some(Chunk::Stderr(bytes))) => {
                     keep_tail(&mut stderr, &bytes);
+                    if process_unavailable.is_none() {
+                        process_unavailable = unavailable(info, &stderr);
+                    }
                     beating = beating || outcome::tool_used(&String::from_utf8_lossy(&stderr)).is_some();
                     if !started {
-                        let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                        let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
                         if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
                             break Err(e);
                         }
@@ -147,7 +156,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
                 // A failed write means the stream is going away; `next()` will say why.
                 process.write_stdin(HEARTBEAT).await;
                 if !started {
-                    let mut stream = Stream { decoder: &mut decoder, started: &mut started, held: &mut held };
+                    let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
                     if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
                         break Err(e);
                     }
@@ -168,6 +177,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     // Packets still held for the tool line go out now.
     let mut stream = Stream {
         decoder: &mut decoder,
+        annotator: &mut annotator,
         started: &mut started,
         held: &mut held,
     };
@@ -194,6 +204,10 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
         Some(None) | None => Ok(()),
         // Stopped on purpose: the tool was told to end.
         Some(Some(_)) if stopping.is_some() => Ok(()),
+        // The agent refused `--process` after its header: still that failure.
+        Some(Some(_)) if stderr.contains(MARKER_PROCESS_UNUSABLE) => {
+            Err(failure(&stderr, exit.flatten(), feed.command))
+        }
         Some(Some(status)) => Err(StreamError::Exited(format!(
             "{status}: {}",
             outcome::error_text(&stderr)
@@ -204,8 +218,22 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
         tool,
         way,
         statistics,
+        process_unavailable,
         result,
     }
+}
+
+/// The agent's `process-unavailable` line, once it is complete on stderr: warned
+/// about here, once per stream, and kept for the summary.
+fn unavailable(info: &SourceInfo, stderr: &[u8]) -> Option<String> {
+    let complete = &stderr[..stderr.iter().rposition(|&b| b == b'\n')? + 1];
+    let why = outcome::process_unavailable(&String::from_utf8_lossy(complete))?;
+    tracing::warn!(
+        "kcap: {}: warning: --process=auto: cannot attribute packets to processes on this \
+         node: {why}; capturing without them",
+        info.label
+    );
+    Some(why)
 }
 
 /// Writes the agent to stdin in pieces; `false` if a piece could not be written
@@ -228,6 +256,8 @@ async fn send_agent<P: Process>(process: &mut P, bytes: &[u8], stop: &Stop) -> b
 /// A stream's decoding state: packets decoded before `Started` was sent are held.
 struct Stream<'a> {
     decoder: &'a mut StreamDecoder,
+    /// The process of each packet, from the agent's annotation records.
+    annotator: &'a mut Annotator,
     started: &'a mut bool,
     held: &'a mut Held,
 }
@@ -239,7 +269,9 @@ struct Held {
     since: Option<Instant>,
 }
 
-/// Decodes what is buffered and hands complete packets to the writer. `Started`
+/// Decodes what is buffered and hands complete packets to the writer, each with
+/// its process when the agent's annotation records named it (those records are
+/// taken out here: they are not packets). `Started`
 /// goes first, once the header arrived and the wrapper's tool line is on stderr
 /// (or [`DESCRIBE_WAIT`] passed, or `now`): its description then says how the
 /// node-side script found the pod's network, when it said so.
@@ -258,7 +290,12 @@ async fn forward(
     loop {
         match stream.decoder.next_packet() {
             Ok(Some(packet)) if packet.is_watermark() => watermark = Some(packet.ts_nanos),
-            Ok(Some(packet)) => stream.held.packets.push(packet),
+            // Not a packet: which process the next one belongs to.
+            Ok(Some(packet)) if stream.annotator.absorb(&packet) => {}
+            Ok(Some(mut packet)) => {
+                packet.comment = stream.annotator.take_for_packet();
+                stream.held.packets.push(packet);
+            }
             Ok(None) => break,
             Err(e) => {
                 failed = Some(StreamError::NotACapture(e));

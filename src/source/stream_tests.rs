@@ -61,6 +61,7 @@ fn command() -> CaptureCommand {
         filter: Some("port 80 and frobnicate".into()),
         sudo: false,
         agent: None,
+        process: kcap_capture::command::ProcessMode::Off,
     }
 }
 
@@ -287,4 +288,84 @@ fn a_veth_capture_is_named_after_its_interface() {
         netns.description,
         "pod prod/web-0 on node node-b, via ssh (netns by IP)"
     );
+}
+
+/// The agent's annotation records name the process of the packet after them:
+/// they are taken out (never a packet, never a watermark), the named packet
+/// carries the text, the next one (no `NEXT` before it) none. Chunks of 7 bytes
+/// split records, so the annotator's state lasts across chunks.
+#[tokio::test]
+async fn annotation_records_become_the_next_packets_process() {
+    use kcap_pcap::annotation::Annotation;
+    let plain = pcap_stream();
+    let (header, records) = plain.split_at(24);
+    let mut stream = header.to_vec();
+    Annotation::Define {
+        id: 5,
+        text: "PID: 4242\nCmd: /usr/bin/curl",
+    }
+    .write_record(&mut stream);
+    Annotation::Next { id: 5 }.write_record(&mut stream);
+    stream.extend_from_slice(records);
+    let mut script: Vec<_> = stream
+        .chunks(7)
+        .map(|c| Ok(Some(Chunk::Stdout(c.to_vec()))))
+        .collect();
+    script.push(Ok(Some(Chunk::Stderr(
+        b"kcap-remote: tool: agent\n".to_vec(),
+    ))));
+    script.push(Ok(Some(Chunk::Exit(None))));
+    let (ended, events) = drive_script(&mut Scripted::new(script), &Stop::default()).await;
+    assert!(ended.result.is_ok(), "{:?}", ended.result);
+    let mut packets = Vec::new();
+    for event in &events[1..] {
+        match event {
+            Event::Packets { packets: batch, .. } => packets.extend(batch.iter().cloned()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let seen: Vec<_> = packets
+        .iter()
+        .map(|p| (p.data.clone(), p.comment.as_deref().map(str::to_string)))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                vec![0xaa; 3],
+                Some("PID: 4242\nCmd: /usr/bin/curl".to_string())
+            ),
+            (vec![0xbb; 3], None),
+        ]
+    );
+}
+
+/// `--process on` where the node cannot: the agent's reason, classified, with
+/// the command it was given; `auto`'s reason is kept and the capture is fine.
+#[tokio::test]
+async fn the_agents_process_refusals() {
+    let script = vec![
+        Ok(Some(Chunk::Stderr(
+            b"kcap-remote: tool: agent\nkcap-remote: process-unusable: no BTF\n".to_vec(),
+        ))),
+        Ok(Some(Chunk::Exit(Some("exit code 4".into())))),
+    ];
+    let (ended, events) = drive_script(&mut Scripted::new(script), &Stop::default()).await;
+    assert!(events.is_empty(), "{events:?}");
+    let Err(StreamError::Capture { failure, .. }) = ended.result else {
+        panic!("{:?}", ended.result);
+    };
+    assert_eq!(
+        failure.message(),
+        "--process: cannot attribute packets to processes on this node: no BTF"
+    );
+
+    let mut script: Vec<_> = vec![Ok(Some(Chunk::Stderr(
+        b"kcap-remote: process-unavailable: not root\nkcap-remote: tool: agent\n".to_vec(),
+    )))];
+    script.push(Ok(Some(Chunk::Stdout(pcap_stream()))));
+    script.push(Ok(Some(Chunk::Exit(None))));
+    let (ended, _) = drive_script(&mut Scripted::new(script), &Stop::default()).await;
+    assert!(ended.result.is_ok(), "{:?}", ended.result);
+    assert_eq!(ended.process_unavailable.as_deref(), Some("not root"));
 }

@@ -16,6 +16,11 @@ pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// Marker lines the wrapper writes on stderr.
 pub const MARKER_TOOL: &str = "kcap-remote: tool: ";
 pub const MARKER_MISSING_TOOL: &str = "kcap-remote: missing-tool: ";
+/// kcap's agent cannot attribute packets to processes there (`--process on`):
+/// it exits 4 and captured nothing. The rest of the line says why.
+pub const MARKER_PROCESS_UNUSABLE: &str = "kcap-remote: process-unusable: ";
+/// Same, with `--process auto`: the capture goes on without processes.
+pub const MARKER_PROCESS_UNAVAILABLE: &str = "kcap-remote: process-unavailable: ";
 /// The wrapper stopped the tool because kcap's heartbeat went silent for 5 s.
 pub const MARKER_HEARTBEAT_LOST: &str = "kcap-remote: heartbeat-lost";
 
@@ -110,6 +115,36 @@ impl Direction {
     }
 }
 
+/// `--process`: whether kcap's capture agent names each packet's process (the
+/// wrapper's 11th argument, passed on to the agent as `--process on|auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessMode {
+    /// No process attribution (the default).
+    #[default]
+    Off,
+    /// Attribute every packet, or fail when the node cannot (`process-unusable`).
+    On,
+    /// Attribute when the node can, else capture without (`process-unavailable`).
+    Auto,
+}
+
+impl ProcessMode {
+    /// The wrapper's and the agent's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessMode::Off => "off",
+            ProcessMode::On => "on",
+            ProcessMode::Auto => "auto",
+        }
+    }
+
+    pub fn parse(input: &str) -> Option<ProcessMode> {
+        [ProcessMode::Off, ProcessMode::On, ProcessMode::Auto]
+            .into_iter()
+            .find(|m| m.name() == input)
+    }
+}
+
 /// Everything that decides the remote command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureCommand {
@@ -129,6 +164,8 @@ pub struct CaptureCommand {
     pub sudo: bool,
     /// kcap's capture agent, sent ahead of the heartbeat on stdin (see remote.sh).
     pub agent: Option<AgentBinary>,
+    /// `--process`: tell the agent to name each packet's process.
+    pub process: ProcessMode,
 }
 
 /// The bytes of kcap's capture agent (crates/agent), shared by every source.
@@ -228,6 +265,7 @@ impl CaptureCommand {
             filter.into(),
             self.agent.as_ref().map_or(0, |a| a.0.len()).to_string(),
             self.direction.name().into(),
+            self.process.name().into(),
         ])
     }
 }
@@ -247,6 +285,7 @@ mod tests {
             filter: Some(filter.into()),
             sudo: false,
             agent: None,
+            process: ProcessMode::Off,
         }
     }
 
@@ -292,7 +331,8 @@ mod tests {
                 "3",
                 "port 80; id",
                 "0",
-                "inout"
+                "inout",
+                "off"
             ]
         );
         assert!(command("a\nb").to_argv("").is_err());
@@ -304,6 +344,7 @@ mod tests {
     fn shell_line_after_a_prefix() {
         let mut c = command("port 80");
         c.sudo = true;
+        c.process = ProcessMode::On;
         let line = c
             .to_shell_after(&["nsenter-ish".into(), "it's".into()])
             .unwrap();
@@ -313,7 +354,7 @@ mod tests {
         );
         assert!(
             line.ends_with(
-                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80' '0' 'inout'"
+                " 'kcap' \"$SSH_CONNECTION\" 'auto' 'any' '262144' '16384' '3' 'port 80' '0' 'inout' 'on'"
             ),
             "{line}"
         );

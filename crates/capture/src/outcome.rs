@@ -1,7 +1,10 @@
 //! What the remote side said when it ended: why a capture failed (from the tool's
 //! stderr and exit status) and the drop statistics tcpdump, tshark and dumpcap print.
 
-use crate::command::{MARKER_MISSING_TOOL, MARKER_NETNS_NOT_FOUND, MARKER_NETNS_WAY, MARKER_TOOL};
+use crate::command::{
+    MARKER_MISSING_TOOL, MARKER_NETNS_NOT_FOUND, MARKER_NETNS_WAY, MARKER_PROCESS_UNAVAILABLE,
+    MARKER_PROCESS_UNUSABLE, MARKER_TOOL,
+};
 
 /// Why a remote capture did not run. Each kind maps to its own exit code in kcap.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +21,10 @@ pub enum Failure {
     BadInterface { message: String },
     /// The pod's network was not found from its node: what each way found.
     NoPodNetwork { message: String },
+    /// `--process`: kcap's agent cannot attribute packets to processes on that
+    /// node (no BPF rights, no BTF); `message` is its reason, control characters
+    /// escaped.
+    ProcessUnusable { message: String },
     /// Anything else: the tool's own words.
     Other { message: String },
 }
@@ -31,6 +38,7 @@ impl Failure {
             | Failure::BadFilter { message }
             | Failure::BadInterface { message }
             | Failure::NoPodNetwork { message }
+            | Failure::ProcessUnusable { message }
             | Failure::Other { message } => message,
         }
     }
@@ -40,6 +48,7 @@ impl Failure {
 fn is_chatter(line: &str) -> bool {
     line.starts_with(MARKER_TOOL)
         || line.starts_with(MARKER_NETNS_WAY)
+        || line.starts_with(MARKER_PROCESS_UNAVAILABLE)
         || line.contains("listening on ")
         || line.starts_with("Capturing on ")
         // tcpdump's note on -i any ("tcpdump: data link type LINUX_SLL2"), printed
@@ -58,6 +67,27 @@ pub fn error_text(stderr: &str) -> String {
         .join("\n")
 }
 
+/// `--process=auto` on a node where the agent cannot attribute packets: why
+/// (control characters escaped), when the agent said so. The capture goes on.
+pub fn process_unavailable(stderr: &str) -> Option<String> {
+    marked(stderr, MARKER_PROCESS_UNAVAILABLE)
+}
+
+/// The rest of the first line starting with `marker`, as data: the node's text may
+/// hold anything, so control characters are escaped.
+fn marked(stderr: &str, marker: &str) -> Option<String> {
+    let line = stderr.lines().find(|l| l.starts_with(marker))?;
+    let mut why = String::new();
+    for c in line[marker.len()..].trim_end().chars() {
+        if c.is_control() {
+            why.extend(c.escape_default());
+        } else {
+            why.push(c);
+        }
+    }
+    Some(why)
+}
+
 /// Classifies a capture that failed (non-zero exit, or ended before sending a pcap
 /// header) from the tool's stderr.
 pub fn classify(stderr: &str) -> Failure {
@@ -65,6 +95,13 @@ pub fn classify(stderr: &str) -> Failure {
     if let Some(line) = stderr.lines().find(|l| l.starts_with(MARKER_MISSING_TOOL)) {
         return Failure::ToolMissing {
             message: line[MARKER_MISSING_TOOL.len()..].to_string(),
+        };
+    }
+    if let Some(why) = marked(stderr, MARKER_PROCESS_UNUSABLE) {
+        return Failure::ProcessUnusable {
+            message: format!(
+                "--process: cannot attribute packets to processes on this node: {why}"
+            ),
         };
     }
     if let Some(line) = stderr
@@ -186,6 +223,30 @@ impl ToolStatistics {
 mod tests {
     use super::*;
 
+    /// The agent's words come as data (an escape sequence stays visible text), and
+    /// win over the permission heuristics their text may trip.
+    #[test]
+    fn the_agents_process_markers() {
+        let stderr = "kcap-remote: tool: agent\n\
+                      kcap-remote: process-unusable: bpf(): Operation not permitted \x1b[31m\u{7}\n";
+        assert_eq!(
+            classify(stderr),
+            Failure::ProcessUnusable {
+                message: "--process: cannot attribute packets to processes on this node: \
+                          bpf(): Operation not permitted \\u{1b}[31m\\u{7}"
+                    .into()
+            }
+        );
+        let auto = "kcap-remote: process-unavailable: no BTF at /sys/kernel/btf/vmlinux\n\
+                    kcap-remote: tool: agent\n";
+        assert_eq!(
+            process_unavailable(auto).as_deref(),
+            Some("no BTF at /sys/kernel/btf/vmlinux")
+        );
+        assert_eq!(process_unavailable("kcap-remote: tool: agent\n"), None);
+        assert_eq!(error_text(auto), "");
+    }
+
     #[test]
     fn classifies_real_tool_messages() {
         let cases = [
@@ -223,6 +284,7 @@ mod tests {
                 Failure::BadInterface { .. } => "iface",
                 Failure::SudoNeedsPassword { .. } => "sudo",
                 Failure::NoPodNetwork { .. } => "netns",
+                Failure::ProcessUnusable { .. } => "process",
                 Failure::Other { .. } => "other",
             };
             assert_eq!(got, want, "{stderr}");

@@ -126,6 +126,7 @@ pub fn sll_rewrite(data: &[u8]) {
         ts_nanos: 1,
         orig_len,
         data: data.to_vec(),
+        comment: None,
     };
     kcap_pcap::sll::sll2_to_sll(&mut packet);
     let header = kcap_pcap::sll::SLL2_HEADER;

@@ -576,6 +576,7 @@ mod tests {
             filter: None,
             sudo: false,
             agent: None,
+            process: kcap_capture::command::ProcessMode::Off,
         };
         assert_eq!(command.to_argv("").unwrap()[6], "eth0");
         assert!(NETNS.contains(r#"if [ "$i" -eq 7 ]; then a=$dev; fi"#));

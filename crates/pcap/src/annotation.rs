@@ -188,6 +188,7 @@ mod tests {
             ts_nanos: 0,
             orig_len: 0,
             data: vec![NEXT, 3, 0, 0, 0],
+            comment: None,
         };
         assert!(annotator.absorb(&next_undefined));
         assert_eq!(annotator.take_for_packet(), None);

@@ -204,6 +204,7 @@ impl StreamDecoder {
             ts_nanos: u64::from(secs) * 1_000_000_000 + frac_nanos,
             orig_len,
             data: record[PCAP_RECORD_HEADER_LEN..].to_vec(),
+            comment: None,
         };
         Ok(Some((packet, end)))
     }

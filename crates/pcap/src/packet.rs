@@ -8,6 +8,10 @@ pub struct Packet {
     /// Length of the packet on the wire; `data` may be shorter (snaplen).
     pub orig_len: u32,
     pub data: Vec<u8>,
+    /// The packet's own comment: the process text kcap's capture agent gave it
+    /// (see [`crate::annotation`]), or a comment read back from a pcapng file.
+    /// Shared: every packet of one process holds the same text.
+    pub comment: Option<std::sync::Arc<str>>,
 }
 
 impl Packet {

@@ -40,6 +40,7 @@ mod tests {
             ts_nanos: 1,
             orig_len,
             data,
+            comment: None,
         }
     }
 

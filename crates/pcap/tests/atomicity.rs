@@ -126,6 +126,7 @@ fn dropping_a_writer_flushes_it() {
                 ts_nanos: 1,
                 orig_len: 1,
                 data: vec![1],
+                comment: None,
             })
             .unwrap();
     }

@@ -12,6 +12,7 @@ fn packet(ts_nanos: u64, len: usize) -> Packet {
         ts_nanos,
         orig_len: len as u32,
         data: vec![ts_nanos as u8; len],
+        comment: None,
     }
 }
 

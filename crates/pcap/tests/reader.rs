@@ -127,6 +127,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
             ts_nanos: 1_700_000_010_123_456_000,
             orig_len: 60,
             data: b"abcde".to_vec(),
+            comment: None,
         },
         Some("first"),
     ));
@@ -138,6 +139,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
             ts_nanos: 3_500_000_000,
             orig_len: 3,
             data: b"xyz".to_vec(),
+            comment: None,
         },
         None,
     ));
@@ -153,6 +155,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
             ts_nanos: 0,
             orig_len: 4,
             data: b"spb!".to_vec(),
+            comment: None,
         },
         None,
     ));
@@ -168,6 +171,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
             ts_nanos: 1_700_000_000_123_000_000,
             orig_len: 8,
             data: b"12345678".to_vec(),
+            comment: None,
         },
         Some("second section"),
     ));
@@ -184,6 +188,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
             ts_nanos: 42_000_000,
             orig_len: 2,
             data: b"ok".to_vec(),
+            comment: None,
         },
         None,
     ));

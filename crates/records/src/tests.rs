@@ -480,6 +480,7 @@ fn hard_cases_agree_with_tshark() {
             ts_nanos: 1_000_000_000 + i as u64 * 1_000_000,
             orig_len: p.len() as u32,
             data: p.clone(),
+            comment: None,
         };
         writer.write_packet(&packet).unwrap();
     }

@@ -78,6 +78,7 @@ impl<R: Read> CaptureFileReader<R> {
                 ts_nanos: u64::from(secs) * 1_000_000_000 + frac_nanos,
                 orig_len,
                 data,
+                comment: None,
             },
             comment: None,
         }))

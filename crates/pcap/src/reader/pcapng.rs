@@ -216,6 +216,7 @@ impl<R: Read> CaptureFileReader<R> {
                         ts_nanos: self.interfaces[iface as usize].ticks_to_nanos(e.ts(body, 4)),
                         orig_len,
                         data: body[20..data_end].to_vec(),
+                        comment: None,
                     },
                     comment,
                 }))
@@ -238,6 +239,7 @@ impl<R: Read> CaptureFileReader<R> {
                         ts_nanos: 0,
                         orig_len,
                         data: body[4..4 + caplen].to_vec(),
+                        comment: None,
                     },
                     comment: None,
                 }))

@@ -54,6 +54,7 @@ pub fn sample_packets(n: usize, seed: u64) -> Vec<Packet> {
                 ts_nanos: ts,
                 orig_len,
                 data,
+                comment: None,
             }
         })
         .collect()
