@@ -496,8 +496,8 @@ fn processes_are_filtered_before_the_merge_and_merged_into_the_comment() {
             },
         ],
     );
-    let merged =
-        "PID: 42\nCmd: /usr/bin/curl\nPodName: client-0\nPodNamespace: prod\nNodeName: node-a";
+    // The captured pod's keys are not the process's: only NodeName is added.
+    let merged = "PID: 42\nCmd: /usr/bin/curl\nPodName: client-0\nNodeName: node-a";
     let written: Vec<_> = file
         .records
         .iter()

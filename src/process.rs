@@ -52,13 +52,16 @@ pub fn label(text: &str, pid_key: &str, cmd_key: &str) -> Option<String> {
 
 /// The comment written for a packet with its own process text: that text, then
 /// the lines of the source's comment (`PodName: ...\nNodeName: ...`) whose keys it
-/// does not have. A process in another pod than the captured one keeps its own
-/// `PodName`; `NodeName` comes from the source.
+/// does not have, except the pod's and container's: those describe the captured
+/// pod, and the process may be in another pod or in none (the node's own), whose
+/// keys the process text has when the node's runtime knows them. So `NodeName`
+/// comes from the source, a pod's name only from the process.
 pub fn merge_comment(process: &str, source: Option<&str>) -> String {
+    const POD_KEYS: [&str; 4] = ["PodName", "PodNamespace", "ContainerName", "ContainerId"];
     let mut merged = process.trim_end_matches('\n').to_string();
     for line in source.unwrap_or("").lines() {
         let key = line.split_once(':').map_or(line, |(k, _)| k);
-        if !line.trim().is_empty() && field(process, key).is_none() {
+        if !line.trim().is_empty() && !POD_KEYS.contains(&key) && field(process, key).is_none() {
             merged.push('\n');
             merged.push_str(line);
         }
@@ -217,9 +220,10 @@ mod tests {
             merge_comment(CURL, Some(source)),
             format!("{CURL}\nNodeName: node-a")
         );
+        // A process the runtime puts in no container is not the captured pod's.
         assert_eq!(
             merge_comment("PID: 7\nCmd: nginx\n", Some(source)),
-            format!("PID: 7\nCmd: nginx\n{source}")
+            "PID: 7\nCmd: nginx\nNodeName: node-a"
         );
         assert_eq!(merge_comment("PID: 7", None), "PID: 7");
         let mut merged = MergedComment::default();

@@ -31,6 +31,7 @@ mod netns;
 mod nodes;
 mod output;
 mod plugin;
+mod process;
 mod proxy;
 mod records;
 mod rotation;
