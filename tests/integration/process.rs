@@ -74,6 +74,37 @@ fn run_clients(bed: &Bed, host: &str, count: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A capture of node-a's loopback server port with `args` while `clients`
+/// curls run: (kcap's output, the curls' PIDs, the server's PID).
+fn capture_clients(
+    bed: &Bed,
+    file: &std::path::Path,
+    args: &[&str],
+    clients: u32,
+) -> (std::process::Output, Vec<u32>, u32) {
+    let (mut server, server_pid) = start_server(bed, "node-a");
+    let filter = format!("tcp port {PORT}");
+    let kcap = bed
+        .kcap()
+        .args(["--ssh-host", "node-a", "-i", "lo", "-f", &filter])
+        .args(args)
+        .arg("-o")
+        .arg(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
+    let pids = run_clients(bed, "node-a", clients);
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(kcap.id() as i32, libc::SIGINT) };
+    let out = wait(kcap, Duration::from_secs(30));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ok(&out);
+    (out, pids, server_pid)
+}
+
 /// One `Key: value` of a packet comment as tshark prints it.
 fn key<'a>(comment: &'a str, key: &str) -> Option<&'a str> {
     comment
@@ -135,34 +166,8 @@ fn bpf_left(within: Duration) -> String {
 #[test]
 fn short_lived_clients_and_a_server_are_named_by_their_pids() {
     let bed = Bed::minimal();
-    let (mut server, server_pid) = start_server(&bed, "node-a");
     let file = bed.path("processes.pcapng");
-    let filter = format!("tcp port {PORT}");
-    let kcap = bed
-        .kcap()
-        .args([
-            "--ssh-host",
-            "node-a",
-            "-i",
-            "lo",
-            "-f",
-            &filter,
-            "--process",
-            "-o",
-        ])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
-    let clients = run_clients(&bed, "node-a", 15);
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: a plain kill(2) of our own child.
-    unsafe { libc::kill(kcap.id() as i32, libc::SIGINT) };
-    let out = wait(kcap, Duration::from_secs(30));
-    assert_ok(&out);
-    let _ = server.kill();
-    let _ = server.wait();
+    let (out, clients, server_pid) = capture_clients(&bed, &file, &["--process"], 15);
 
     let rows = tshark_fields(&file, None, &["tcp.srcport", "frame.comment"]);
     let (mut client_total, mut client_named) = (0, 0);
@@ -232,35 +237,8 @@ fn short_lived_clients_and_a_server_are_named_by_their_pids() {
 #[test]
 fn pname_keeps_only_that_programs_packets() {
     let bed = Bed::minimal();
-    let (mut server, _) = start_server(&bed, "node-a");
     let file = bed.path("curl.pcapng");
-    let filter = format!("tcp port {PORT}");
-    let kcap = bed
-        .kcap()
-        .args([
-            "--ssh-host",
-            "node-a",
-            "-i",
-            "lo",
-            "-f",
-            &filter,
-            "--pname",
-            "curl",
-            "-o",
-        ])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
-    let clients = run_clients(&bed, "node-a", 5);
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: a plain kill(2) of our own child.
-    unsafe { libc::kill(kcap.id() as i32, libc::SIGINT) };
-    let out = wait(kcap, Duration::from_secs(30));
-    assert_ok(&out);
-    let _ = server.kill();
-    let _ = server.wait();
+    let (out, clients, _) = capture_clients(&bed, &file, &["--pname", "curl"], 5);
     let rows = tshark_fields(&file, None, &["tcp.srcport", "frame.comment"]);
     assert!(
         rows.len() >= 5 * 4,

@@ -96,25 +96,28 @@ impl Batch {
 mod tests {
     use super::*;
 
+    /// A packet of second 1 plus `ts_nsec`, with `data`.
+    fn at(ts_nsec: u32, data: &[u8]) -> Packet<'_> {
+        Packet {
+            ts_sec: 1,
+            ts_nsec,
+            len: data.len() as u32,
+            data,
+            vlan: None,
+            protocol: 0x800,
+            ifindex: 1,
+            hatype: 1,
+            pkttype: 0,
+            addr: &[],
+        }
+    }
+
     /// A batch of 4-byte Ethernet-framed packets `(nanoseconds, fill byte)`,
     /// written out.
     fn written(packets: &[(u32, u8)]) -> Vec<u8> {
         let mut batch = Batch::new(64);
         for &(ts_nsec, byte) in packets {
-            let data = [byte; 4];
-            let packet = Packet {
-                ts_sec: 1,
-                ts_nsec,
-                len: 4,
-                data: &data,
-                vlan: None,
-                protocol: 0x800,
-                ifindex: 1,
-                hatype: 1,
-                pkttype: 0,
-                addr: &[],
-            };
-            batch.push(Framing::Ethernet, 100, &packet, None);
+            batch.push(Framing::Ethernet, 100, &at(ts_nsec, &[byte; 4]), None);
         }
         let mut out = Vec::new();
         assert!(batch.write_to(&mut out));
@@ -134,22 +137,10 @@ mod tests {
     #[test]
     fn annotations_travel_with_their_packets() {
         let data = [7u8; 4];
-        let at = |ts_nsec| Packet {
-            ts_sec: 1,
-            ts_nsec,
-            len: 4,
-            data: &data,
-            vlan: None,
-            protocol: 0x800,
-            ifindex: 1,
-            hatype: 1,
-            pkttype: 0,
-            addr: &[],
-        };
         let mut batch = Batch::new(64);
-        batch.push(Framing::Ethernet, 100, &at(20), Some(3));
+        batch.push(Framing::Ethernet, 100, &at(20, &data), Some(3));
         batch.define(3, "PID: 1");
-        batch.push(Framing::Ethernet, 100, &at(10), None);
+        batch.push(Framing::Ethernet, 100, &at(10, &data), None);
         let mut out = Vec::new();
         assert!(batch.write_to(&mut out));
         let mut decoder = kcap_pcap::StreamDecoder::new();
