@@ -28,6 +28,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("stderr_classifier", stderr_classifier),
     ("lines", lines),
     ("records", records),
+    ("annotations", annotations),
+    ("agent_inputs", agent_inputs),
 ];
 
 /// A small deterministic generator, seeded by the input (the fuzzer then
@@ -318,6 +320,36 @@ pub fn records(data: &[u8]) {
         serde_json::to_string(record).expect("a record serializes");
     }
     let _ = decoder.counters();
+}
+
+/// The capture agent's in-band annotations as kcap reads them from a remote
+/// stream: the bytes are pcap records after a valid header. Every packet gets
+/// either no process or a text that some DEFINE carried, never longer than the
+/// format allows.
+pub fn annotations(data: &[u8]) {
+    use kcap_pcap::annotation::{Annotator, MAX_TEXT};
+    let mut stream = Vec::with_capacity(24 + data.len());
+    stream.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+    stream.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    stream.extend_from_slice(&65535u32.to_le_bytes());
+    stream.extend_from_slice(&1u32.to_le_bytes());
+    stream.extend_from_slice(data);
+    let mut decoder = StreamDecoder::new();
+    decoder.push(&stream);
+    let mut annotator = Annotator::default();
+    while let Ok(Some(packet)) = decoder.next_packet() {
+        if !annotator.absorb(&packet)
+            && let Some(text) = annotator.take_for_packet()
+        {
+            assert!(text.len() <= MAX_TEXT);
+        }
+    }
+}
+
+/// What the capture agent parses on the node: a captured frame's endpoints (the
+/// frame is the wire's) and crictl's JSON answers.
+pub fn agent_inputs(data: &[u8]) {
+    kcap_agent::process::fuzz_entry(data);
 }
 
 #[cfg(test)]

@@ -224,3 +224,31 @@ fn attach(
     })?;
     Ok((program, link))
 }
+
+/// For kcap's fuzzing (crates/fuzzing): the parsers of what the agent reads from
+/// outside, on any bytes: a frame's endpoints (both framings) and crictl's JSON.
+#[doc(hidden)]
+pub fn fuzz_entry(data: &[u8]) {
+    let packet = Packet {
+        ts_sec: 0,
+        ts_nsec: 0,
+        len: data.len() as u32,
+        data,
+        vlan: None,
+        protocol: if data.first().is_some_and(|b| b & 1 == 1) {
+            0x86dd
+        } else {
+            0x0800
+        },
+        ifindex: 1,
+        hatype: 1,
+        pkttype: 0,
+        addr: &[],
+    };
+    for framing in [Framing::Ethernet, Framing::Cooked] {
+        let _ = frame::endpoints(framing, &packet);
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = json::parse(text);
+    }
+}
