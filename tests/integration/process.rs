@@ -74,12 +74,12 @@ fn run_clients(bed: &Bed, host: &str, count: u32) -> Vec<u32> {
         .collect()
 }
 
-/// A capture of node-a's loopback server port with `args` while `clients`
-/// curls run: (kcap's output, the curls' PIDs, the server's PID).
+/// A capture of node-a's loopback server port with `args` (given the server's
+/// PID) while `clients` curls run: (kcap's output, the curls' PIDs, the server's PID).
 fn capture_clients(
     bed: &Bed,
     file: &std::path::Path,
-    args: &[&str],
+    args: impl Fn(u32) -> Vec<String>,
     clients: u32,
 ) -> (std::process::Output, Vec<u32>, u32) {
     let (mut server, server_pid) = start_server(bed, "node-a");
@@ -87,7 +87,7 @@ fn capture_clients(
     let kcap = bed
         .kcap()
         .args(["--ssh-host", "node-a", "-i", "lo", "-f", &filter])
-        .args(args)
+        .args(args(server_pid))
         .arg("-o")
         .arg(file)
         .stderr(Stdio::piped())
@@ -167,7 +167,7 @@ fn bpf_left(within: Duration) -> String {
 fn short_lived_clients_and_a_server_are_named_by_their_pids() {
     let bed = Bed::minimal();
     let file = bed.path("processes.pcapng");
-    let (out, clients, server_pid) = capture_clients(&bed, &file, &["--process"], 15);
+    let (out, clients, server_pid) = capture_clients(&bed, &file, |_| vec!["--process".into()], 15);
 
     let rows = tshark_fields(&file, None, &["tcp.srcport", "frame.comment"]);
     let (mut client_total, mut client_named) = (0, 0);
@@ -198,6 +198,10 @@ fn short_lived_clients_and_a_server_are_named_by_their_pids() {
         client_total >= 15 * 5,
         "{client_total} client packets:\n{}",
         stderr(&out)
+    );
+    eprintln!(
+        "{client_named} of {client_total} client packets named, {} curls",
+        clients.len()
     );
     assert!(
         client_named * 100 >= client_total * 95,
@@ -232,13 +236,14 @@ fn short_lived_clients_and_a_server_are_named_by_their_pids() {
     assert_eq!(bpf_left(Duration::from_secs(5)), "");
 }
 
-/// `--pname curl` keeps the curls' packets only; the summary says how many of
-/// the others it left out.
+/// `--pname curl` keeps the curls' packets only, and the summary says how many
+/// of the others it left out; `--pid` keeps the server's only.
 #[test]
-fn pname_keeps_only_that_programs_packets() {
+fn pname_and_pid_keep_only_those_processes_packets() {
     let bed = Bed::minimal();
     let file = bed.path("curl.pcapng");
-    let (out, clients, _) = capture_clients(&bed, &file, &["--pname", "curl"], 5);
+    let pname = |_| vec!["--pname".to_string(), "curl".to_string()];
+    let (out, clients, _) = capture_clients(&bed, &file, pname, 5);
     let rows = tshark_fields(&file, None, &["tcp.srcport", "frame.comment"]);
     assert!(
         rows.len() >= 5 * 4,
@@ -257,6 +262,27 @@ fn pname_keeps_only_that_programs_packets() {
         assert!(clients.contains(&pid));
     }
     assert!(stderr(&out).contains("left out"), "{}", stderr(&out));
+
+    // --pid: the server's packets only.
+    let file = bed.path("server.pcapng");
+    let pid = |server: u32| vec!["--pid".to_string(), server.to_string()];
+    let (out, _, server_pid) = capture_clients(&bed, &file, pid, 3);
+    let rows = tshark_fields(&file, None, &["tcp.srcport", "frame.comment"]);
+    assert!(
+        rows.len() >= 3 * 3,
+        "{} packets kept:\n{}",
+        rows.len(),
+        stderr(&out)
+    );
+    for row in &rows {
+        let comment = row.get(1).map_or("", String::as_str);
+        assert_eq!(
+            row[0],
+            PORT.to_string(),
+            "a client's packet kept: {comment:?}"
+        );
+        assert_eq!(key(comment, "PID"), Some(server_pid.to_string().as_str()));
+    }
     assert_eq!(bpf_left(Duration::from_secs(5)), "");
 }
 
