@@ -40,7 +40,9 @@ pub fn name(cmd: &str) -> &str {
 /// How a process shows in a line, as ptcpdump prints it: `curl.4242`; the name
 /// alone without a PID, `?.4242` without a name.
 pub fn label(text: &str, pid_key: &str, cmd_key: &str) -> Option<String> {
-    let pid = field(text, pid_key);
+    // A PID is a number: "PID: 4242, Cmd: curl" typed in Wireshark is a note.
+    let pid =
+        field(text, pid_key).filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     let name = field(text, cmd_key).map(name);
     match (name, pid) {
         (Some(name), Some(pid)) => Some(format!("{name}.{pid}")),

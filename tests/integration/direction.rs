@@ -106,7 +106,7 @@ fn direction_shows_in_the_dry_run_and_bad_values_are_refused() {
         .lines()
         .find(|l| l.starts_with("  command: "))
         .unwrap_or_else(|| panic!("no command line:\n{text}"));
-    assert!(command.ends_with(" 'out'"), "{command}");
+    assert!(command.ends_with(" 'out' 'off'"), "{command}");
     let out = run(
         bed.kcap()
             .args(["--ssh-host", "node-a", "--direction", "sideways"]),

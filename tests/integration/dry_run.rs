@@ -114,10 +114,12 @@ fn dry_run_plans_every_target_and_touches_nothing() {
         assert_eq!(s["namespace"], "prod");
         assert_eq!(s["method"], "exec");
         assert_eq!(s["filter"], "port 8080");
-        // The wrapper's last three words: the filter, the agent's size, the direction.
+        // The wrapper's last four words: the filter, the agent's size, the
+        // direction, --process.
         let argv = s["argv"].as_array().unwrap();
-        assert_eq!(argv[argv.len() - 3], "port 8080");
-        assert_eq!(argv[argv.len() - 1], "inout");
+        assert_eq!(argv[argv.len() - 4], "port 8080");
+        assert_eq!(argv[argv.len() - 2], "inout");
+        assert_eq!(argv[argv.len() - 1], "off");
         assert_eq!(s["direction"], "inout");
         assert!(
             web_ips.contains(&s["pod_ip"].as_str().unwrap().to_string()),

@@ -128,7 +128,7 @@ fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
     // A packet's own comment other than kcap's pod keys is shown under its line.
     let out = run(
         Command::new("editcap")
-            .args(["-a", "2:PID: 4242, Cmd: curl"])
+            .args(["-a", "2:checked by ops, ticket 4242"])
             .arg(bed.path("web.pcapng"))
             .arg(bed.path("noted.pcapng")),
         LIMIT,
@@ -137,7 +137,7 @@ fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
     let (lines, err, _) = read_back(&bed, &["noted.pcapng", "--no-names", "-c", "3"]);
     assert_eq!(lines.len(), 3 + 1, "{lines:?}\n{err}");
     assert_eq!(lines[..2], live[..2]);
-    assert_eq!(lines[2], "    PID: 4242, Cmd: curl", "{lines:?}");
+    assert_eq!(lines[2], "    checked by ops, ticket 4242", "{lines:?}");
     // A file cut inside a packet: every complete packet, then the error (exit 1).
     let whole = std::fs::read(bed.path("web.pcapng")).unwrap();
     std::fs::write(bed.path("cut.pcapng"), &whole[..whole.len() - 30]).unwrap();

@@ -366,7 +366,16 @@ fn with_follow_a_new_pod_joins_the_current_file_and_stays_in_the_next() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // Once the first file is done (the second exists): starting the helper pods
+    // takes seconds under load, and the first file holds the first pods only.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while files(bed.scratch.path(), "f-").len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rotation within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     bed.kubectl_out(&["scale", "-n", "prod", "deployment/web", "--replicas=4"]);
     let out = wait(child, crate::kube::LIMIT);
     assert_ok(&out);

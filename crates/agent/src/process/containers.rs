@@ -3,8 +3,9 @@
 //! mount namespace, and on most nodes its cgroup path also names its id.
 //!
 //! `crictl` is asked again only when a process shows up in a mount namespace not
-//! seen before, at most every [`REFRESH_EVERY`], and each call has a time limit,
-//! so a slow runtime delays nothing for long.
+//! seen at the last answer (each new container once, the node's own processes
+//! never again), and each call has a time limit, so a slow runtime delays nothing
+//! for long.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use super::json;
 
-const REFRESH_EVERY: Duration = Duration::from_secs(2);
-const CRICTL_TIMEOUT: Duration = Duration::from_secs(3);
+/// crictl on a loaded node can take seconds to start.
+const CRICTL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Containers remembered (a node runs far fewer).
 const MAX_CONTAINERS: usize = 4096;
 const MAX_ANSWER: u64 = 16 << 20;
@@ -32,9 +33,8 @@ pub struct Containers {
     asks_crictl: bool,
     by_id: HashMap<String, Rc<Container>>,
     by_mount_ns: HashMap<u64, Rc<Container>>,
-    /// Mount namespaces that were no container's at the last refresh.
+    /// Mount namespaces that were no container's when crictl last answered.
     not_containers: HashSet<u64>,
-    refreshed: Option<Instant>,
 }
 
 impl Containers {
@@ -45,7 +45,6 @@ impl Containers {
             by_id: HashMap::new(),
             by_mount_ns: HashMap::new(),
             not_containers: HashSet::new(),
-            refreshed: None,
         }
     }
 
@@ -63,13 +62,12 @@ impl Containers {
         if let Some(found) = self.lookup(pid, mount_ns) {
             return Some(found);
         }
-        if !self.asks_crictl
-            || self.not_containers.contains(&mount_ns)
-            || self.refreshed.is_some_and(|t| t.elapsed() < REFRESH_EVERY)
-        {
+        if !self.asks_crictl || self.not_containers.contains(&mount_ns) {
             return None;
         }
-        self.refresh();
+        if !self.refresh() {
+            return None;
+        }
         let found = self.lookup(pid, mount_ns);
         if found.is_none() {
             self.not_containers.insert(mount_ns);
@@ -85,14 +83,21 @@ impl Containers {
         hex_ids(&cgroup).find_map(|id| self.by_id.get(id).cloned())
     }
 
-    fn refresh(&mut self) {
-        self.refreshed = Some(Instant::now());
-        self.not_containers.clear();
-        let Some(listing) = crictl(&["ps", "-o", "json"]).and_then(|t| json::parse(&t)) else {
-            // No crictl, or it does not answer: do not keep asking.
-            self.asks_crictl = false;
-            return;
+    /// Asks crictl for the containers; `false` if it did not answer.
+    fn refresh(&mut self) -> bool {
+        let listing = match crictl(&["ps", "-o", "json"]) {
+            Ok(text) => json::parse(&text),
+            Err(Missing) => {
+                // No crictl here: do not keep trying.
+                self.asks_crictl = false;
+                return false;
+            }
+            Err(Failed) => None,
         };
+        let Some(listing) = listing else {
+            return false;
+        };
+        self.not_containers.clear();
         if self.by_id.len() > MAX_CONTAINERS {
             self.by_id.clear();
             self.by_mount_ns.clear();
@@ -133,13 +138,23 @@ impl Containers {
                 "{{.info.pid}}",
                 id,
             ]);
-            if let Some(ns) = pid.as_deref().map(str::trim).and_then(mount_ns) {
+            if let Some(ns) = pid.ok().as_deref().map(str::trim).and_then(mount_ns) {
                 self.by_mount_ns.insert(ns, container.clone());
             }
             self.by_id.insert(id.to_string(), container);
         }
+        true
     }
 }
+
+/// Why crictl gave no answer.
+enum NoAnswer {
+    /// It is not there (or cannot be started).
+    Missing,
+    /// It failed, said nothing usable, or took too long.
+    Failed,
+}
+use NoAnswer::{Failed, Missing};
 
 /// The inode of `pid`'s mount namespace.
 fn mount_ns(pid: &str) -> Option<u64> {
@@ -160,16 +175,16 @@ fn hex_ids(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| w.len() == 64)
 }
 
-/// `crictl ARGS`' output, or `None` if it fails, is missing or takes too long.
-fn crictl(args: &[&str]) -> Option<String> {
+/// `crictl ARGS`' output.
+fn crictl(args: &[&str]) -> Result<String, NoAnswer> {
     let mut child = Command::new("crictl")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .ok()?;
-    let mut out = child.stdout.take()?;
+        .map_err(|_| Missing)?;
+    let mut out = child.stdout.take().ok_or(Failed)?;
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = (&mut out).take(MAX_ANSWER).read_to_string(&mut text);
@@ -189,8 +204,11 @@ fn crictl(args: &[&str]) -> Option<String> {
             }
         }
     };
-    let text = reader.join().ok()?;
-    status.filter(|s| s.success()).map(|_| text)
+    let text = reader.join().map_err(|_| Failed)?;
+    match status {
+        Some(s) if s.success() => Ok(text),
+        _ => Err(Failed),
+    }
 }
 
 #[cfg(test)]

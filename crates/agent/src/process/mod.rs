@@ -158,9 +158,7 @@ impl Attribution {
                 Err(_) => {}
             }
         }
-        let mut table = Table::new(Containers::from_runtime());
-        // After the probes: a socket made in between is seen by one or the other.
-        table.learn_existing();
+        let table = Table::new(Containers::from_runtime());
         Ok(Attribution {
             events,
             table,
@@ -168,6 +166,14 @@ impl Attribution {
             _programs: programs,
             _maps: [seen, connecting],
         })
+    }
+
+    /// Takes in the sockets that exist already (`/proc`, and the runtime for their
+    /// containers). Slow on a busy node (seconds): call it once the capture runs,
+    /// after the programs are attached, so a socket made meanwhile is seen by one
+    /// or the other.
+    pub fn learn_existing(&mut self) {
+        self.table.learn_existing();
     }
 
     /// Readable when events wait (for `poll`).
