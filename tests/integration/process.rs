@@ -471,6 +471,7 @@ fn pods_on_one_node_are_named_by_their_own_containers() {
         assert_eq!(key(comment, "PodNamespace"), Some("prod"));
         seen.insert((interface.clone(), want.0));
     }
+    eprintln!("{named} of {} packets named with their pod", rows.len());
     assert!(
         named * 100 >= rows.len() * 95,
         "{named} of {} packets named:\n{}",

@@ -97,11 +97,6 @@ pub fn main() -> i32 {
         Err(e) => return cannot(&e.to_string()),
     };
     eprintln!("kcap-remote: tool: kcap-agent");
-    // After the tool line, from which kcap keeps the remote side alive: this can
-    // take seconds, while the ring already holds what is captured.
-    if let Some(a) = attribution.as_mut() {
-        a.learn_existing();
-    }
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };

@@ -1,22 +1,28 @@
 //! Which container (and pod) a process is in, from the node's container runtime
 //! through `crictl`, whatever the runtime: a container's processes share its
-//! mount namespace, and on most nodes its cgroup path also names its id.
+//! mount namespace, that of the process crictl names as the container's.
 //!
-//! `crictl` is asked again only when a process shows up in a mount namespace not
-//! seen at the last answer (each new container once, the node's own processes
-//! never again), and each call has a time limit, so a slow runtime delays nothing
-//! for long.
+//! `crictl` runs on a thread of its own, never in the capture's way (on a loaded
+//! node one call takes seconds): a lookup that finds nothing asks that thread to
+//! refresh, once per mount namespace not seen at the last answer (each new
+//! container once, the node's own processes never again), and returns at once.
+//! The answer comes later; [`Containers::generation`] changes with each one, so a
+//! process described before can be described again (see `table`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::json;
 
 /// crictl on a loaded node can take seconds to start.
 const CRICTL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between two refreshes at least this long: a burst of new containers is one.
+const REFRESH_GAP: Duration = Duration::from_millis(300);
 /// Containers remembered (a node runs far fewer).
 const MAX_CONTAINERS: usize = 4096;
 const MAX_ANSWER: u64 = 16 << 20;
@@ -29,122 +35,180 @@ pub struct Container {
     pub namespace: String,
 }
 
-pub struct Containers {
-    asks_crictl: bool,
-    by_id: HashMap<String, Rc<Container>>,
-    by_mount_ns: HashMap<u64, Rc<Container>>,
+#[derive(Default)]
+struct Known {
+    by_id: HashMap<String, Arc<Container>>,
+    by_mount_ns: HashMap<u64, Arc<Container>>,
     /// Mount namespaces that were no container's when crictl last answered.
     not_containers: HashSet<u64>,
+    /// Mount namespaces asked about since.
+    asked: HashSet<u64>,
+}
+
+#[derive(Default)]
+struct Shared {
+    known: Mutex<Known>,
+    /// Bumped after each answer.
+    generation: AtomicU64,
+    /// crictl is not there.
+    missing: std::sync::atomic::AtomicBool,
+}
+
+pub struct Containers {
+    shared: Arc<Shared>,
+    /// To the crictl thread; `None` without a runtime to ask.
+    refresh: Option<Sender<()>>,
 }
 
 impl Containers {
     /// No runtime to ask: no process is in a container.
+    #[cfg(test)]
     pub fn none() -> Containers {
         Containers {
-            asks_crictl: false,
-            by_id: HashMap::new(),
-            by_mount_ns: HashMap::new(),
-            not_containers: HashSet::new(),
+            shared: Arc::default(),
+            refresh: None,
         }
     }
 
-    /// Asks `crictl` when it is on PATH.
+    /// Asks `crictl`, on a thread of its own, when it is on PATH.
     pub fn from_runtime() -> Containers {
-        Containers {
-            asks_crictl: true,
-            ..Containers::none()
-        }
+        let shared = Arc::<Shared>::default();
+        let (refresh, requests) = channel();
+        let worker = shared.clone();
+        let started = std::thread::Builder::new()
+            .name("crictl".into())
+            .spawn(move || ask_crictl(&worker, &requests))
+            .is_ok();
+        let containers = Containers {
+            shared,
+            refresh: started.then_some(refresh),
+        };
+        containers.ask();
+        containers
     }
 
-    /// The container of process `pid`, if the runtime knows it.
-    pub fn of(&mut self, pid: &str) -> Option<Rc<Container>> {
-        let mount_ns = mount_ns(pid)?;
-        if let Some(found) = self.lookup(pid, mount_ns) {
-            return Some(found);
-        }
-        if !self.asks_crictl || self.not_containers.contains(&mount_ns) {
-            return None;
-        }
-        if !self.refresh() {
-            return None;
-        }
-        let found = self.lookup(pid, mount_ns);
-        if found.is_none() {
-            self.not_containers.insert(mount_ns);
-        }
-        found
+    /// Whether a runtime is asked (crictl is on PATH, as far as known).
+    pub fn asks(&self) -> bool {
+        self.refresh.is_some() && !self.shared.missing.load(Ordering::Acquire)
     }
 
-    fn lookup(&self, pid: &str, mount_ns: u64) -> Option<Rc<Container>> {
-        if let Some(c) = self.by_mount_ns.get(&mount_ns) {
+    /// Changes each time crictl answered.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// The mount namespace of `pid` (what [`Self::of_mount_ns`] takes), if it exists.
+    pub fn mount_ns_of(pid: &str) -> Option<u64> {
+        mount_ns(pid)
+    }
+
+    /// The container whose processes are in mount namespace `ns`; asks crictl
+    /// again (without waiting) if the last answer did not say.
+    pub fn of_mount_ns(&self, ns: u64) -> Option<Arc<Container>> {
+        let mut known = self.shared.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = known.by_mount_ns.get(&ns) {
             return Some(c.clone());
         }
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        hex_ids(&cgroup).find_map(|id| self.by_id.get(id).cloned())
+        if !known.not_containers.contains(&ns) && known.asked.insert(ns) {
+            drop(known);
+            self.ask();
+        }
+        None
     }
 
-    /// Asks crictl for the containers; `false` if it did not answer.
-    fn refresh(&mut self) -> bool {
-        let listing = match crictl(&["ps", "-o", "json"]) {
-            Ok(text) => json::parse(&text),
-            Err(Missing) => {
-                // No crictl here: do not keep trying.
-                self.asks_crictl = false;
-                return false;
-            }
-            Err(Failed) => None,
-        };
-        let Some(listing) = listing else {
-            return false;
-        };
-        self.not_containers.clear();
-        if self.by_id.len() > MAX_CONTAINERS {
-            self.by_id.clear();
-            self.by_mount_ns.clear();
+    fn ask(&self) {
+        if let Some(refresh) = &self.refresh {
+            let _ = refresh.send(());
         }
-        for c in listing
-            .get("containers")
-            .map_or(&[][..], json::Value::as_array)
-        {
-            let Some(id) = c.get("id").and_then(json::Value::as_str) else {
-                continue;
-            };
-            if self.by_id.contains_key(id) {
-                continue;
-            }
-            let label = |key: &str| {
-                c.get("labels")
-                    .and_then(|l| l.get(key))
-                    .and_then(json::Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let name = c
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(json::Value::as_str)
-                .map_or_else(|| label("io.kubernetes.container.name"), str::to_string);
-            let container = Rc::new(Container {
-                id: id.to_string(),
-                name,
-                pod: label("io.kubernetes.pod.name"),
-                namespace: label("io.kubernetes.pod.namespace"),
-            });
-            let pid = crictl(&[
-                "inspect",
-                "-o",
-                "go-template",
-                "--template",
-                "{{.info.pid}}",
-                id,
-            ]);
-            if let Some(ns) = pid.ok().as_deref().map(str::trim).and_then(mount_ns) {
-                self.by_mount_ns.insert(ns, container.clone());
-            }
-            self.by_id.insert(id.to_string(), container);
-        }
-        true
     }
+}
+
+/// The crictl thread: one refresh per burst of requests, until crictl is found
+/// missing or the agent ends.
+fn ask_crictl(shared: &Shared, requests: &Receiver<()>) {
+    while requests.recv().is_ok() {
+        while requests.try_recv().is_ok() {}
+        let asked: Vec<u64> = {
+            let known = shared.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.asked.iter().copied().collect()
+        };
+        match refresh(shared) {
+            Err(Missing) => {
+                shared.missing.store(true, Ordering::Release);
+                return;
+            }
+            Err(Failed) => {}
+            Ok(()) => {
+                let mut known = shared.known.lock().unwrap_or_else(|e| e.into_inner());
+                for ns in asked {
+                    known.asked.remove(&ns);
+                    if !known.by_mount_ns.contains_key(&ns) {
+                        known.not_containers.insert(ns);
+                    }
+                }
+            }
+        }
+        shared.generation.fetch_add(1, Ordering::Release);
+        std::thread::sleep(REFRESH_GAP);
+    }
+}
+
+/// Asks crictl for the containers and records the new ones.
+fn refresh(shared: &Shared) -> Result<(), NoAnswer> {
+    let listing = json::parse(&crictl(&["ps", "-o", "json"])?).ok_or(Failed)?;
+    let known_ids: HashSet<String> = {
+        let mut known = shared.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.by_id.len() > MAX_CONTAINERS {
+            known.by_id.clear();
+            known.by_mount_ns.clear();
+        }
+        known.by_id.keys().cloned().collect()
+    };
+    for c in listing
+        .get("containers")
+        .map_or(&[][..], json::Value::as_array)
+    {
+        let Some(id) = c.get("id").and_then(json::Value::as_str) else {
+            continue;
+        };
+        if known_ids.contains(id) {
+            continue;
+        }
+        let label = |key: &str| {
+            c.get("labels")
+                .and_then(|l| l.get(key))
+                .and_then(json::Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let name = c
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(json::Value::as_str)
+            .map_or_else(|| label("io.kubernetes.container.name"), str::to_string);
+        let container = Arc::new(Container {
+            id: id.to_string(),
+            name,
+            pod: label("io.kubernetes.pod.name"),
+            namespace: label("io.kubernetes.pod.namespace"),
+        });
+        let pid = crictl(&[
+            "inspect",
+            "-o",
+            "go-template",
+            "--template",
+            "{{.info.pid}}",
+            id,
+        ]);
+        let ns = pid.ok().as_deref().map(str::trim).and_then(mount_ns);
+        let mut known = shared.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ns) = ns {
+            known.not_containers.remove(&ns);
+            known.by_mount_ns.insert(ns, container.clone());
+        }
+        known.by_id.insert(id.to_string(), container);
+    }
+    Ok(())
 }
 
 /// Why crictl gave no answer.
@@ -167,12 +231,6 @@ fn mount_ns(pid: &str) -> Option<u64> {
         .strip_suffix(']')?
         .parse()
         .ok()
-}
-
-/// Runs of 64 hex digits in a cgroup path: container ids.
-fn hex_ids(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_ascii_hexdigit())
-        .filter(|w| w.len() == 64)
 }
 
 /// `crictl ARGS`' output.
@@ -216,18 +274,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn container_ids_are_found_in_cgroup_paths() {
-        let id = "a".repeat(64);
-        let path = format!("0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-{id}.scope\n");
-        assert_eq!(hex_ids(&path).collect::<Vec<_>>(), [id.as_str()]);
-        assert_eq!(hex_ids("0::/user.slice/session-3.scope").count(), 0);
-    }
-
-    #[test]
     fn without_a_runtime_nothing_is_in_a_container() {
-        let mut c = Containers::none();
-        assert_eq!(c.of(&std::process::id().to_string()), None);
-        assert_eq!(c.of("0"), None);
-        assert_eq!(c.of("../1"), None);
+        let c = Containers::none();
+        let me = Containers::mount_ns_of(&std::process::id().to_string()).unwrap();
+        assert_eq!(c.of_mount_ns(me), None);
+        assert_eq!(Containers::mount_ns_of("0"), None);
+        assert_eq!(Containers::mount_ns_of("../1"), None);
     }
 }

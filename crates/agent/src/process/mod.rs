@@ -34,6 +34,8 @@ use table::{Owner, Table};
 
 /// The events' ring buffer: 4 MiB holds about 60,000 events.
 const EVENTS_BYTES: u32 = 4 << 20;
+/// How long the start waits for the container runtime's first answer.
+const FIRST_CONTAINERS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// What was reported already (process and endpoint).
 const SEEN_ENTRIES: u32 = 1 << 16;
 /// Connects waiting for their first packet.
@@ -158,7 +160,17 @@ impl Attribution {
                 Err(_) => {}
             }
         }
-        let table = Table::new(Containers::from_runtime());
+        let mut table = Table::new(Containers::from_runtime());
+        // After the programs: a socket made in between is seen by one or the other.
+        table.learn_existing();
+        // The runtime's first answer (asked for at once, on its own thread), so
+        // the first packets have their pods too; not longer than this, since the
+        // capture waits (a node's crictl answers in tens of milliseconds).
+        let deadline = std::time::Instant::now() + FIRST_CONTAINERS_WAIT;
+        while !table.containers_answered() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        table.match_containers();
         Ok(Attribution {
             events,
             table,
@@ -168,14 +180,6 @@ impl Attribution {
         })
     }
 
-    /// Takes in the sockets that exist already (`/proc`, and the runtime for their
-    /// containers). Slow on a busy node (seconds): call it once the capture runs,
-    /// after the programs are attached, so a socket made meanwhile is seen by one
-    /// or the other.
-    pub fn learn_existing(&mut self) {
-        self.table.learn_existing();
-    }
-
     /// Readable when events wait (for `poll`).
     pub fn fd(&self) -> RawFd {
         self.events.map().as_raw_fd()
@@ -183,6 +187,7 @@ impl Attribution {
 
     /// Takes the events waiting in: call before matching packets captured since.
     pub fn update(&mut self) {
+        self.table.match_containers();
         let table = &mut self.table;
         self.events.drain(|bytes| {
             if let Some(event) = Event::parse(bytes) {

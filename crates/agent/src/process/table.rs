@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use kcap_pcap::annotation::MAX_PROCESSES;
 
-use super::containers::Containers;
+use super::containers::{Container, Containers};
 use super::frame::{Endpoint, mapped_v4};
 use super::procfs;
 use super::programs::Event;
@@ -26,7 +26,13 @@ struct Slot {
     /// Bumped when the id goes to another process: endpoints of the old one
     /// then point nowhere.
     generation: u32,
+    /// The process's own keys (PID to ParentArgs), then its container's if known.
+    base: String,
     text: String,
+    /// Its mount namespace (its parent's if it was gone), to find its container
+    /// once the runtime answers.
+    mount_ns: Option<u64>,
+    in_container: bool,
     /// kcap has this text for this id.
     told: bool,
     used: u64,
@@ -47,6 +53,8 @@ pub struct Table {
     netns_addresses: HashMap<u64, Vec<[u8; 16]>>,
     own_netns: Option<u64>,
     containers: Containers,
+    /// The runtime's answer the slots were last matched against.
+    containers_seen: u64,
     tick: u64,
 }
 
@@ -59,6 +67,7 @@ impl Table {
             netns_addresses: HashMap::new(),
             own_netns: procfs::netns_of("self"),
             containers,
+            containers_seen: 0,
             tick: 0,
         }
     }
@@ -139,13 +148,16 @@ impl Table {
                 return id;
             }
         }
-        let text = self.describe(event);
+        let (base, mount_ns) = self.describe(event);
         let id = if self.slots.len() < MAX_PROCESSES as usize {
             self.slots.push(Slot {
                 tgid: 0,
                 comm: String::new(),
                 generation: 0,
+                base: String::new(),
                 text: String::new(),
+                mount_ns: None,
+                in_container: false,
                 told: false,
                 used: 0,
             });
@@ -166,15 +178,43 @@ impl Table {
         slot.generation = slot.generation.wrapping_add(1);
         slot.tgid = event.tgid;
         slot.comm = event.comm.clone();
-        slot.text = text;
+        let container = mount_ns.and_then(|ns| self.containers.of_mount_ns(ns));
+        slot.in_container = container.is_some();
+        slot.text = with_container(&base, container.as_deref());
+        slot.base = base;
+        slot.mount_ns = mount_ns;
         slot.told = false;
         slot.used = self.tick;
         self.by_tgid.insert(event.tgid, id);
         id
     }
 
-    /// The comment kcap writes for this process, in ptcpdump's keys.
-    fn describe(&mut self, event: &Event) -> String {
+    /// Whether the container runtime answered (or there is none to ask).
+    pub fn containers_answered(&self) -> bool {
+        self.containers.generation() > 0 || !self.containers.asks()
+    }
+
+    /// Matches the processes described without a container against the
+    /// runtime's newest answer, if there is a new one: one found in a container
+    /// now is described again (and kcap told again).
+    pub fn match_containers(&mut self) {
+        let generation = self.containers.generation();
+        if generation == self.containers_seen {
+            return;
+        }
+        self.containers_seen = generation;
+        for slot in self.slots.iter_mut().filter(|s| !s.in_container) {
+            if let Some(c) = slot.mount_ns.and_then(|ns| self.containers.of_mount_ns(ns)) {
+                slot.text = with_container(&slot.base, Some(&c));
+                slot.in_container = true;
+                slot.told = false;
+            }
+        }
+    }
+
+    /// The process's own keys in ptcpdump's order, and the mount namespace its
+    /// container is found by (its parent's when it is gone: the same container).
+    fn describe(&mut self, event: &Event) -> (String, Option<u64>) {
         let pid = event.tgid.to_string();
         let mut text = format!("PID: {pid}\n");
         let cmd = procfs::exe(&pid).unwrap_or_else(|| event.comm.clone());
@@ -197,19 +237,10 @@ impl Table {
                 text += &format!("ParentArgs: {args}\n");
             }
         }
-        // A process gone already is still in its parent's container.
-        let container = self
-            .containers
-            .of(&pid)
-            .or_else(|| ppid.and_then(|p| self.containers.of(&p.to_string())));
-        if let Some(c) = container {
-            text += &format!("ContainerName: {}\nContainerId: {}\n", c.name, c.id);
-            if !c.pod.is_empty() {
-                text += &format!("PodName: {}\nPodNamespace: {}\n", c.pod, c.namespace);
-            }
-        }
+        let mount_ns = Containers::mount_ns_of(&pid)
+            .or_else(|| ppid.and_then(|p| Containers::mount_ns_of(&p.to_string())));
         text.pop();
-        text
+        (text, mount_ns)
     }
 
     fn addresses_of(&mut self, netns: u64, pid: u32) -> Option<&Vec<[u8; 16]>> {
@@ -231,6 +262,18 @@ impl Table {
             self.endpoints.clear();
         }
     }
+}
+
+/// A process's comment: its own keys, then its container's and pod's.
+fn with_container(base: &str, container: Option<&Container>) -> String {
+    let mut text = base.to_string();
+    if let Some(c) = container {
+        text += &format!("\nContainerName: {}\nContainerId: {}", c.name, c.id);
+        if !c.pod.is_empty() {
+            text += &format!("\nPodName: {}\nPodNamespace: {}", c.pod, c.namespace);
+        }
+    }
+    text
 }
 
 fn unspecified(a: &[u8; 16]) -> bool {
