@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use kcap_capture::command::{
-    CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_HEARTBEAT_LOST, MARKER_PROCESS_UNUSABLE,
-    MARKER_TOOL,
+    CaptureCommand, HEARTBEAT, HEARTBEAT_INTERVAL, MARKER_AGENT_READ, MARKER_HEARTBEAT_LOST,
+    MARKER_PROCESS_UNUSABLE, MARKER_TOOL,
 };
 use kcap_capture::outcome::{self, Failure, ToolStatistics};
 use kcap_pcap::StreamDecoder;
@@ -109,8 +109,8 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
     let mut exit: Option<Option<String>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut stopping: Option<Instant> = None;
-    // The agent goes first on stdin; the heartbeat waits for the wrapper's tool line
-    // (it has read the agent by then), so no heartbeat byte is mistaken for agent.
+    // The agent goes first on stdin; the heartbeat waits until the wrapper says it
+    // has read it (or names its tool), so no heartbeat byte is mistaken for agent.
     let mut beating = match &feed.command.agent {
         Some(agent) => {
             if !send_agent(process, agent.bytes(), stop).await {
@@ -140,7 +140,9 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
                     if process_unavailable.is_none() {
                         process_unavailable = unavailable(info, &stderr);
                     }
-                    beating = beating || outcome::tool_used(&String::from_utf8_lossy(&stderr)).is_some();
+                    beating = beating
+                        || memmem(&stderr, MARKER_AGENT_READ.as_bytes())
+                        || outcome::tool_used(&String::from_utf8_lossy(&stderr)).is_some();
                     if !started {
                         let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
                         if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
@@ -351,6 +353,10 @@ fn failure(stderr: &str, exit: Option<String>, command: &CaptureCommand) -> Stre
             command: Box::new(command.clone()),
         },
     }
+}
+
+fn memmem(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn keep_tail(buffer: &mut Vec<u8>, bytes: &[u8]) {

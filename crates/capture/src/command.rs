@@ -15,6 +15,10 @@ pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_se
 
 /// Marker lines the wrapper writes on stderr.
 pub const MARKER_TOOL: &str = "kcap-remote: tool: ";
+/// The wrapper has read kcap's agent from stdin: the heartbeat may start (before
+/// the tool line, so a slow start, such as `--process` on a busy node, does not
+/// outlast the wrapper's 5 s without one).
+pub const MARKER_AGENT_READ: &str = "kcap-remote: agent-read";
 pub const MARKER_MISSING_TOOL: &str = "kcap-remote: missing-tool: ";
 /// kcap's agent cannot attribute packets to processes there (`--process on`):
 /// it exits 4 and captured nothing. The rest of the line says why.

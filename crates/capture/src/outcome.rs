@@ -2,8 +2,8 @@
 //! stderr and exit status) and the drop statistics tcpdump, tshark and dumpcap print.
 
 use crate::command::{
-    MARKER_MISSING_TOOL, MARKER_NETNS_NOT_FOUND, MARKER_NETNS_WAY, MARKER_PROCESS_UNAVAILABLE,
-    MARKER_PROCESS_UNUSABLE, MARKER_TOOL,
+    MARKER_AGENT_READ, MARKER_MISSING_TOOL, MARKER_NETNS_NOT_FOUND, MARKER_NETNS_WAY,
+    MARKER_PROCESS_UNAVAILABLE, MARKER_PROCESS_UNUSABLE, MARKER_TOOL,
 };
 
 /// Why a remote capture did not run. Each kind maps to its own exit code in kcap.
@@ -47,6 +47,7 @@ impl Failure {
 /// Lines of stderr that are the tool talking about itself rather than an error.
 fn is_chatter(line: &str) -> bool {
     line.starts_with(MARKER_TOOL)
+        || line.starts_with(MARKER_AGENT_READ)
         || line.starts_with(MARKER_NETNS_WAY)
         || line.starts_with(MARKER_PROCESS_UNAVAILABLE)
         || line.contains("listening on ")

@@ -3,7 +3,7 @@
 # Every argument arrives as one quoted word; nothing here is pasted into code.
 # stdout carries the pcap stream and nothing else; messages go to stderr.
 # With AGENT_BYTES > 0, stdin starts with that many bytes of kcap's capture agent
-# (crates/agent); kcap sends its heartbeat only after the tool line below.
+# (crates/agent); kcap sends its heartbeat only once it has been read (agent-read).
 # PROCESS (off, on, auto) is --process: only the agent attributes packets to
 # processes, so with on (kcap then asks for TOOL agent) nothing else is used.
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin
@@ -123,6 +123,8 @@ if [ "$agent_bytes" != 0 ]; then
     if [ -n "$linktype" ]; then unusable="could not store it in ${TMPDIR:-/tmp}"; fi
   fi
 fi
+# Read once: from here on stdin is kcap's heartbeat, which kcap starts on this line.
+if [ "$agent_bytes" != 0 ]; then echo "kcap-remote: agent-read" >&2; fi
 if [ -n "$unusable" ]; then agent_unusable "$unusable"; fi
 
 # Which program captures without the agent (or after it could not start).
