@@ -35,7 +35,7 @@ use table::{Owner, Table};
 /// The events' ring buffer: 4 MiB holds about 60,000 events.
 const EVENTS_BYTES: u32 = 4 << 20;
 /// How long the start waits for the container runtime's first answer.
-const FIRST_CONTAINERS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const FIRST_CONTAINERS_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 /// What was reported already (process and endpoint).
 const SEEN_ENTRIES: u32 = 1 << 16;
 /// Connects waiting for their first packet.
