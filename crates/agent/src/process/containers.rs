@@ -137,8 +137,15 @@ fn ask_crictl(shared: &Shared, requests: &Receiver<()>) {
                 shared.missing.store(true, Ordering::Release);
                 return;
             }
-            Err(Failed) => {}
-            Ok(()) => {
+            // Asked again at the next lookup (each answer bumps the generation,
+            // on which the table looks again).
+            Err(Failed) | Ok(false) => {
+                let mut known = shared.known.lock().unwrap_or_else(|e| e.into_inner());
+                for ns in &asked {
+                    known.asked.remove(ns);
+                }
+            }
+            Ok(true) => {
                 let mut known = shared.known.lock().unwrap_or_else(|e| e.into_inner());
                 for ns in asked {
                     known.asked.remove(&ns);
@@ -153,8 +160,10 @@ fn ask_crictl(shared: &Shared, requests: &Receiver<()>) {
     }
 }
 
-/// Asks crictl for the containers and records the new ones.
-fn refresh(shared: &Shared) -> Result<(), NoAnswer> {
+/// Asks crictl for the containers and records the new ones; `Ok(false)` if one
+/// of them could not be inspected (it is tried again next time).
+fn refresh(shared: &Shared) -> Result<bool, NoAnswer> {
+    let mut complete = true;
     let listing = json::parse(&crictl(&["ps", "-o", "json"])?).ok_or(Failed)?;
     let known_ids: HashSet<String> = {
         let mut known = shared.known.lock().unwrap_or_else(|e| e.into_inner());
@@ -200,15 +209,16 @@ fn refresh(shared: &Shared) -> Result<(), NoAnswer> {
             "{{.info.pid}}",
             id,
         ]);
-        let ns = pid.ok().as_deref().map(str::trim).and_then(mount_ns);
+        let Some(ns) = pid.ok().as_deref().map(str::trim).and_then(mount_ns) else {
+            complete = false;
+            continue;
+        };
         let mut known = shared.known.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(ns) = ns {
-            known.not_containers.remove(&ns);
-            known.by_mount_ns.insert(ns, container.clone());
-        }
+        known.not_containers.remove(&ns);
+        known.by_mount_ns.insert(ns, container.clone());
         known.by_id.insert(id.to_string(), container);
     }
-    Ok(())
+    Ok(complete)
 }
 
 /// Why crictl gave no answer.
