@@ -26,6 +26,7 @@ mod kube_lifecycle;
 mod lifecycle;
 mod lines;
 mod list_interfaces;
+mod lying_api;
 mod malicious;
 mod netns;
 mod nodes;

@@ -4,7 +4,6 @@
 //! kcap must stop (or go on) with its own error, in bounded time and memory, and
 //! keep every complete packet that came before.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,8 +41,6 @@ fn stand_in(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
 
 /// Runs kcap on `node` with the stand-in; returns its output, how long it took
 /// and its peak RSS in MiB.
-// Reaped by wait4 (for its rusage), which clippy cannot see.
-#[allow(clippy::zombie_processes)]
 fn capture(bed: &Bed, node: &str, file: &Path) -> (std::process::Output, Duration, u64) {
     let started = Instant::now();
     let child = bed
@@ -62,20 +59,8 @@ fn capture(bed: &Bed, node: &str, file: &Path) -> (std::process::Output, Duratio
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let stderr = child.stderr.unwrap();
-    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid);
-    let out = std::process::Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout: Vec::new(),
-        stderr: reader.join().unwrap().into_bytes(),
-    };
-    (out, started.elapsed(), usage.ru_maxrss as u64 / 1024)
+    let (out, rss) = wait_with_peak_rss(child);
+    (out, started.elapsed(), rss)
 }
 
 #[test]

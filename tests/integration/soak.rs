@@ -2,7 +2,8 @@
 //! connects, creates the helper pod, starts the ephemeral container, or captures.
 //! After every run: Ctrl-C exits 0; the file, if any, reads cleanly; 5 s later
 //! nothing kcap started is left (capture processes anywhere in the bed, helper
-//! pods, running debug containers, kcap's reaper). CI runs a few per method;
+//! pods, running debug containers, kcap's reaper, the capture agent's directory
+//! in `/tmp`, which every host of the bed shares). CI runs a few per method;
 //! `scripts/soak` runs 100 (`KCAP_SOAK_RUNS`) and records the figures.
 
 use std::process::Stdio;
@@ -73,6 +74,17 @@ fn reapers(bed: &Bed) -> usize {
         .count()
 }
 
+/// The capture agent's directories in `/tmp` (every host and pod of the bed
+/// shares this machine's file system). The soak runs alone, so one that appears
+/// during a run and outlives it is that run's leftover.
+fn agent_dirs() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("kcap-agent."))
+        .collect()
+}
+
 #[test]
 fn stopped_at_a_random_moment_kcap_leaves_nothing_behind() {
     kcap_testbed::require_kubectl!();
@@ -89,6 +101,7 @@ fn stopped_at_a_random_moment_kcap_leaves_nothing_behind() {
     let mut rng = Rng(seed);
     let bed = crate::kube::cluster();
     let started = Instant::now();
+    let before = agent_dirs();
     for method in METHODS {
         let mut kills = 0;
         for run in 0..runs {
@@ -139,6 +152,18 @@ fn stopped_at_a_random_moment_kcap_leaves_nothing_behind() {
                 assert!(
                     Instant::now() < deadline,
                     "{what}: kcap's reaper still runs"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let left: Vec<_> = agent_dirs().difference(&before).cloned().collect();
+                if left.is_empty() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: the agent's directory is left in /tmp: {left:?}"
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -373,6 +373,29 @@ impl Bed {
     }
 }
 
+/// Waits for `child` (its stderr piped, stdout not) and returns its output and
+/// peak RSS in MiB.
+// Reaped by wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn wait_with_peak_rss(child: Child) -> (Output, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let stderr = child.stderr.unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    let out = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: Vec::new(),
+        stderr: reader.join().unwrap().into_bytes(),
+    };
+    (out, usage.ru_maxrss as u64 / 1024)
+}
+
 /// Waits for a started kcap to end by itself; a kcap still running after `within`
 /// is killed (nothing outlives a failed test) and fails the test.
 pub fn wait(mut child: Child, within: Duration) -> Output {

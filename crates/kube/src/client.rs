@@ -9,7 +9,7 @@
 //! limit (about 15 minutes) while the pod's capture has long stopped (the wrapper ends
 //! it 5 s after the heartbeat stops). With `TCP_USER_TIMEOUT` and keepalives the
 //! connection fails after [`LINK_TIMEOUT`], the stream ends with "connection lost"
-//! and kcap cleans up.
+//! and kcap cleans up. Answers are bounded in size and time (`answer_limits.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use kube::{Client, Config};
 use tower::{BoxError, ServiceBuilder};
 
 use crate::Error;
+use crate::answer_limits::AnswerLimits;
 
 /// How long data sent to the API server may stay unacknowledged (or an idle
 /// connection unanswered to keepalives) before the connection counts as lost.
@@ -107,6 +108,6 @@ fn build(config: Config) -> Result<Client, kube::Error> {
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
         .map_err(BoxError::from)
-        .service(http);
+        .service(AnswerLimits::new(http));
     Ok(Client::new(service, config.default_namespace))
 }

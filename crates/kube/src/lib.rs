@@ -7,6 +7,7 @@
 //! before doing it.
 
 pub mod access;
+pub mod answer_limits;
 pub mod client;
 pub mod error;
 pub mod filter_tokens;

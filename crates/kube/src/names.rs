@@ -41,28 +41,51 @@ impl AddressName {
 }
 
 /// Every name kcap can find. Nodes come first and hostNetwork pods are left out:
-/// an address a node shares with its hostNetwork pods is the node's.
+/// an address a node shares with its hostNetwork pods is the node's. An API
+/// server that does not answer (as opposed to one that refuses a list) ends the
+/// lookup: each further list would only wait out its own timeout.
 pub async fn cluster_names(
     client: &kube::Client,
     namespace: Option<&str>,
 ) -> Vec<(IpAddr, AddressName)> {
     let mut names = Vec::new();
     let nodes: Api<Node> = Api::all(client.clone());
-    if let Ok(list) = nodes.list(&ListParams::default()).await {
-        for node in list.items {
-            let name = node.metadata.name.clone().unwrap_or_default();
-            for a in node
-                .status
-                .iter()
-                .flat_map(|s| s.addresses.iter().flatten())
-            {
-                if let Ok(ip) = a.address.parse() {
-                    names.push((ip, AddressName::Node(name.clone())));
-                }
+    match nodes.list(&ListParams::default()).await {
+        Err(e) if !answered(&e) => return names,
+        Err(_) => {}
+        Ok(list) => add_nodes(&mut names, list.items),
+    }
+    let Ok(pods) = list_scoped::<Pod>(client, namespace).await else {
+        return names;
+    };
+    add_pods(&mut names, pods);
+    if let Ok(services) = list_scoped::<Service>(client, namespace).await {
+        add_services(&mut names, services);
+    }
+    names
+}
+
+/// The API server answered (with a refusal, say), rather than not at all.
+fn answered(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(_))
+}
+
+fn add_nodes(names: &mut Vec<(IpAddr, AddressName)>, nodes: Vec<Node>) {
+    for node in nodes {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        for a in node
+            .status
+            .iter()
+            .flat_map(|s| s.addresses.iter().flatten())
+        {
+            if let Ok(ip) = a.address.parse() {
+                names.push((ip, AddressName::Node(name.clone())));
             }
         }
     }
-    let pods = list_scoped::<Pod>(client, namespace).await;
+}
+
+fn add_pods(names: &mut Vec<(IpAddr, AddressName)>, pods: Vec<Pod>) {
     for pod in pods {
         if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
             continue;
@@ -83,7 +106,10 @@ pub async fn cluster_names(
             }
         }
     }
-    for svc in list_scoped::<Service>(client, namespace).await {
+}
+
+fn add_services(names: &mut Vec<(IpAddr, AddressName)>, services: Vec<Service>) {
+    for svc in services {
         let label = AddressName::Service {
             namespace: svc.metadata.namespace.clone().unwrap_or_default(),
             name: svc.metadata.name.clone().unwrap_or_default(),
@@ -98,11 +124,12 @@ pub async fn cluster_names(
             }
         }
     }
-    names
 }
 
-/// Every namespace's objects if this account may list them, else `namespace`'s.
-async fn list_scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Vec<K>
+/// Every namespace's objects if this account may list them, else `namespace`'s
+/// (none if there is no namespace to fall back to, or it is refused too).
+/// `Err(())`: the API server did not answer.
+async fn list_scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Result<Vec<K>, ()>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -111,15 +138,18 @@ where
     K::DynamicType: Default,
 {
     let all: Api<K> = Api::all(client.clone());
-    if let Ok(list) = all.list(&ListParams::default()).await {
-        return list.items;
+    match all.list(&ListParams::default()).await {
+        Ok(list) => return Ok(list.items),
+        Err(e) if !answered(&e) => return Err(()),
+        Err(_) => {}
     }
     let Some(ns) = namespace else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let one: Api<K> = Api::namespaced(client.clone(), ns);
-    one.list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
+    match one.list(&ListParams::default()).await {
+        Ok(list) => Ok(list.items),
+        Err(e) if !answered(&e) => Err(()),
+        Err(_) => Ok(Vec::new()),
+    }
 }
