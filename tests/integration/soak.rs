@@ -3,7 +3,7 @@
 //! After every run: Ctrl-C exits 0; the file, if any, reads cleanly; 5 s later
 //! nothing kcap started is left (capture processes anywhere in the bed, helper
 //! pods, running debug containers, kcap's reaper, the capture agent's directory
-//! in `/tmp`, which every host of the bed shares). CI runs a few per method;
+//! in the nodes' `/tmp`). CI runs a few per method;
 //! `scripts/soak` runs 100 (`KCAP_SOAK_RUNS`) and records the figures.
 
 use std::process::Stdio;
@@ -74,9 +74,10 @@ fn reapers(bed: &Bed) -> usize {
         .count()
 }
 
-/// The capture agent's directories in `/tmp` (every host and pod of the bed
-/// shares this machine's file system). The soak runs alone, so one that appears
-/// during a run and outlives it is that run's leftover.
+/// The capture agent's directories in `/tmp`, which every host of the bed shares
+/// (node captures and helper pods put the agent there; a container's own `/tmp`
+/// goes with it). The soak runs alone, so one that appears during a run and
+/// outlives it is that run's leftover.
 fn agent_dirs() -> std::collections::BTreeSet<String> {
     std::fs::read_dir("/tmp")
         .unwrap()
