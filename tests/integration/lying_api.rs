@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -60,18 +60,13 @@ fn capture_against(mode: &str) -> (std::process::Output, Duration, u64) {
         ),
     )
     .unwrap();
-    let started = Instant::now();
-    let child = Command::new(KCAP)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["pod/web", "-o"])
-        .arg(dir.path().join("out.pcapng"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out, rss) = wait_with_peak_rss(child);
-    (out, started.elapsed(), rss)
+    run_with_peak_rss(
+        Command::new(KCAP)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["pod/web", "-o"])
+            .arg(dir.path().join("out.pcapng")),
+    )
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! keep every complete packet that came before.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -42,25 +42,19 @@ fn stand_in(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
 /// Runs kcap on `node` with the stand-in; returns its output, how long it took
 /// and its peak RSS in MiB.
 fn capture(bed: &Bed, node: &str, file: &Path) -> (std::process::Output, Duration, u64) {
-    let started = Instant::now();
-    let child = bed
-        .kcap()
-        .args([
-            "--ssh-host",
-            node,
-            "--remote-tool",
-            "tcpdump",
-            "-d",
-            "8s",
-            "-o",
-        ])
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out, rss) = wait_with_peak_rss(child);
-    (out, started.elapsed(), rss)
+    run_with_peak_rss(
+        bed.kcap()
+            .args([
+                "--ssh-host",
+                node,
+                "--remote-tool",
+                "tcpdump",
+                "-d",
+                "8s",
+                "-o",
+            ])
+            .arg(file),
+    )
 }
 
 #[test]

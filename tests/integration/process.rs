@@ -436,7 +436,10 @@ fn pods_on_one_node_are_named_by_their_own_containers() {
                 "node",
                 "--process",
             ])
-            .args(["-f", "tcp port 8080", "-d", "4s", "-o"])
+            // Long enough for the test bed's crictl (Python, a call per
+            // container, up to its 10 s timeout on a loaded machine) to answer
+            // both agents, and for a failed answer to be asked again.
+            .args(["-f", "tcp port 8080", "-d", "10s", "-o"])
             .arg(&file),
         crate::kube::LIMIT,
     );

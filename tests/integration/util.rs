@@ -373,12 +373,18 @@ impl Bed {
     }
 }
 
-/// Waits for `child` (its stderr piped, stdout not) and returns its output and
-/// peak RSS in MiB.
+/// Runs `command` (stdout to /dev/null, stderr kept) to its end; returns its
+/// output, how long it took and its peak RSS in MiB.
 // Reaped by wait4 (for its rusage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-pub fn wait_with_peak_rss(child: Child) -> (Output, u64) {
+pub fn run_with_peak_rss(command: &mut Command) -> (Output, Duration, u64) {
     use std::os::unix::process::ExitStatusExt;
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id() as libc::pid_t;
     let stderr = child.stderr.unwrap();
     let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
@@ -393,7 +399,7 @@ pub fn wait_with_peak_rss(child: Child) -> (Output, u64) {
         stdout: Vec::new(),
         stderr: reader.join().unwrap().into_bytes(),
     };
-    (out, usage.ru_maxrss as u64 / 1024)
+    (out, started.elapsed(), usage.ru_maxrss as u64 / 1024)
 }
 
 /// Waits for a started kcap to end by itself; a kcap still running after `within`
