@@ -5,6 +5,12 @@
 //! is known too. A socket bound to every address stands for each address of its
 //! network namespace. Memory is bounded: at most [`MAX_PROCESSES`] processes (the
 //! least recently used gives its id up) and [`MAX_ENDPOINTS`] endpoints.
+//!
+//! An endpoint is an address and port, which processes in different network
+//! namespaces can hold at once (the same pod addresses in two clusters on one
+//! kernel, as kind's or the test bed's): each holder is kept with its
+//! namespace, the one in the capture's namespace wins, and an endpoint held in
+//! several other namespaces names no one (rather than a stranger).
 
 use std::collections::HashMap;
 
@@ -19,6 +25,8 @@ pub const MAX_ENDPOINTS: usize = 1 << 16;
 /// Network namespaces whose addresses are remembered.
 const MAX_NETNS: usize = 1024;
 const AF_INET: u16 = 2;
+/// Holders of one endpoint remembered, each in another network namespace.
+const HOLDERS_PER_ENDPOINT: usize = 4;
 
 struct Slot {
     tgid: u32,
@@ -38,6 +46,16 @@ struct Slot {
     used: u64,
 }
 
+/// A process holding an endpoint in a network namespace.
+#[derive(Clone, Copy)]
+struct Holder {
+    netns: Option<u64>,
+    id: u32,
+    /// The slot's generation when learnt: a slot given to another process
+    /// holds nothing of the old one's.
+    generation: u32,
+}
+
 /// What a packet's process is, for the stream.
 pub enum Owner<'a> {
     /// A process kcap knows by `id` already.
@@ -49,7 +67,7 @@ pub enum Owner<'a> {
 pub struct Table {
     slots: Vec<Slot>,
     by_tgid: HashMap<u32, u32>,
-    endpoints: HashMap<Endpoint, (u32, u32)>,
+    endpoints: HashMap<Endpoint, Vec<Holder>>,
     netns_addresses: HashMap<u64, Vec<[u8; 16]>>,
     own_netns: Option<u64>,
     containers: Containers,
@@ -81,6 +99,12 @@ impl Table {
 
     /// Takes one event in: `event.tgid` owns its endpoint(s).
     pub fn learn(&mut self, event: &Event) {
+        let netns = procfs::netns_of(&event.tgid.to_string());
+        self.learn_in(event, netns);
+    }
+
+    /// [`Self::learn`] for a process in network namespace `netns`.
+    fn learn_in(&mut self, event: &Event, netns: Option<u64>) {
         let id = self.slot_for(event);
         let generation = self.slots[id as usize].generation;
         let addr = if event.family == AF_INET {
@@ -88,7 +112,6 @@ impl Table {
         } else {
             event.addr
         };
-        let netns = procfs::netns_of(&event.tgid.to_string());
         let addresses = if unspecified(&addr) {
             let v4_only = event.family == AF_INET;
             match netns.and_then(|ns| self.addresses_of(ns, event.tgid)) {
@@ -115,7 +138,17 @@ impl Table {
                 addr,
                 port: event.port,
             };
-            self.endpoints.insert(endpoint, (id, generation));
+            let slots = &self.slots;
+            let holders = self.endpoints.entry(endpoint).or_default();
+            holders.retain(|h| h.netns != netns && slots[h.id as usize].generation == h.generation);
+            if holders.len() >= HOLDERS_PER_ENDPOINT {
+                holders.remove(0);
+            }
+            holders.push(Holder {
+                netns,
+                id,
+                generation,
+            });
         }
     }
 
@@ -123,10 +156,7 @@ impl Table {
     /// is for (its destination): the sender's process on the way out of a host,
     /// the receiver's on the way in.
     pub fn owner(&mut self, src: &Endpoint, dst: &Endpoint) -> Option<Owner<'_>> {
-        let id = [src, dst].into_iter().find_map(|e| {
-            let &(id, generation) = self.endpoints.get(e)?;
-            (self.slots[id as usize].generation == generation).then_some(id)
-        })?;
+        let id = [src, dst].into_iter().find_map(|e| self.holder_of(e))?;
         self.tick += 1;
         let slot = &mut self.slots[id as usize];
         slot.used = self.tick;
@@ -254,10 +284,29 @@ impl Table {
         self.netns_addresses.get(&netns)
     }
 
+    /// The process holding `endpoint`: the one in the capture's network
+    /// namespace, else the only one.
+    fn holder_of(&self, endpoint: &Endpoint) -> Option<u32> {
+        let (mut only, mut holders) = (None, 0);
+        for h in self.endpoints.get(endpoint)? {
+            if self.slots[h.id as usize].generation != h.generation {
+                continue;
+            }
+            if h.netns.is_some() && h.netns == self.own_netns {
+                return Some(h.id);
+            }
+            only = Some(h.id);
+            holders += 1;
+        }
+        only.filter(|_| holders == 1)
+    }
+
     fn forget_stale_endpoints(&mut self) {
         let slots = &self.slots;
-        self.endpoints
-            .retain(|_, &mut (id, g)| slots[id as usize].generation == g);
+        self.endpoints.retain(|_, holders| {
+            holders.retain(|h| slots[h.id as usize].generation == h.generation);
+            !holders.is_empty()
+        });
         if self.endpoints.len() >= MAX_ENDPOINTS {
             self.endpoints.clear();
         }
@@ -366,5 +415,32 @@ mod tests {
             Some(Owner::New(0, _))
         ));
         assert_eq!(t.slots.len(), MAX_PROCESSES as usize);
+    }
+
+    #[test]
+    fn an_endpoint_held_in_several_namespaces_is_ours_or_no_ones() {
+        let mut t = Table::new(Containers::none());
+        let ours = t.own_netns;
+        let server = ep([10, 0, 0, 2], 8080);
+        let client = ep([10, 0, 0, 1], 40000);
+        t.learn_in(&event(4_000_010, "elsewhere", 8080, [10, 0, 0, 2]), Some(1));
+        let owner = |t: &mut Table, src, dst| match t.owner(src, dst) {
+            Some(Owner::New(id, _) | Owner::Known(id)) => t.slots[id as usize].comm.clone(),
+            None => String::new(),
+        };
+        // Held in one other namespace only: that process.
+        assert_eq!(owner(&mut t, &server, &client), "elsewhere");
+        // Held in two others: no one (a stranger would be worse), then the
+        // destination's holder.
+        t.learn_in(&event(4_000_011, "stranger", 8080, [10, 0, 0, 2]), Some(2));
+        assert_eq!(owner(&mut t, &server, &client), "");
+        t.learn_in(&event(4_000_012, "client", 40000, [10, 0, 0, 1]), Some(3));
+        assert_eq!(owner(&mut t, &server, &client), "client");
+        // Held in the capture's namespace too: that one.
+        t.learn_in(&event(4_000_013, "ours", 8080, [10, 0, 0, 2]), ours);
+        assert_eq!(owner(&mut t, &server, &client), "ours");
+        // A namespace's newer holder replaces its older one.
+        t.learn_in(&event(4_000_014, "newer", 8080, [10, 0, 0, 2]), ours);
+        assert_eq!(owner(&mut t, &server, &client), "newer");
     }
 }
