@@ -166,12 +166,13 @@ fn list_interfaces_of_pods_and_several_interfaces_on_a_pod() {
             "-i",
             "lo",
         ])
-        .args(["-f", "icmp", "-d", "6s", "-o"])
+        .args(["-f", "icmp", "-d", "10s", "-o"])
         .arg(&file)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(bed.wait_capture_in_pod("prod", "toolbox", Duration::from_secs(30)));
+    // One tcpdump per interface: the pings start once both run.
+    assert!(bed.wait_captures_in_pod("prod", "toolbox", 2, Duration::from_secs(30)));
     std::thread::sleep(Duration::from_millis(1500));
     // Loopback answers itself: 5 requests and 5 replies on lo. The gateway's
     // answers are not what this test is about (on a loaded machine it has been

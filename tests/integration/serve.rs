@@ -47,6 +47,23 @@ fn wait_serving(bed: &Bed, scheme_extra: &[&str], url: &str) {
     panic!("kcap --serve never answered at {url}");
 }
 
+/// Waits until `/status` counts more than `above` packets from the first
+/// target, and returns the count.
+fn wait_packets(bed: &Bed, above: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let (_, body) = get(bed, &url("/status"), &[]);
+        let packets = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|status| status["targets"][0]["packets"].as_u64());
+        if let Some(packets) = packets.filter(|&n| n > above) {
+            return packets;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("kcap --serve never counted more than {above} packets in /status");
+}
+
 fn serve(bed: &Bed, args: &[&str]) -> Child {
     bed.kcap()
         .args(["--ssh-host", "node-a"])
@@ -133,10 +150,14 @@ fn viewers_joining_late_get_exactly_the_files_packets_from_then_on() {
         "{page}"
     );
 
+    // Each viewer joins once the file holds packets the one before could not
+    // have: counted in /status, then a second for the merge to write them.
+    let seen = wait_packets(&bed, 0);
     std::thread::sleep(Duration::from_secs(1));
     let by_curl = bed.path("curl.pcapng");
     let curl = curl_viewer(&bed, &by_curl);
-    std::thread::sleep(Duration::from_secs(2));
+    wait_packets(&bed, seen + 5);
+    std::thread::sleep(Duration::from_secs(1));
     let by_kcap = bed.path("connect.pcapng");
     let connect = spawn_output(
         bed.kcap()

@@ -348,10 +348,23 @@ impl Bed {
     /// Waits (up to `within`) until a capture process runs in the pod's network
     /// namespace.
     pub fn wait_capture_in_pod(&self, namespace: &str, pod: &str, within: Duration) -> bool {
+        self.wait_captures_in_pod(namespace, pod, 1, within)
+    }
+
+    /// Waits (up to `within`) until `count` capture processes run in the pod's
+    /// network namespace (one per interface captured there).
+    pub fn wait_captures_in_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        count: usize,
+        within: Duration,
+    ) -> bool {
         let netns = self.pod_netns(namespace, pod);
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.capture_processes().iter().any(|(_, ns)| *ns == netns) {
+            let running = self.capture_processes();
+            if running.iter().filter(|(_, ns)| *ns == netns).count() >= count {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(100));
