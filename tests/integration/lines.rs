@@ -168,6 +168,20 @@ fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
     ]);
     let web_ip = bed.pod_field("web", "status.podIP")[0].clone();
     let netns = bed.pod_netns("prod", "toolbox");
+    // The web pod answers before the capture starts (on a loaded machine its
+    // first answers have been seen to take seconds), so the capture's packets
+    // hold answers as well as requests.
+    let answered = Command::new("ip")
+        .args([
+            "netns", "exec", &netns, "ping", "-q", "-c", "1", "-w", "20", &web_ip,
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        answered.success(),
+        "the web pod {web_ip} never answered a ping"
+    );
     let pings: Vec<_> = [&svc_ip, &web_ip]
         .iter()
         .map(|ip| {
@@ -192,7 +206,7 @@ fn printed_lines_are_tcpdumps_and_name_pods_and_services() {
                 "--filter",
                 "icmp",
             ])
-            .args(["--print", "-c", "12", "-d", "30s", "-o", "names.pcapng"])
+            .args(["--print", "-c", "20", "-d", "30s", "-o", "names.pcapng"])
             .current_dir(bed.path("")),
         LIMIT,
     );
