@@ -184,7 +184,7 @@ impl Cluster {
             .map(|n| n.internal_ip.to_string())
     }
 
-    async fn stop_pod_blocking(self: &Arc<Self>, ns: &str, name: &str) {
+    pub(crate) async fn stop_pod_blocking(self: &Arc<Self>, ns: &str, name: &str) {
         let rt = self.runtime.clone();
         let (ns2, name2) = (ns.to_string(), name.to_string());
         match tokio::task::spawn_blocking(move || rt.stop_pod(&ns2, &name2)).await {
@@ -307,7 +307,7 @@ impl Cluster {
             .cloned()
     }
 
-    fn drop_hubs(&self, ns: &str, pod: &str) {
+    pub(crate) fn drop_hubs(&self, ns: &str, pod: &str) {
         let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
         hubs.retain(|(n, p, _), hub| {
             let keep = !(n == ns && p == pod);

@@ -20,6 +20,7 @@ mod objects;
 mod patch;
 mod pod_security;
 mod protobuf;
+mod reboot;
 mod review;
 mod selector;
 mod status;
@@ -104,6 +105,8 @@ pub struct ApiServer {
     stop: tokio::sync::watch::Sender<bool>,
     restarts: tokio::sync::watch::Sender<u64>,
     down_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// The server's tokio runtime, for calls made from outside it.
+    handle: tokio::runtime::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -136,6 +139,7 @@ impl ApiServer {
             .enable_all()
             .thread_name("kcap-apiserver")
             .build()?;
+        let handle = rt.handle().clone();
         let cluster = Arc::new(Cluster::new(runtime, spec.nodes.clone(), spec.features));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let (restarts, restarts_rx) = tokio::sync::watch::channel(0u64);
@@ -191,6 +195,7 @@ impl ApiServer {
             stop,
             restarts,
             down_until,
+            handle,
             thread: Some(thread),
         })
     }
@@ -287,6 +292,18 @@ impl ApiServer {
     pub fn restart(&self, down: Duration) {
         *self.down_until.lock().unwrap() = Some(std::time::Instant::now() + down);
         self.restarts.send_modify(|generation| *generation += 1);
+    }
+
+    /// The first half of a node's reboot: every pod on `node` stops at once; the
+    /// API still shows them as they were (a node that is down reports nothing).
+    pub fn node_down(&self, node: &str) {
+        self.handle.block_on(self.cluster.node_down(node));
+    }
+
+    /// The second half: the node is back, and its pods start again in place with
+    /// new containers (`restartPolicy: Never` pods fail instead).
+    pub fn node_up(&self, node: &str) {
+        self.handle.block_on(self.cluster.node_up(node));
     }
 
     /// Stops the server; stops every pod through the runtime; joins the thread.

@@ -499,6 +499,57 @@ impl Testbed {
         self.save_state()
     }
 
+    /// Reboots a host: its cables are cut and every process in its namespace is
+    /// killed (sshd and its sessions, captures, traffic, hostNetwork pods); on a
+    /// cluster bed its pods stop. After `down` the cables come back, its daemons
+    /// start again (sshd answering before this returns), and its pods start again
+    /// in place with new containers, as a kubelet starts them after a reboot.
+    pub fn reboot(&self, host: &str, down: Duration) -> Result<()> {
+        let h = self.host(host);
+        self.cut_link(host)?;
+        let mut stopped: Vec<Daemon> = {
+            let mut daemons = self.daemons.lock().unwrap_or_else(|e| e.into_inner());
+            let (theirs, others) = std::mem::take(&mut *daemons)
+                .into_iter()
+                .partition(|d| d.host == host);
+            *daemons = others;
+            theirs
+        };
+        netns::kill_all(&h.netns)?;
+        for d in &mut stopped {
+            let _ = d.child.wait();
+        }
+        if let Some(api) = self.api_server() {
+            api.node_down(host);
+        }
+        thread::sleep(down);
+        self.restore_link(host)?;
+        for kind in stopped.iter().map(|d| d.kind) {
+            let child = match kind {
+                "sshd" => sshd::start(h)?,
+                "traffic" => match traffic::start(h, &self.hosts, &self.dir.join("traffic.py"))? {
+                    Some(child) => child,
+                    None => continue,
+                },
+                other => bail!("{host}: cannot start a {other} again"),
+            };
+            let mut daemons = self.daemons.lock().unwrap_or_else(|e| e.into_inner());
+            daemons.push(Daemon {
+                host: host.to_string(),
+                kind,
+                child,
+            });
+            if kind == "sshd" {
+                let d = daemons.last_mut().expect("just pushed");
+                sshd::wait_ready(h, &mut d.child, SSHD_READY_TIMEOUT)?;
+            }
+        }
+        if let Some(api) = self.api_server() {
+            api.node_up(host);
+        }
+        self.save_state()
+    }
+
     /// Cuts every cable of a host (its ports on the bridges go down, so
     /// packets vanish silently, like a pulled cable or a dead node).
     pub fn cut_link(&self, host: &str) -> Result<()> {
