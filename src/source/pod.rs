@@ -25,7 +25,9 @@ impl Process for PodProcess {
             Ok(Some(kprocess::Chunk::Stderr(b))) => Ok(Some(Chunk::Stderr(b))),
             Ok(Some(kprocess::Chunk::Exit(None))) => Ok(Some(Chunk::Exit(None))),
             Ok(Some(kprocess::Chunk::Exit(Some((code, message))))) => Ok(Some(Chunk::Exit(Some(
-                format!("exit code {code} {message}").trim_end().to_string(),
+                format!("exit code {code}{} {message}", killed_by(code))
+                    .trim_end()
+                    .to_string(),
             )))),
             Ok(None) => Ok(None),
             Err(e) => Err(e.to_string()),
@@ -38,6 +40,16 @@ impl Process for PodProcess {
 
     async fn close_stdin(&mut self) {
         PodProcess::close_stdin(self).await;
+    }
+}
+
+/// A shell's exit code 128 + N is signal N's: said in words, with who sends it.
+fn killed_by(code: i32) -> String {
+    match code - 128 {
+        9 => " (killed by SIGKILL: the pod stopped, its node rebooted, or the OOM killer)".into(),
+        15 => " (stopped by SIGTERM: the pod is stopping)".into(),
+        signal @ 1..=64 => format!(" (killed by signal {signal})"),
+        _ => String::new(),
     }
 }
 

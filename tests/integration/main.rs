@@ -34,6 +34,7 @@ mod output;
 mod plugin;
 mod process;
 mod proxy;
+mod reboot;
 mod records;
 mod rotation;
 mod secrets;

@@ -212,5 +212,11 @@ fn exit_code(status: Option<Status>) -> Option<(i32, String)> {
         .and_then(|c| c.message)
         .and_then(|m| m.parse().ok())
         .unwrap_or(1);
-    Some((code, status.message.unwrap_or_default()))
+    // "command terminated with non-zero exit code: error executing command
+    // [the whole script ...], exit code N" says nothing the code does not.
+    let message = match status.reason.as_deref() {
+        Some("NonZeroExitCode") => String::new(),
+        _ => status.message.unwrap_or_default(),
+    };
+    Some((code, message))
 }
