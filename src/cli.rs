@@ -102,7 +102,8 @@ pub struct Cli {
     #[arg(long, value_name = "IMAGE", default_value = kcap_kube::methods::DEFAULT_IMAGE, help_heading = "Target (Kubernetes)")]
     pub image: String,
 
-    /// Keep watching the targets' selectors and capture pods that appear later.
+    /// Keep watching the targets' selectors and capture pods that appear later, and
+    /// pods again after they restarted (a node reboot, a crash) or the API came back.
     #[arg(long, help_heading = "Target (Kubernetes)")]
     pub follow: bool,
 
