@@ -459,6 +459,20 @@ impl Config {
                  give -o a file, or leave -o out",
             ));
         }
+        // Only pcapng comments and --print lines carry a packet's process: a pcap
+        // file alone would drop what --process asked for, silently.
+        if cli.process.is_some()
+            && print.is_none()
+            && serve.is_none()
+            && !cli.wireshark
+            && output.as_ref().is_some_and(|o| o.format == Format::Pcap)
+        {
+            return Err(usage(
+                "--process names each packet's process in its pcapng comment, and pcap has \
+                 no comments: write pcapng (-o FILE.pcapng or --format pcapng), or add \
+                 --print to see it",
+            ));
+        }
         let cooked_v1 = match cli.linktype.as_deref() {
             None => false,
             Some(t) if t.eq_ignore_ascii_case("LINUX_SLL") => true,
@@ -1285,6 +1299,12 @@ mod tests {
                 "--pid 42 (which implies --process) needs kcap's capture agent, not \
                  --remote-tool tshark: use --remote-tool auto or agent",
             ),
+            (
+                &["--process=auto", "-o", "x.pcap"],
+                "--process names each packet's process in its pcapng comment, and pcap has \
+                 no comments: write pcapng (-o FILE.pcapng or --format pcapng), or add \
+                 --print to see it",
+            ),
             (&["--pid", "x"], "--pid \"x\" is not a process ID"),
             (&["--pname", ""], "--pname \"\" is not a name"),
             (
@@ -1301,6 +1321,9 @@ mod tests {
         for (args, want) in cases {
             assert_eq!(refused(args), *want, "{args:?}");
         }
+        // pcap with the process shown elsewhere, or pcapng: accepted.
+        assert!(with(&["--process=auto", "-o", "x.pcap", "--print"]).is_ok());
+        assert!(with(&["--process=auto", "-o", "x.pcapng"]).is_ok());
         for via in ["exec", "ephemeral"] {
             assert_eq!(
                 config(&["pod/web-0", "--via", via, "--process=auto"])
