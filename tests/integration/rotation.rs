@@ -96,7 +96,7 @@ fn packets_of(files: &[PathBuf]) -> Vec<(u64, Vec<u8>)> {
             capture
                 .records
                 .into_iter()
-                .map(|r| (r.packet.ts_nanos, r.packet.data)),
+                .map(|r| (r.packet.ts_nanos, r.packet.data.to_vec())),
         );
     }
     all
@@ -359,7 +359,7 @@ fn with_follow_a_new_pod_joins_the_current_file_and_stays_in_the_next() {
     let before = bed.pods_of("web");
     let child = bed
         .kcap_kube()
-        .args(["-l", "app=web", "--follow", "--via", "node", "-d", "10s"])
+        .args(["-l", "app=web", "--follow", "--via", "node", "-d", "90s"])
         .args(["-G", "2", "-o"])
         .arg(bed.path("f.pcapng"))
         .stdout(Stdio::null())
@@ -377,6 +377,36 @@ fn with_follow_a_new_pod_joins_the_current_file_and_stays_in_the_next() {
         std::thread::sleep(Duration::from_millis(100));
     }
     bed.kubectl_out(&["scale", "-n", "prod", "deployment/web", "--replicas=4"]);
+    // Until the new pod joined a file and a later file was started: a new pod's
+    // capture has been seen to take 10 s to start on a loaded machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut joined_in = None;
+    loop {
+        let names = files(bed.scratch.path(), "f-");
+        let new: Vec<String> = bed
+            .pods_of("web")
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        if joined_in.is_none()
+            && let Some(pod) = new.first()
+        {
+            let joined = format!("prod/{pod}/any");
+            joined_in = names
+                .iter()
+                .position(|f| interface_names_so_far(f).contains(&joined));
+        }
+        if joined_in.is_some_and(|i| names.len() > i + 2) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            send_signal(&child, libc::SIGKILL);
+            let out = child.wait_with_output().unwrap();
+            panic!("the new pod never joined a file:\n{}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    send_signal(&child, libc::SIGINT);
     let out = wait(child, crate::kube::LIMIT);
     assert_ok(&out);
     let text = stderr(&out);
@@ -411,6 +441,28 @@ fn with_follow_a_new_pod_joins_the_current_file_and_stays_in_the_next() {
     assert!(seen_joined, "{joined} never joined:\n{text}");
     assert_eq!(total as u64, written(&out), "{text}");
     assert_eq!(bed.helpers_left(Duration::from_secs(5)), "");
+}
+
+/// The interface names a file being written holds so far.
+fn interface_names_so_far(path: &Path) -> Vec<String> {
+    let Ok(mut reader) = kcap_pcap::open(path) else {
+        return Vec::new();
+    };
+    for record in &mut reader {
+        if record.is_err() {
+            break;
+        }
+    }
+    reader
+        .interfaces()
+        .iter()
+        .filter_map(|i| i.name.clone())
+        .collect()
+}
+
+fn send_signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
 }
 
 /// The first rotated file is created (the flight recorder's directory checked)
