@@ -246,6 +246,11 @@ impl Pipeline {
                         state.delivered.other_processes += 1;
                         continue;
                     }
+                    if !self.process_filter.is_empty() {
+                        // Kept while its neighbours were dropped: it must not pin
+                        // their chunk in the merge (whose budget counts packets).
+                        packet.own_data();
+                    }
                     if rewrite {
                         sll::sll2_to_sll(&mut packet);
                     }

@@ -55,7 +55,7 @@ fn packet(ts_nanos: u64, byte: u8) -> Packet {
     Packet {
         ts_nanos,
         orig_len: 4,
-        data: vec![byte; 4],
+        data: vec![byte; 4].into(),
         comment: None,
     }
 }
@@ -238,7 +238,7 @@ fn pcap_refuses_a_second_link_type_and_keeps_the_first() {
     assert_eq!(file.format, FileFormat::Pcap);
     assert_eq!(file.interfaces[0].link_type, LinkType::ETHERNET);
     assert_eq!(file.records.len(), 1);
-    assert_eq!(file.records[0].packet.data, [1; 4]);
+    assert_eq!(file.records[0].packet.data[..], [1; 4]);
     assert_eq!(report.per_source[0].packets, 1);
     assert_eq!(report.per_source[1].packets, 0);
     assert_eq!(
@@ -296,7 +296,7 @@ fn linktype_sll_rewrites_cooked_v2_and_a_source_added_later_gets_its_interface()
             packets: vec![Packet {
                 ts_nanos: 5,
                 orig_len: sll2.len() as u32,
-                data: sll2,
+                data: sll2.into(),
                 comment: None,
             }],
         },
@@ -306,7 +306,7 @@ fn linktype_sll_rewrites_cooked_v2_and_a_source_added_later_gets_its_interface()
     assert_eq!(file.interfaces[0].link_type, LinkType::LINUX_SLL);
     // LINUX_SLL: packet type, ARPHRD, address length, 8 address bytes, protocol.
     assert_eq!(
-        file.records[0].packet.data,
+        file.records[0].packet.data[..],
         [
             0, 4, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00, 0xaa, 0xbb
         ]
@@ -351,7 +351,7 @@ fn max_size_stops_after_the_packet_that_reaches_it() {
     let big = |i: u64| Packet {
         ts_nanos: i,
         orig_len: 100,
-        data: vec![i as u8; 100],
+        data: vec![i as u8; 100].into(),
         comment: None,
     };
     tx.try_send(Event::Packets {

@@ -51,11 +51,14 @@ impl Ring {
     }
 
     fn cost(packet: &Packet) -> u64 {
-        packet.data.capacity() as u64 + PER_PACKET
+        packet.data.len() as u64 + PER_PACKET
     }
 
     /// Holds `packet`, then lets go of what fell out of the window or the memory.
-    pub fn push(&mut self, source: SourceId, packet: Packet) {
+    pub fn push(&mut self, source: SourceId, mut packet: Packet) {
+        // Its own copy: the window outlives the chunks packets arrive in, and the
+        // memory bound counts packet bytes, not the chunks they would pin.
+        packet.own_data();
         self.newest = self.newest.max(packet.ts_nanos);
         self.bytes += Ring::cost(&packet);
         self.held.push_back((source, packet));
@@ -284,7 +287,7 @@ mod tests {
         Packet {
             ts_nanos,
             orig_len: len as u32,
-            data: vec![0; len],
+            data: vec![0; len].into(),
             comment: None,
         }
     }

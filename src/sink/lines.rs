@@ -220,7 +220,7 @@ mod tests {
         let packet = Packet {
             ts_nanos: 1,
             orig_len: 4,
-            data: vec![0; 4],
+            data: vec![0; 4].into(),
             comment: None,
         };
         sink.packet(0, &packet, comment).unwrap();

@@ -26,7 +26,7 @@ fn packet(i: u64) -> Packet {
     Packet {
         ts_nanos: 1_000_000_000 + i * 1000,
         orig_len: 100,
-        data: i.to_le_bytes().repeat(12),
+        data: i.to_le_bytes().repeat(12).into(),
         comment: None,
     }
 }

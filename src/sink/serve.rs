@@ -212,7 +212,7 @@ mod tests {
         Packet {
             ts_nanos: ts,
             orig_len: 60,
-            data: vec![0xab; 60],
+            data: vec![0xab; 60].into(),
             comment: None,
         }
     }

@@ -367,7 +367,7 @@ mod tests {
         Packet {
             ts_nanos: 1,
             orig_len: len as u32,
-            data: vec![0; len],
+            data: vec![0; len].into(),
             comment: None,
         }
     }

@@ -152,7 +152,7 @@ async fn a_stream_in_odd_chunks_becomes_a_header_and_its_packets() {
             Event::Packets { source: 3, packets } => packets.clone(),
             other => panic!("unexpected {other:?}"),
         })
-        .map(|p| (p.ts_nanos, p.data))
+        .map(|p| (p.ts_nanos, p.data.to_vec()))
         .collect();
     assert_eq!(
         packets,
@@ -326,7 +326,7 @@ async fn annotation_records_become_the_next_packets_process() {
     }
     let seen: Vec<_> = packets
         .iter()
-        .map(|p| (p.data.clone(), p.comment.as_deref().map(str::to_string)))
+        .map(|p| (p.data.to_vec(), p.comment.as_deref().map(str::to_string)))
         .collect();
     assert_eq!(
         seen,

@@ -199,7 +199,7 @@ fn pcap_refuses_a_second_link_type_pcapng_takes_it() {
         let packet = kcap_pcap::Packet {
             ts_nanos: now.as_nanos() as u64 + i * 1000,
             orig_len: 60,
-            data: frame,
+            data: frame.into(),
             comment: None,
         };
         writer.write_packet(&packet).unwrap();

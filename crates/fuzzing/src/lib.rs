@@ -127,7 +127,7 @@ pub fn sll_rewrite(data: &[u8]) {
     let mut packet = Packet {
         ts_nanos: 1,
         orig_len,
-        data: data.to_vec(),
+        data: data.to_vec().into(),
         comment: None,
     };
     kcap_pcap::sll::sll2_to_sll(&mut packet);

@@ -187,7 +187,7 @@ mod tests {
         let next_undefined = Packet {
             ts_nanos: 0,
             orig_len: 0,
-            data: vec![NEXT, 3, 0, 0, 0],
+            data: vec![NEXT, 3, 0, 0, 0].into(),
             comment: None,
         };
         assert!(annotator.absorb(&next_undefined));

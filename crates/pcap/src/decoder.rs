@@ -5,6 +5,9 @@
 //! and an implausible record length is rejected before its body is awaited.
 
 use std::collections::VecDeque;
+use std::ops::Range;
+
+use bytes::Bytes;
 
 use crate::format::{
     MAX_STREAM_CAPLEN, PCAP_HEADER_LEN, PCAP_MAGIC_MICROS, PCAP_MAGIC_NANOS, PCAP_RECORD_HEADER_LEN,
@@ -25,6 +28,37 @@ pub struct StreamHeader {
     /// Timestamp fractions are nanoseconds (magic 0xa1b23c4d), not microseconds.
     pub nanosecond: bool,
     pub big_endian: bool,
+}
+
+/// A decoded record header: the packet but for its data, which is where
+/// `data` says in the bytes it was decoded from.
+struct RecordHead {
+    ts_nanos: u64,
+    orig_len: u32,
+    data: Range<usize>,
+}
+
+impl RecordHead {
+    /// The packet, its data copied out of `record` (the buffer of partial records).
+    fn copied_from(self, record: &[u8]) -> Packet {
+        let data = Bytes::copy_from_slice(&record[self.data.clone()]);
+        self.packet(data)
+    }
+
+    /// The packet, its data a slice of `chunk`, where its record starts at `at`.
+    fn sliced_from(self, chunk: &Bytes, at: usize) -> Packet {
+        let data = chunk.slice(at + self.data.start..at + self.data.end);
+        self.packet(data)
+    }
+
+    fn packet(self, data: Bytes) -> Packet {
+        Packet {
+            ts_nanos: self.ts_nanos,
+            orig_len: self.orig_len,
+            data,
+            comment: None,
+        }
+    }
 }
 
 /// Push-based incremental decoder of a classic pcap byte stream.
@@ -65,7 +99,8 @@ impl StreamDecoder {
             // Records already whole in the buffer first (pushed twice between reads).
             loop {
                 match self.decode_record(&self.buf[self.pos..]) {
-                    Ok(Some((packet, used))) => {
+                    Ok(Some((head, used))) => {
+                        let packet = head.copied_from(&self.buf[self.pos..]);
                         self.pos += used;
                         self.ready_packet(packet, used);
                     }
@@ -98,7 +133,8 @@ impl StreamDecoder {
             self.buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             match self.decode_record(&self.buf) {
-                Ok(Some((packet, used))) => {
+                Ok(Some((head, used))) => {
+                    let packet = head.copied_from(&self.buf);
                     self.ready_packet(packet, used);
                     self.buf.clear();
                 }
@@ -106,12 +142,26 @@ impl StreamDecoder {
                 Ok(None) | Err(_) => return,
             }
         }
-        // Whole records straight from `bytes`; only its tail is copied.
-        while let Ok(Some((packet, used))) = self.decode_record(bytes) {
-            bytes = &bytes[used..];
-            self.ready_packet(packet, used);
+        // Whole records straight from `bytes`, copied once into one chunk their
+        // packets share; only the tail is copied into the buffer.
+        let mut whole = 0;
+        while let Ok(Some(len)) = self.record_len(&bytes[whole..]) {
+            if bytes.len() - whole < len {
+                break;
+            }
+            whole += len;
         }
-        self.buf.extend_from_slice(bytes);
+        if whole > 0 {
+            let shared = Bytes::copy_from_slice(&bytes[..whole]);
+            let mut at = 0;
+            while let Ok(Some((head, used))) = self.decode_record(&shared[at..]) {
+                let packet = head.sliced_from(&shared, at);
+                at += used;
+                self.ready_packet(packet, used);
+            }
+            debug_assert_eq!(at, whole);
+        }
+        self.buf.extend_from_slice(&bytes[whole..]);
     }
 
     /// Drops consumed bytes, so the buffer holds at most one partial record plus
@@ -156,7 +206,8 @@ impl StreamDecoder {
             }
         }
         match self.decode_record(&self.buf[self.pos..])? {
-            Some((packet, used)) => {
+            Some((head, used)) => {
+                let packet = head.copied_from(&self.buf[self.pos..]);
                 self.pos += used;
                 Ok(Some(packet))
             }
@@ -180,10 +231,10 @@ impl StreamDecoder {
         Ok(Some(PCAP_RECORD_HEADER_LEN + caplen as usize))
     }
 
-    /// The packet `avail` starts with and its record's length, `Ok(None)` if
-    /// it is not complete yet; the header must have been parsed.
+    /// The record `avail` starts with and its length, `Ok(None)` if it is not
+    /// complete yet; the header must have been parsed.
     #[inline]
-    fn decode_record(&self, avail: &[u8]) -> Result<Option<(Packet, usize)>, Error> {
+    fn decode_record(&self, avail: &[u8]) -> Result<Option<(RecordHead, usize)>, Error> {
         let Some(end) = self.record_len(avail)? else {
             return Ok(None);
         };
@@ -200,13 +251,12 @@ impl StreamDecoder {
         } else {
             u64::from(frac) * 1_000
         };
-        let packet = Packet {
+        let head = RecordHead {
             ts_nanos: u64::from(secs) * 1_000_000_000 + frac_nanos,
             orig_len,
-            data: record[PCAP_RECORD_HEADER_LEN..].to_vec(),
-            comment: None,
+            data: PCAP_RECORD_HEADER_LEN..end,
         };
-        Ok(Some((packet, end)))
+        Ok(Some((head, end)))
     }
 
     /// The record header's 32-bit field at byte `i`, in the stream's byte order.
@@ -306,6 +356,50 @@ impl StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole records of one push share one chunk (each packet's data is
+    /// where its record put it, 16 header bytes after the one before); a
+    /// record completed from the buffer has data of its own.
+    #[test]
+    fn packets_of_one_push_share_its_chunk() {
+        let mut stream = Vec::new();
+        stream.extend(PCAP_MAGIC_NANOS.to_le_bytes());
+        stream.extend([2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        stream.extend(65535u32.to_le_bytes());
+        stream.extend(1u32.to_le_bytes());
+        for i in 0..4u32 {
+            stream.extend(i.to_le_bytes());
+            stream.extend(0u32.to_le_bytes());
+            stream.extend(100u32.to_le_bytes());
+            stream.extend(100u32.to_le_bytes());
+            stream.extend(std::iter::repeat_n(i as u8, 100));
+        }
+        let mut decoder = StreamDecoder::new();
+        decoder.push(&stream[..24]);
+        assert!(
+            decoder.next_packet().unwrap().is_none(),
+            "the header is read"
+        );
+        // Three whole records and a part of the fourth, then its rest.
+        decoder.push(&stream[24..24 + 3 * 116 + 50]);
+        decoder.push(&stream[24 + 3 * 116 + 50..]);
+        let packets: Vec<Packet> = std::iter::from_fn(|| decoder.next_packet().unwrap()).collect();
+        assert_eq!(packets.len(), 4);
+        for (i, p) in packets.iter().enumerate() {
+            assert_eq!(p.data[..], [i as u8; 100]);
+        }
+        for pair in packets[..3].windows(2) {
+            let next = pair[0]
+                .data
+                .as_ptr()
+                .wrapping_add(100 + PCAP_RECORD_HEADER_LEN);
+            assert_eq!(next, pair[1].data.as_ptr());
+        }
+        let mut own = packets[1].clone();
+        own.own_data();
+        assert_eq!(own, packets[1]);
+        assert_ne!(own.data.as_ptr(), packets[1].data.as_ptr());
+    }
 
     /// A long stream pushed in chunks never makes the buffer hold more than
     /// one chunk plus one partial record.

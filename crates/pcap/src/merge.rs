@@ -4,7 +4,10 @@
 //! A packet is emitted once no open source could still deliver an earlier one
 //! (every open source has something queued, or has promised nothing older: a
 //! watermark). A quiet source without watermarks delays the others by `hold`,
-//! and a memory budget caps how much may wait.
+//! and a memory budget caps how much may wait. The budget counts packet bytes;
+//! packets may share the chunk they arrived in ([`crate::Packet::data`]), and
+//! since each source's packets wait here in arrival order, the chunks they keep
+//! alive are about the bytes counted (plus one partly sent chunk per source).
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;

@@ -1,5 +1,7 @@
 //! The packet and link-type values shared by every reader, writer and the merger.
 
+use bytes::Bytes;
+
 /// One captured packet. Timestamps are nanoseconds since the Unix epoch,
 /// whatever the source resolution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -7,7 +9,10 @@ pub struct Packet {
     pub ts_nanos: u64,
     /// Length of the packet on the wire; `data` may be shorter (snaplen).
     pub orig_len: u32,
-    pub data: Vec<u8>,
+    /// Shares the chunk it was decoded from (one allocation per read, not one per
+    /// packet), so a packet kept long after its neighbours went keeps the whole
+    /// chunk alive: whatever keeps packets past the merge calls [`Self::own_data`].
+    pub data: Bytes,
     /// The packet's own comment: the process text kcap's capture agent gave it
     /// (see [`crate::annotation`]), or a comment read back from a pcapng file.
     /// Shared: every packet of one process holds the same text.
@@ -20,6 +25,14 @@ impl Packet {
     /// that no later record of its stream is older than `ts_nanos`. Never written.
     pub fn is_watermark(&self) -> bool {
         self.orig_len == 0 && self.data.is_empty()
+    }
+
+    /// Gives the packet a copy of its data of its own, letting go of the chunk
+    /// it shared: for packets kept while their neighbours are dropped (the
+    /// flight recorder's window, the survivors of a filter), which would
+    /// otherwise pin whole chunks for a few bytes each.
+    pub fn own_data(&mut self) {
+        self.data = Bytes::copy_from_slice(&self.data);
     }
 }
 

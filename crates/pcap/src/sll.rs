@@ -25,7 +25,11 @@ pub fn sll2_to_sll(packet: &mut Packet) {
     v1[5] = v2[11];
     v1[6..14].copy_from_slice(&v2[12..20]);
     v1[14..16].copy_from_slice(&v2[0..2]);
-    packet.data.splice(..cut, v1);
+    // A new buffer: the data may share its chunk with other packets.
+    let mut data = Vec::with_capacity(SLL_HEADER + packet.data.len() - cut);
+    data.extend_from_slice(&v1);
+    data.extend_from_slice(&packet.data[cut..]);
+    packet.data = data.into();
     packet.orig_len = packet
         .orig_len
         .saturating_sub((SLL2_HEADER - SLL_HEADER) as u32);
@@ -39,7 +43,7 @@ mod tests {
         Packet {
             ts_nanos: 1,
             orig_len,
-            data,
+            data: data.into(),
             comment: None,
         }
     }

@@ -125,7 +125,7 @@ fn dropping_a_writer_flushes_it() {
             .write_packet(&Packet {
                 ts_nanos: 1,
                 orig_len: 1,
-                data: vec![1],
+                data: vec![1].into(),
                 comment: None,
             })
             .unwrap();

@@ -223,13 +223,13 @@ fn caplen_beyond_snaplen_is_rejected() {
     let big = Packet {
         ts_nanos: 0,
         orig_len: 5000,
-        data: vec![0; 5000],
+        data: vec![0; 5000].into(),
         comment: None,
     };
     let ok = Packet {
         ts_nanos: 0,
         orig_len: 1000,
-        data: vec![0; 1000],
+        data: vec![0; 1000].into(),
         comment: None,
     };
     let mut decoder = StreamDecoder::new();
@@ -299,13 +299,13 @@ fn packets_decoded_while_pushing_keep_their_order_and_errors_their_place() {
     let ok = Packet {
         ts_nanos: 7,
         orig_len: 100,
-        data: vec![1; 100],
+        data: vec![1; 100].into(),
         comment: None,
     };
     let big = Packet {
         ts_nanos: 8,
         orig_len: 5000,
-        data: vec![2; 5000],
+        data: vec![2; 5000].into(),
         comment: None,
     };
     let stream = build_stream(

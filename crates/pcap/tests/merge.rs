@@ -11,7 +11,7 @@ fn packet(ts_nanos: u64, len: usize) -> Packet {
     Packet {
         ts_nanos,
         orig_len: len as u32,
-        data: vec![ts_nanos as u8; len],
+        data: vec![ts_nanos as u8; len].into(),
         comment: None,
     }
 }

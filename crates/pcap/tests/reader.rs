@@ -126,7 +126,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
         Packet {
             ts_nanos: 1_700_000_010_123_456_000,
             orig_len: 60,
-            data: b"abcde".to_vec(),
+            data: b"abcde".to_vec().into(),
             comment: None,
         },
         Some("first"),
@@ -138,7 +138,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
         Packet {
             ts_nanos: 3_500_000_000,
             orig_len: 3,
-            data: b"xyz".to_vec(),
+            data: b"xyz".to_vec().into(),
             comment: None,
         },
         None,
@@ -154,7 +154,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
         Packet {
             ts_nanos: 0,
             orig_len: 4,
-            data: b"spb!".to_vec(),
+            data: b"spb!".to_vec().into(),
             comment: None,
         },
         None,
@@ -170,7 +170,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
         Packet {
             ts_nanos: 1_700_000_000_123_000_000,
             orig_len: 8,
-            data: b"12345678".to_vec(),
+            data: b"12345678".to_vec().into(),
             comment: None,
         },
         Some("second section"),
@@ -187,7 +187,7 @@ fn exotic_file() -> (Vec<u8>, Vec<Expected>) {
         Packet {
             ts_nanos: 42_000_000,
             orig_len: 2,
-            data: b"ok".to_vec(),
+            data: b"ok".to_vec().into(),
             comment: None,
         },
         None,

@@ -244,7 +244,7 @@ fn pcapng_round_trip_with_pcap_file_crate() {
                     packet: Packet {
                         ts_nanos: epb.timestamp.as_nanos() as u64,
                         orig_len: epb.original_len,
-                        data: epb.data.to_vec(),
+                        data: epb.data.to_vec().into(),
                         comment: None,
                     },
                     comment,
@@ -366,7 +366,7 @@ fn name_records_reach_tshark_and_our_reader() {
     let packet = Packet {
         ts_nanos: 1_700_000_000_000_000_000,
         orig_len: 46,
-        data: udp_frame([10, 244, 1, 3], [10, 96, 0, 10]),
+        data: udp_frame([10, 244, 1, 3], [10, 96, 0, 10]).into(),
         comment: None,
     };
     writer.write_packet(id, &packet, None).unwrap();

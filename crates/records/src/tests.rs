@@ -479,7 +479,7 @@ fn hard_cases_agree_with_tshark() {
         let packet = kcap_pcap::Packet {
             ts_nanos: 1_000_000_000 + i as u64 * 1_000_000,
             orig_len: p.len() as u32,
-            data: p.clone(),
+            data: p.clone().into(),
             comment: None,
         };
         writer.write_packet(&packet).unwrap();

@@ -77,7 +77,7 @@ impl<R: Read> CaptureFileReader<R> {
             packet: Packet {
                 ts_nanos: u64::from(secs) * 1_000_000_000 + frac_nanos,
                 orig_len,
-                data,
+                data: data.into(),
                 comment: None,
             },
             comment: None,

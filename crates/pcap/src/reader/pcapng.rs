@@ -215,7 +215,7 @@ impl<R: Read> CaptureFileReader<R> {
                     packet: Packet {
                         ts_nanos: self.interfaces[iface as usize].ticks_to_nanos(e.ts(body, 4)),
                         orig_len,
-                        data: body[20..data_end].to_vec(),
+                        data: bytes::Bytes::copy_from_slice(&body[20..data_end]),
                         comment: None,
                     },
                     comment,
@@ -238,7 +238,7 @@ impl<R: Read> CaptureFileReader<R> {
                     packet: Packet {
                         ts_nanos: 0,
                         orig_len,
-                        data: body[4..4 + caplen].to_vec(),
+                        data: bytes::Bytes::copy_from_slice(&body[4..4 + caplen]),
                         comment: None,
                     },
                     comment: None,

@@ -53,7 +53,7 @@ pub fn sample_packets(n: usize, seed: u64) -> Vec<Packet> {
             Packet {
                 ts_nanos: ts,
                 orig_len,
-                data,
+                data: data.into(),
                 comment: None,
             }
         })
