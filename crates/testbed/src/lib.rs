@@ -57,7 +57,8 @@ mod traffic;
 mod users;
 
 pub use cluster::{
-    ClusterError, ClusterRuntime, ContainerInfo, ContainerRequest, PodInfo, PodRequest, image_names,
+    ClusterError, ClusterRuntime, ContainerInfo, ContainerRequest, LARGE_PULL, PodInfo, PodRequest,
+    image_names,
 };
 pub use kcap_apiserver::{AccessQuestion, ApiRequest, RequestKind};
 pub use spec::{

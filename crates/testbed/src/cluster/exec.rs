@@ -110,6 +110,7 @@ impl ClusterRuntime {
         let image = images::find(&container.image).ok_or_else(|| ClusterError::UnknownImage {
             image: container.image.clone(),
         })?;
+        std::thread::sleep(image.pull);
         let mut inner = self.lock();
         let p = find_pod(&mut inner.pods, namespace, pod)?;
         if let Some(t) = target

@@ -15,6 +15,7 @@
 //! | `kcap.test/client:1`     | yes   | no      | root | traffic client only        |
 //! | `kcap.test/capture:1`    | yes   | yes, + nsenter, crictl | root | `sh` with stdin, else `sleep infinity` |
 //! | `kcap.test/netshoot:1`   | yes   | yes, + nsenter, ip, no crictl (like nicolaka/netshoot) | root | `sh` with stdin, else `sleep infinity` |
+//! | `kcap.test/large:1`      | yes   | yes, + nsenter, ip; its pull takes [`LARGE_PULL`] | root | `sh` with stdin, else `sleep infinity` |
 //!
 //! The traffic server (`traffic.py --pod`) serves HTTP on 8080 and a DNS-like
 //! UDP echo on 5353; with `TARGETS="10.244.1.2:8080,..."` in the environment it
@@ -23,6 +24,12 @@
 //! default capability set of containerd (which includes NET_RAW, so tcpdump works
 //! in the tcpdump image); the distroless image has python3 (its "app") but no
 //! shell and none of the usual utilities.
+
+use std::time::Duration;
+
+/// The pull of `kcap.test/large:1`: long enough to stop kcap while a debug
+/// container of it is starting.
+pub const LARGE_PULL: Duration = Duration::from_secs(3);
 
 /// Programs of the machine that capture packets.
 const CAPTURE_TOOLS: &[&str] = &["tcpdump", "tshark", "dumpcap"];
@@ -45,6 +52,9 @@ pub(crate) struct Image {
     pub crictl: bool,
     /// The image's user (`USER` in a Dockerfile).
     pub uid: u32,
+    /// How long pulling it takes before an ephemeral container of it starts (the
+    /// pods' images are on the nodes already).
+    pub pull: Duration,
     pub default: DefaultProcess,
 }
 
@@ -68,6 +78,7 @@ pub(crate) const CATALOGUE: &[Image] = &[
         missing: CAPTURE_TOOLS,
         crictl: false,
         uid: 0,
+        pull: Duration::ZERO,
         default: DefaultProcess::Traffic,
     },
     Image {
@@ -76,6 +87,7 @@ pub(crate) const CATALOGUE: &[Image] = &[
         missing: DISTROLESS_MISSING,
         crictl: false,
         uid: 0,
+        pull: Duration::ZERO,
         default: DefaultProcess::Traffic,
     },
     Image {
@@ -84,6 +96,7 @@ pub(crate) const CATALOGUE: &[Image] = &[
         missing: &[],
         crictl: false,
         uid: 1000,
+        pull: Duration::ZERO,
         default: DefaultProcess::Traffic,
     },
     Image {
@@ -92,6 +105,7 @@ pub(crate) const CATALOGUE: &[Image] = &[
         missing: &[],
         crictl: false,
         uid: 0,
+        pull: Duration::ZERO,
         default: DefaultProcess::Traffic,
     },
     Image {
@@ -100,6 +114,7 @@ pub(crate) const CATALOGUE: &[Image] = &[
         missing: &[],
         crictl: true,
         uid: 0,
+        pull: Duration::ZERO,
         default: DefaultProcess::Shell,
     },
     Image {
@@ -108,6 +123,7 @@ pub(crate) const CATALOGUE: &[Image] = &[
         missing: &[],
         crictl: false,
         uid: 0,
+        pull: Duration::ZERO,
         default: DefaultProcess::Shell,
     },
     Image {
@@ -116,7 +132,17 @@ pub(crate) const CATALOGUE: &[Image] = &[
         missing: CAPTURE_TOOLS,
         crictl: false,
         uid: 0,
+        pull: Duration::ZERO,
         default: DefaultProcess::Client,
+    },
+    Image {
+        name: "kcap.test/large:1",
+        digest: "251c0e82ff595a1d58c40e2e29b7a9d4e20e65ce97704c8ee7ddeaa7a2d5a7d4",
+        missing: &[],
+        crictl: false,
+        uid: 0,
+        pull: LARGE_PULL,
+        default: DefaultProcess::Shell,
     },
 ];
 

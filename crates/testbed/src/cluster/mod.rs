@@ -21,6 +21,7 @@ pub(crate) use cni::setup_nodes;
 pub(crate) use crictl::{
     bin_dir as crictl_bin_dir, load as load_cri_state, state_path as cri_state_path,
 };
+pub use images::LARGE_PULL;
 pub use images::names as image_names;
 pub use runtime::ClusterRuntime;
 pub use types::{ClusterError, ContainerInfo, ContainerRequest, PodInfo, PodRequest};
