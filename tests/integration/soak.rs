@@ -103,7 +103,12 @@ fn stopped_at_a_random_moment_kcap_leaves_nothing_behind() {
     let bed = crate::kube::cluster();
     let started = Instant::now();
     let before = agent_dirs();
-    for method in METHODS {
+    // KCAP_SOAK_METHODS=ephemeral,node soaks some methods only (scripts/soak).
+    let only = std::env::var("KCAP_SOAK_METHODS").unwrap_or_default();
+    let methods = METHODS
+        .iter()
+        .filter(|m| only.is_empty() || only.split(',').any(|o| o == m.name));
+    for method in methods {
         let mut kills = 0;
         for run in 0..runs {
             let file = bed.path(&format!("{}-{run}.pcapng", method.name));
@@ -135,8 +140,12 @@ fn stopped_at_a_random_moment_kcap_leaves_nothing_behind() {
             if kill {
                 kills += 1;
             } else {
+                // A Ctrl-C that lands before kcap installed its handlers (the first
+                // milliseconds: exec, flags, runtime) ends it by SIGINT, as any
+                // program; nothing has started yet, which the checks below confirm.
+                use std::os::unix::process::ExitStatusExt;
                 assert!(
-                    out.status.success(),
+                    out.status.success() || out.status.signal() == Some(libc::SIGINT),
                     "{what}: {:?}\n{}",
                     out.status,
                     stderr(&out)
