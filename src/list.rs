@@ -130,9 +130,12 @@ async fn list_by(
             let Target::Pod { pod, .. } = target else {
                 unreachable!("node targets use node methods")
             };
-            let mut process = match method {
-                Method::Exec => methods::exec(client, pod, command).await?,
-                _ => methods::ephemeral(client, pod, command, &ctx.settings.image).await?,
+            let process = match method {
+                Method::Exec => Some(methods::exec(client, pod, command).await?),
+                _ => pod::open_debug(ctx, pod, command, std::future::pending()).await?,
+            };
+            let Some(mut process) = process else {
+                unreachable!("a listing is never stopped");
             };
             collect(&mut process).await
         }

@@ -1,10 +1,12 @@
-//! Deleting helper pods even when kcap cannot: SIGKILL runs no cleanup code. At
-//! start kcap launches a copy of itself in a hidden mode (`kcap __kcap-reaper`), in
-//! its own process group (Ctrl-C in the terminal does not reach it) and ignoring
-//! SIGINT/SIGTERM, holding a pipe from kcap. kcap writes `+ NS NAME` when it
-//! creates a helper pod and `- NS NAME` once it deleted it. When the pipe closes,
-//! however kcap ended, the reaper deletes whatever is still listed (retrying for up
-//! to 15 minutes while the API is unreachable), then exits.
+//! Ending what kcap made in the cluster even when kcap cannot: SIGKILL runs no
+//! cleanup code. At start kcap launches a copy of itself in a hidden mode
+//! (`kcap __kcap-reaper`), in its own process group (Ctrl-C in the terminal does
+//! not reach it) and ignoring SIGINT/SIGTERM, holding a pipe from kcap. kcap writes
+//! a `+` line for each [`Leftover`] it made (a helper pod it created, a debug
+//! container it added) and a `-` line once it is dealt with (the helper deleted,
+//! the debug container opened or ended). When the pipe closes, however kcap ended,
+//! the reaper ends whatever is still listed (retrying for up to 15 minutes while
+//! the API is unreachable), then exits.
 //! Capture processes need no reaper: the wrapper stops them 5 s after the
 //! heartbeat stops.
 
@@ -14,17 +16,80 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use kcap_kube::client::ClientOptions;
+use kcap_kube::debug_container::DebugContainer;
+use kcap_kube::debug_container::START_TIMEOUT;
 use kcap_kube::methods::HelperPod;
 
 /// The hidden first argument selecting reaper mode.
 pub const MODE: &str = "__kcap-reaper";
-/// How long the reaper keeps trying to delete helper pods, each attempt bounded
-/// by [`ATTEMPT`], [`PAUSE`] apart.
+/// How long the reaper keeps trying to end leftovers, each attempt bounded by
+/// [`ATTEMPT`] (a debug container may first take [`START_TIMEOUT`] to start),
+/// [`PAUSE`] apart.
 const PATIENCE: Duration = Duration::from_secs(15 * 60);
 const ATTEMPT: Duration = Duration::from_secs(10);
 const PAUSE: Duration = Duration::from_secs(2);
 
-/// kcap's end of the pipe. A disabled reaper (could not start, or no helper pods
+/// What kcap made in the cluster and must not leave there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leftover {
+    Helper(HelperPod),
+    Debug(DebugContainer),
+}
+
+impl Leftover {
+    /// The pipe's line for it, after the `+`/`-`.
+    fn line(&self) -> String {
+        match self {
+            Leftover::Helper(h) => format!("helper {} {}", h.namespace, h.name),
+            Leftover::Debug(d) => format!("debug {} {} {}", d.namespace, d.pod, d.name),
+        }
+    }
+
+    /// A pipe line back: `Some((added, leftover))`.
+    fn parse(line: &str) -> Option<(bool, Leftover)> {
+        let words: Vec<&str> = line.split(' ').collect();
+        let added = match *words.first()? {
+            "+" => true,
+            "-" => false,
+            _ => return None,
+        };
+        let leftover = match words[1..] {
+            ["helper", namespace, name] => Leftover::Helper(HelperPod {
+                namespace: namespace.into(),
+                name: name.into(),
+            }),
+            ["debug", namespace, pod, name] => Leftover::Debug(DebugContainer {
+                namespace: namespace.into(),
+                pod: pod.into(),
+                name: name.into(),
+            }),
+            _ => return None,
+        };
+        Some((added, leftover))
+    }
+
+    /// Deletes the helper pod, or ends the debug container at its gate.
+    async fn end(&self, client: &kube::Client) -> Result<(), kcap_kube::Error> {
+        match self {
+            Leftover::Helper(h) => h.delete(client).await,
+            Leftover::Debug(d) => d.end(client).await,
+        }
+    }
+}
+
+impl From<&HelperPod> for Leftover {
+    fn from(h: &HelperPod) -> Leftover {
+        Leftover::Helper(h.clone())
+    }
+}
+
+impl From<&DebugContainer> for Leftover {
+    fn from(d: &DebugContainer) -> Leftover {
+        Leftover::Debug(d.clone())
+    }
+}
+
+/// kcap's end of the pipe. A disabled reaper (could not start, or nothing to reap
 /// possible) just does nothing.
 pub struct Reaper {
     pipe: Mutex<Option<ChildStdin>>,
@@ -64,7 +129,7 @@ impl Reaper {
             },
             Err(e) => {
                 tracing::warn!(
-                    "kcap: warning: cannot start the helper-pod reaper ({e}): if kcap is killed, delete leftovers with kubectl delete pods -l {}",
+                    "kcap: warning: cannot start the reaper ({e}): if kcap is killed, delete leftover helper pods with kubectl delete pods -l {}",
                     kcap_kube::methods::HELPER_LABEL
                 );
                 Reaper::disabled()
@@ -72,17 +137,18 @@ impl Reaper {
         }
     }
 
-    pub fn created(&self, helper: &HelperPod) {
-        self.send('+', helper);
+    /// kcap made `leftover`: the reaper ends it unless told [`Reaper::dealt_with`].
+    pub fn made(&self, leftover: impl Into<Leftover>) {
+        self.send('+', &leftover.into());
     }
 
-    pub fn deleted(&self, helper: &HelperPod) {
-        self.send('-', helper);
+    pub fn dealt_with(&self, leftover: impl Into<Leftover>) {
+        self.send('-', &leftover.into());
     }
 
-    fn send(&self, op: char, helper: &HelperPod) {
+    fn send(&self, op: char, leftover: &Leftover) {
         if let Some(pipe) = self.pipe.lock().expect("not poisoned").as_mut() {
-            let _ = writeln!(pipe, "{op} {} {}", helper.namespace, helper.name);
+            let _ = writeln!(pipe, "{op} {}", leftover.line());
         }
     }
 }
@@ -105,21 +171,13 @@ pub fn main(args: &[String]) -> std::process::ExitCode {
             _ => {}
         }
     }
-    let mut live: Vec<HelperPod> = Vec::new();
+    let mut live: Vec<Leftover> = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        let mut words = line.split(' ');
-        let (Some(op), Some(ns), Some(name)) = (words.next(), words.next(), words.next()) else {
-            continue;
-        };
-        let helper = HelperPod {
-            namespace: ns.into(),
-            name: name.into(),
-        };
-        match op {
-            "+" => live.push(helper),
-            "-" => live.retain(|h| *h != helper),
-            _ => {}
+        match Leftover::parse(&line) {
+            Some((true, leftover)) => live.push(leftover),
+            Some((false, leftover)) => live.retain(|l| *l != leftover),
+            None => {}
         }
     }
     if live.is_empty() {
@@ -136,23 +194,64 @@ pub fn main(args: &[String]) -> std::process::ExitCode {
             return;
         };
         // The API may be unreachable for a while (the reason kcap ended?): keep
-        // trying, each attempt bounded, until every helper is gone or PATIENCE passed.
+        // trying, each attempt bounded, until every leftover is gone or PATIENCE
+        // passed. Leftovers are ended side by side: a debug container may first
+        // have to finish starting.
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while !live.is_empty() && tokio::time::Instant::now() < deadline {
-            let mut left = Vec::new();
-            for helper in live {
-                match tokio::time::timeout(ATTEMPT, helper.delete(&cluster.client)).await {
-                    Ok(Ok(())) => {}
-                    // Refused: asking again will not help.
-                    Ok(Err(kcap_kube::Error::Forbidden { .. })) => {}
-                    _ => left.push(helper),
-                }
+            let mut attempts = tokio::task::JoinSet::new();
+            for leftover in live.drain(..) {
+                let client = cluster.client.clone();
+                attempts.spawn(async move {
+                    let limit = match leftover {
+                        Leftover::Helper(_) => ATTEMPT,
+                        Leftover::Debug(_) => START_TIMEOUT + ATTEMPT,
+                    };
+                    match tokio::time::timeout(limit, leftover.end(&client)).await {
+                        Ok(Ok(())) => None,
+                        // Refused: asking again will not help.
+                        Ok(Err(kcap_kube::Error::Forbidden { .. })) => None,
+                        _ => Some(leftover),
+                    }
+                });
             }
-            live = left;
+            live = attempts.join_all().await.into_iter().flatten().collect();
             if !live.is_empty() {
                 tokio::time::sleep(PAUSE).await;
             }
         }
     });
     std::process::ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_lines_round_trip() {
+        let helper = Leftover::Helper(HelperPod {
+            namespace: "prod".into(),
+            name: "kcap-helper-bcdfg".into(),
+        });
+        let debug = Leftover::Debug(DebugContainer {
+            namespace: "prod".into(),
+            pod: "web-0".into(),
+            name: "kcap-bcdfg".into(),
+        });
+        for leftover in [helper, debug] {
+            let line = leftover.line();
+            assert_eq!(
+                Leftover::parse(&format!("+ {line}")),
+                Some((true, leftover.clone()))
+            );
+            assert_eq!(
+                Leftover::parse(&format!("- {line}")),
+                Some((false, leftover))
+            );
+        }
+        assert_eq!(Leftover::parse("+ debug prod web-0"), None);
+        assert_eq!(Leftover::parse("* helper prod x"), None);
+        assert_eq!(Leftover::parse(""), None);
+    }
 }

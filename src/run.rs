@@ -210,23 +210,29 @@ async fn tick(events: mpsc::Sender<Event>) {
     }
 }
 
-/// What Kubernetes captures share. The reaper runs only when a helper pod may be
-/// created (it is a process of its own).
+/// What Kubernetes captures share. The reaper runs only when a helper pod or a
+/// debug container may be made (it is a process of its own).
 pub(crate) fn kube_context(kube: &KubePlan, plan: &Plan) -> KubeContext {
-    let may_need_helpers = matches!(
+    use kcap_kube::Method;
+    let may_leave_something = matches!(
         kube.settings.via,
-        Via::Auto | Via::Only(kcap_kube::Method::Node)
+        Via::Auto | Via::Only(Method::Node | Method::Ephemeral)
     );
     let has_pods =
         !kube.watch.is_empty() || plan.sources.iter().any(|s| !s.target.methods().is_empty());
-    let reaper = if may_need_helpers && has_pods {
+    let reaper = Arc::new(if may_leave_something && has_pods {
         Reaper::start(&kube.settings.client)
     } else {
         Reaper::disabled()
-    };
+    });
     KubeContext {
         client: kube.client.clone(),
         settings: kube.settings.clone(),
-        helpers: HelperPool::new(kube.client.clone(), kube.settings.image.clone(), reaper),
+        helpers: HelperPool::new(
+            kube.client.clone(),
+            kube.settings.image.clone(),
+            reaper.clone(),
+        ),
+        reaper,
     }
 }

@@ -25,7 +25,7 @@ type Key = (String, String);
 pub struct HelperPool {
     client: kube::Client,
     image: String,
-    reaper: Reaper,
+    reaper: Arc<Reaper>,
     /// Each slot with the number of leases on it.
     slots: Mutex<HashMap<Key, (Arc<Slot>, usize)>>,
 }
@@ -47,7 +47,7 @@ pub struct Lease {
 }
 
 impl HelperPool {
-    pub fn new(client: kube::Client, image: String, reaper: Reaper) -> HelperPool {
+    pub fn new(client: kube::Client, image: String, reaper: Arc<Reaper>) -> HelperPool {
         HelperPool {
             client,
             image,
@@ -72,7 +72,7 @@ impl HelperPool {
     pub async fn ready(&self, lease: &Lease) -> Result<HelperPod, KubeError> {
         let (namespace, node) = &lease.key;
         let record = |h: &HelperPod| {
-            self.reaper.created(h);
+            self.reaper.made(h);
             *lease.slot.created.lock().expect("not poisoned") = Some(h.clone());
         };
         lease
@@ -114,7 +114,7 @@ impl HelperPool {
                 ))))
             });
         match result {
-            Ok(()) => self.reaper.deleted(helper),
+            Ok(()) => self.reaper.dealt_with(helper),
             Err(e) => tracing::warn!(
                 "kcap: warning: cannot delete helper pod {}/{}: {e} (kcap's reaper keeps trying after kcap ends)",
                 helper.namespace,
@@ -145,7 +145,7 @@ mod tests {
     fn pool() -> HelperPool {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
-        HelperPool::new(client, "img".into(), Reaper::disabled())
+        HelperPool::new(client, "img".into(), Arc::new(Reaper::disabled()))
     }
 
     fn helper(name: &str) -> HelperPod {

@@ -1,11 +1,13 @@
 //! Capturing a Kubernetes pod (or node) through the API: try the planned methods
 //! in order (`--via`, or auto: exec, else ephemeral, else node), start one, hand
 //! the stream to [`super::stream::drive`], and give back what kcap created
-//! (helper pods) on the way out. Which method captured is reported.
+//! (helper pods, debug containers) on the way out. Which method captured is reported.
 
 use kcap_capture::command::CaptureCommand;
 use kcap_capture::outcome::Failure;
+use kcap_kube::debug_container;
 use kcap_kube::methods;
+use kcap_kube::pod::PodTarget;
 use kcap_kube::process::{self as kprocess, PodProcess};
 use kcap_kube::{Error as KubeError, Method};
 use tokio::sync::mpsc;
@@ -16,6 +18,7 @@ use super::stream::{self, Chunk, Feed, Process, StreamError};
 use crate::config::{KubeSettings, NodeTarget};
 use crate::event::{Event, SourceId, SourceInfo};
 use crate::plan::{self, PlannedSource, Target};
+use crate::reaper::Reaper;
 use crate::stop::Stop;
 
 impl Process for PodProcess {
@@ -59,6 +62,8 @@ pub struct KubeContext {
     pub settings: KubeSettings,
     /// `--via node` helper pods, one per node.
     pub helpers: HelperPool,
+    /// Ends what kcap made in the cluster if kcap cannot.
+    pub reaper: std::sync::Arc<Reaper>,
 }
 
 /// Tries the source's methods in order until one captures. A method that fails
@@ -218,15 +223,15 @@ async fn attempt(
                 feed
             };
             let command = feed.command;
-            let start = async {
-                match method {
-                    Method::Exec => methods::exec(client, pod, command).await,
-                    _ => methods::ephemeral(client, pod, command, &ctx.settings.image).await,
-                }
+            let process = match method {
+                Method::Exec => tokio::select! {
+                    p = methods::exec(client, pod, command) => Some(p?),
+                    _ = feed.stop.stopped() => None,
+                },
+                _ => open_debug(ctx, pod, command, feed.stop.stopped()).await?,
             };
-            let mut process = tokio::select! {
-                p = start => p?,
-                _ = feed.stop.stopped() => return Ok(()),
+            let Some(mut process) = process else {
+                return Ok(());
             };
             report.session = Some(format!("via {method}"));
             outcome_of(stream::drive(&mut process, feed).await, report)
@@ -264,6 +269,65 @@ async fn attempt(
             // The only method tried for its target: whether it started does not matter.
             Ok(super::ssh::capture(&node_target, &line, feed, report).await?)
         }
+    }
+}
+
+/// How long kcap itself tries to end a debug container it did not open (it may
+/// still be starting); after that its reaper keeps trying once kcap has ended.
+const END_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts a capture in a debug container (`--via ephemeral`); `None` when
+/// `stopped` came first. From when the API added the container until it is
+/// opened, the reaper knows it; stopped (or failed) in between, kcap ends the
+/// container itself, so it does not wait a minute at its gate.
+pub(crate) async fn open_debug(
+    ctx: &KubeContext,
+    pod: &PodTarget,
+    command: &CaptureCommand,
+    stopped: impl Future<Output = ()>,
+) -> Result<Option<PodProcess>, KubeError> {
+    let client = &ctx.client;
+    let mut stopped = std::pin::pin!(stopped);
+    let mut add = std::pin::pin!(debug_container::add(
+        client,
+        pod,
+        command,
+        &ctx.settings.image
+    ));
+    // A stop does not cut the PATCH short: it may have reached the API already,
+    // and a container kcap does not know of cannot be ended.
+    let (added, stop) = tokio::select! {
+        added = &mut add => (added, false),
+        () = &mut stopped => match tokio::time::timeout(END_TIMEOUT, add).await {
+            Ok(added) => (added, true),
+            Err(_) => return Ok(None),
+        },
+    };
+    let container = added?;
+    ctx.reaper.made(&container);
+    let opened = if stop {
+        None
+    } else {
+        tokio::select! {
+            p = debug_container::open(client, pod, &container) => Some(p),
+            () = &mut stopped => None,
+        }
+    };
+    if let Some(Ok(process)) = opened {
+        ctx.reaper.dealt_with(&container);
+        return Ok(Some(process));
+    }
+    match tokio::time::timeout(END_TIMEOUT, container.end(client)).await {
+        Ok(Ok(())) => ctx.reaper.dealt_with(&container),
+        Ok(Err(e)) => tracing::debug!("kcap: cannot end debug container {}: {e}", container.name),
+        Err(_) => tracing::debug!(
+            "kcap: debug container {} still starting; the reaper ends it",
+            container.name
+        ),
+    }
+    match opened {
+        Some(Err(e)) => Err(e),
+        _ => Ok(None),
     }
 }
 

@@ -216,6 +216,93 @@ fn ephemeral_api_lost_cleans_up() {
     api_lost(Via::Ephemeral);
 }
 
+/// Stopped while its debug container is still starting (its image's pull takes
+/// `LARGE_PULL`), kcap does not leave the container a minute at its gate: once it
+/// runs it is ended, by kcap itself after Ctrl-C, by kcap's reaper after SIGKILL.
+#[test]
+fn ephemeral_stopped_while_its_container_starts_leaves_it_ended() {
+    kcap_testbed::require_kubectl!();
+    let bed = cluster();
+    for (sig, what) in [(libc::SIGINT, "Ctrl-C"), (libc::SIGKILL, "SIGKILL")] {
+        let before = debug_container_names(&bed);
+        let mut child = bed
+            .kcap()
+            .arg("--kubeconfig")
+            .arg(bed.bed.kubeconfig())
+            .args([
+                "pod/toolbox",
+                "--via",
+                "ephemeral",
+                "--image",
+                "kcap.test/large:1",
+            ])
+            .arg("-o")
+            .arg(bed.path(FILE))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + START_WITHIN;
+        let added = loop {
+            let now = debug_container_names(&bed);
+            if let Some(name) = now.into_iter().find(|n| !before.contains(n)) {
+                break name;
+            }
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!("{what}: kcap added no debug container\n{}", stderr(&out));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        signal(&child, sig);
+        let out = wait(child, Duration::from_secs(15));
+        if sig == libc::SIGINT {
+            assert_ok(&out);
+        }
+        // Ended, not merely not running yet: its state becomes terminated.
+        let deadline = Instant::now() + kcap_testbed::LARGE_PULL + CAPTURE_GONE_WITHIN;
+        loop {
+            let state = bed.kubectl_out(&[
+                "get",
+                "pod",
+                "-n",
+                "prod",
+                "toolbox",
+                "-o",
+                &format!(
+                    "jsonpath={{.status.ephemeralContainerStatuses[?(@.name==\"{added}\")].state}}"
+                ),
+            ]);
+            if state.contains("terminated") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: debug container {added} not ended: {state:?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert_clean(&bed, what);
+    }
+}
+
+/// The names of the toolbox pod's debug containers.
+fn debug_container_names(bed: &Bed) -> Vec<String> {
+    bed.kubectl_out(&[
+        "get",
+        "pod",
+        "-n",
+        "prod",
+        "toolbox",
+        "-o",
+        "jsonpath={.spec.ephemeralContainers[*].name}",
+    ])
+    .split_whitespace()
+    .map(String::from)
+    .collect()
+}
+
 /// With `--follow`, a capture lost with the API connection starts again once the
 /// API answers: kcap stays up, the pod gets a second interface, and its packets
 /// are from after the cable was back. Nothing is left once kcap ends.

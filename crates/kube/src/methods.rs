@@ -1,5 +1,6 @@
 //! The ways into a pod's network namespace (`--via`): `exec` the wrapper in the
-//! target container, run it in an `ephemeral` debug container, or enter the pod's
+//! target container, run it in an `ephemeral` debug container (see
+//! [`crate::debug_container`]), or enter the pod's
 //! namespace from the node (`node`: a privileged helper pod; `ssh`: see
 //! [`netns_argv`], run by the caller over SSH). Every method yields a process that
 //! writes the pcap stream on stdout and stops when kcap's heartbeat stops.
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use kcap_capture::command::CaptureCommand;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
 use crate::Error;
@@ -24,20 +25,6 @@ pub use crate::method::AUTO_ORDER;
 /// nsenter and ip (no crictl: [`NETNS`] finds pods without it); tests pass
 /// `--image kcap.test/capture:1` or `kcap.test/netshoot:1`.
 pub const DEFAULT_IMAGE: &str = "docker.io/nicolaka/netshoot:latest";
-
-/// Waits for a first stdin line before starting the capture, so the pcap header is
-/// written after kcap attached (attaching to a running capture can miss it). A
-/// watchdog ends the container if the line has not come within a minute (kcap was
-/// stopped or killed while the container started), so no debug container waits
-/// forever; it is stopped (with its `sleep`) once the line came.
-const GATE: &str = r#"(trap 'kill $s 2>/dev/null; exit 0' TERM; sleep 60 & s=$!; wait $s; kill $$) 2>/dev/null &
-w=$!
-read -r go || exit 0
-kill $w 2>/dev/null
-[ "$go" = go ] || exit 0
-exec "$@""#;
-/// The line that opens the gate.
-pub const GO: &[u8] = b"go\n";
 
 /// Finds a pod's network from its node and runs the rest of the arguments there
 /// (`netns.sh`: crictl, else the namespace holding the pod's IP, else the process
@@ -117,7 +104,7 @@ pub async fn exec(
 }
 
 /// The capture command's values (interface, filter) cannot be passed on.
-fn capture_command_error(source: kcap_capture::Error) -> Error {
+pub(crate) fn capture_command_error(source: kcap_capture::Error) -> Error {
     Error::Quote {
         what: "the capture command",
         source,
@@ -136,98 +123,6 @@ fn exec_error(e: kube::Error, pod: &PodTarget) -> Error {
         };
     }
     Error::from_kube(e, "create", "pods/exec", &pod.namespace)
-}
-
-/// Adds an ephemeral container (NET_RAW/NET_ADMIN, sharing the target container's
-/// namespaces) that waits for [`GO`], attaches to it and opens the gate.
-pub async fn ephemeral(
-    client: &kube::Client,
-    pod: &PodTarget,
-    command: &CaptureCommand,
-    image: &str,
-) -> Result<PodProcess, Error> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-    let name = format!("kcap-{}", random_suffix());
-    let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), GATE.into(), "kcap-gate".into()];
-    argv.extend(command.to_argv("").map_err(capture_command_error)?);
-    let patch = json!({"spec": {"ephemeralContainers": [{
-        "name": name,
-        "image": image,
-        "command": argv,
-        "targetContainerName": pod.container,
-        "stdin": true,
-        // The container's stdin closes when kcap's attach closes it: the wrapper
-        // then stops the capture at once (else only when the heartbeat times out).
-        "stdinOnce": true,
-        "tty": false,
-        "terminationMessagePolicy": "File",
-        "securityContext": {"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}, "runAsUser": 0, "runAsNonRoot": false},
-    }]}});
-    api.patch_ephemeral_containers(&pod.name, &PatchParams::default(), &Patch::Strategic(patch))
-        .await
-        .map_err(|e| ephemeral_patch_error(e, pod))?;
-    wait_ephemeral_running(&api, pod, &name).await?;
-    let attached = api
-        .attach(&pod.name, &params(&name))
-        .await
-        .map_err(|e| Error::from_kube(e, "create", "pods/attach", &pod.namespace))?;
-    let mut process = PodProcess::new(attached);
-    process.write_stdin(GO).await.map_err(|e| Error::Api {
-        what: "attach".into(),
-        source: Arc::new(e),
-    })?;
-    Ok(process)
-}
-
-/// What a refused `PATCH pods/NAME/ephemeralcontainers` means.
-fn ephemeral_patch_error(e: kube::Error, pod: &PodTarget) -> Error {
-    if let Some(message) = Error::admission_refusal(&e) {
-        return Error::EphemeralRejected {
-            pod: pod.label(),
-            message: message.into(),
-            source: Some(Arc::new(e)),
-        };
-    }
-    let message = match &e {
-        // A server without the subresource (before 1.23, or the feature gate off)
-        // answers 404 with empty details; a 404 naming the pod means it is gone
-        // (kubectl debug tells them apart the same way).
-        kube::Error::Api(s)
-            if s.code == 404 && s.details.as_ref().is_none_or(|d| d.name.is_empty()) =>
-        {
-            format!(
-                "the API server has no pods/ephemeralcontainers subresource \
-                 (Kubernetes before 1.23, or its EphemeralContainers feature gate is off): {}",
-                s.message
-            )
-        }
-        kube::Error::Api(s) if s.code == 405 || s.code == 415 => s.message.clone(),
-        _ => return Error::from_kube(e, "patch", "pods/ephemeralcontainers", &pod.namespace),
-    };
-    Error::EphemeralUnsupported {
-        pod: pod.label(),
-        message,
-        source: Some(Arc::new(e)),
-    }
-}
-
-async fn wait_ephemeral_running(api: &Api<Pod>, pod: &PodTarget, name: &str) -> Result<(), Error> {
-    let state = |p: &Pod| start::debug_container(p, name);
-    let message = match start::await_start(api, &pod.name, state)
-        .await?
-        .map(|p| state(&p))
-    {
-        Some(Start::Running) => return Ok(()),
-        Some(Start::Failed(why)) => why,
-        Some(Start::Pending) | None => {
-            format!("the debug container {name} did not start within {START_TIMEOUT:?}")
-        }
-    };
-    Err(Error::EphemeralUnsupported {
-        pod: pod.label(),
-        message,
-        source: None,
-    })
 }
 
 /// A helper pod kcap created; [`HelperPod::delete`] removes it. The reaper (see the
@@ -354,7 +249,7 @@ pub async fn exec_in_helper(
     Ok(PodProcess::new(attached))
 }
 
-fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -378,61 +273,6 @@ fn random_suffix() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn api_error(status: serde_json::Value) -> kube::Error {
-        kube::Error::Api(Box::new(serde_json::from_value(status).unwrap()))
-    }
-
-    fn pod() -> PodTarget {
-        PodTarget {
-            namespace: "secure".into(),
-            name: "app".into(),
-            node: Some("node-a".into()),
-            container: "app".into(),
-            containers: vec!["app".into()],
-            container_id: None,
-            ip: None,
-            host_network: false,
-            phase: "Running".into(),
-            running: true,
-            ports: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn ephemeral_refusals_are_told_apart() {
-        let old_cluster = api_error(
-            json!({"status": "Failure", "code": 404, "reason": "NotFound",
-            "message": "the server could not find the requested resource", "details": {}}),
-        );
-        assert!(matches!(
-            ephemeral_patch_error(old_cluster, &pod()),
-            Error::EphemeralUnsupported { message, .. } if message.contains("before 1.23")
-        ));
-        let gone = api_error(
-            json!({"status": "Failure", "code": 404, "reason": "NotFound",
-            "message": "pods \"app\" not found", "details": {"name": "app", "kind": "pods"}}),
-        );
-        assert!(matches!(
-            ephemeral_patch_error(gone, &pod()),
-            Error::Api { .. }
-        ));
-        let psa = api_error(
-            json!({"status": "Failure", "code": 403, "reason": "Forbidden",
-            "message": "pods \"app\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (...)"}),
-        );
-        let e = ephemeral_patch_error(psa, &pod());
-        assert!(matches!(e, Error::EphemeralRejected { .. }), "{e:?}");
-        assert!(e.hint().unwrap().contains("--via ssh"));
-        let rbac = api_error(
-            json!({"status": "Failure", "code": 403, "reason": "Forbidden",
-            "message": "pods \"app\" is forbidden: User \"u\" cannot patch resource \"pods/ephemeralcontainers\" in API group \"\" in the namespace \"secure\""}),
-        );
-        assert!(matches!(
-            ephemeral_patch_error(rbac, &pod()),
-            Error::Forbidden { .. }
-        ));
-    }
 
     /// NETNS's functions (not its main part), then `body`, run by the real `sh`.
     fn netns_sh(body: &str, args: &[&str]) -> String {
