@@ -277,8 +277,8 @@ async fn attempt(
 const END_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Starts a capture in a debug container (`--via ephemeral`); `None` when
-/// `stopped` came first. From when the API added the container until it is
-/// opened, the reaper knows it; stopped (or failed) in between, kcap ends the
+/// `stopped` came first. From before the API is asked for the container until
+/// it is opened, the reaper knows it; stopped (or failed) in between, kcap ends the
 /// container itself, so it does not wait a minute at its gate.
 pub(crate) async fn open_debug(
     ctx: &KubeContext,
@@ -287,10 +287,14 @@ pub(crate) async fn open_debug(
     stopped: impl Future<Output = ()>,
 ) -> Result<Option<PodProcess>, KubeError> {
     let client = &ctx.client;
+    let container = debug_container::DebugContainer::new(pod);
+    // Told before asking: kcap may be killed while the PATCH is on its way.
+    ctx.reaper.made(&container);
     let mut stopped = std::pin::pin!(stopped);
     let mut add = std::pin::pin!(debug_container::add(
         client,
         pod,
+        &container,
         command,
         &ctx.settings.image
     ));
@@ -300,11 +304,17 @@ pub(crate) async fn open_debug(
         added = &mut add => (added, false),
         () = &mut stopped => match tokio::time::timeout(END_TIMEOUT, add).await {
             Ok(added) => (added, true),
+            // The reaper finds out whether it was added.
             Err(_) => return Ok(None),
         },
     };
-    let container = added?;
-    ctx.reaper.made(&container);
+    if let Err(e) = added {
+        // Refused by the API: nothing was added. Unanswered: the reaper checks.
+        if !matches!(e, KubeError::Unreachable(_)) {
+            ctx.reaper.dealt_with(&container);
+        }
+        return Err(e);
+    }
     let opened = if stop {
         None
     } else {

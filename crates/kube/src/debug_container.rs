@@ -2,9 +2,9 @@
 //! container's namespaces, that runs the capture once kcap attached.
 //!
 //! Ephemeral containers cannot be removed from a pod, only ended. So the start is
-//! two steps with a name in between: [`add`] asks the API for the container and
-//! returns it as a [`DebugContainer`] the caller hands to the reaper at once;
-//! [`open`] waits for it to run, attaches and opens its gate. A container added but
+//! named first ([`DebugContainer::new`]: the caller hands it to the reaper before
+//! asking), then two steps: [`add`] asks the API for the container; [`open`]
+//! waits for it to run, attaches and opens its gate. A container added but
 //! never opened (kcap stopped or killed while it started) is ended by
 //! [`DebugContainer::end`], from kcap or from its reaper, instead of waiting a
 //! minute at its gate.
@@ -41,6 +41,8 @@ exec "$@""#;
 pub const GO: &[u8] = b"go\n";
 /// The line that ends a container at its gate.
 const STOP: &[u8] = b"stop\n";
+/// How long a PATCH kcap sent may take to show in the pod's spec.
+const APPEAR_WITHIN: Duration = Duration::from_secs(3);
 /// How long [`DebugContainer::end`] waits for the container to exit once told to.
 const EXIT_WITHIN: Duration = Duration::from_secs(5);
 
@@ -57,11 +59,12 @@ pub struct DebugContainer {
 pub async fn add(
     client: &kube::Client,
     pod: &PodTarget,
+    container: &DebugContainer,
     command: &CaptureCommand,
     image: &str,
-) -> Result<DebugContainer, Error> {
+) -> Result<(), Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-    let name = format!("kcap-{}", random_suffix());
+    let name = &container.name;
     let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), GATE.into(), "kcap-gate".into()];
     argv.extend(command.to_argv("").map_err(capture_command_error)?);
     let patch = json!({"spec": {"ephemeralContainers": [{
@@ -80,11 +83,7 @@ pub async fn add(
     api.patch_ephemeral_containers(&pod.name, &PatchParams::default(), &Patch::Strategic(patch))
         .await
         .map_err(|e| patch_error(e, pod))?;
-    Ok(DebugContainer {
-        namespace: pod.namespace.clone(),
-        pod: pod.name.clone(),
-        name,
-    })
+    Ok(())
 }
 
 /// Waits for `debug` to run, attaches to it and opens its gate: the capture starts.
@@ -118,16 +117,29 @@ pub async fn open(
 }
 
 impl DebugContainer {
+    /// A new debug container for `pod`, named before it is [`add`]ed so that the
+    /// reaper can know it while the API is asked.
+    pub fn new(pod: &PodTarget) -> DebugContainer {
+        DebugContainer {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            name: format!("kcap-{}", random_suffix()),
+        }
+    }
+
     /// Ends this container if it is at its gate, once it runs (it may still be
     /// starting); one that never starts, ended, or whose pod is gone needs nothing.
     /// A container kcap already opened has its stdin taken: this does nothing to
     /// it (its capture ends when kcap's heartbeat stops).
     pub async fn end(&self, client: &kube::Client) -> Result<(), Error> {
         let api: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
-        match api.get_opt(&self.pod).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(Error::from_kube(e, "get", "pods", &self.namespace)),
+        // The PATCH may still be on its way (kcap was killed while asking), or
+        // it never arrived: a container not in the pod's spec soon was not added.
+        if !self.in_spec(&api).await? {
+            tokio::time::sleep(APPEAR_WITHIN).await;
+            if !self.in_spec(&api).await? {
+                return Ok(());
+            }
         }
         match self.wait(&api).await {
             Ok(Start::Running) => {}
@@ -146,6 +158,18 @@ impl DebugContainer {
         })
         .await;
         Ok(())
+    }
+
+    /// Whether the pod (still there) has this container in its spec.
+    async fn in_spec(&self, api: &Api<Pod>) -> Result<bool, Error> {
+        let pod = api
+            .get_opt(&self.pod)
+            .await
+            .map_err(|e| Error::from_kube(e, "get", "pods", &self.namespace))?;
+        Ok(pod
+            .and_then(|p| p.spec)
+            .and_then(|s| s.ephemeral_containers)
+            .is_some_and(|all| all.iter().any(|c| c.name == self.name)))
     }
 
     /// How far the container got in starting, once it is no longer pending (or

@@ -357,23 +357,30 @@ impl StreamDecoder {
 mod tests {
     use super::*;
 
-    /// The whole records of one push share one chunk (each packet's data is
-    /// where its record put it, 16 header bytes after the one before); a
-    /// record completed from the buffer has data of its own.
-    #[test]
-    fn packets_of_one_push_share_its_chunk() {
+    /// A nanosecond pcap stream (Ethernet) of `records` records of `len` bytes,
+    /// record `i` filled with the byte `i` and stamped `i` seconds.
+    fn stream(records: u32, len: u32) -> Vec<u8> {
         let mut stream = Vec::new();
         stream.extend(PCAP_MAGIC_NANOS.to_le_bytes());
         stream.extend([2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         stream.extend(65535u32.to_le_bytes());
         stream.extend(1u32.to_le_bytes());
-        for i in 0..4u32 {
+        for i in 0..records {
             stream.extend(i.to_le_bytes());
             stream.extend(0u32.to_le_bytes());
-            stream.extend(100u32.to_le_bytes());
-            stream.extend(100u32.to_le_bytes());
-            stream.extend(std::iter::repeat_n(i as u8, 100));
+            stream.extend(len.to_le_bytes());
+            stream.extend(len.to_le_bytes());
+            stream.extend(std::iter::repeat_n(i as u8, len as usize));
         }
+        stream
+    }
+
+    /// The whole records of one push share one chunk (each packet's data is
+    /// where its record put it, 16 header bytes after the one before); a
+    /// record completed from the buffer has data of its own.
+    #[test]
+    fn packets_of_one_push_share_its_chunk() {
+        let stream = stream(4, 100);
         let mut decoder = StreamDecoder::new();
         decoder.push(&stream[..24]);
         assert!(
@@ -405,19 +412,8 @@ mod tests {
     /// one chunk plus one partial record.
     #[test]
     fn buffer_stays_bounded() {
-        let mut stream = Vec::new();
-        stream.extend(PCAP_MAGIC_NANOS.to_le_bytes());
-        stream.extend([2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        stream.extend(65535u32.to_le_bytes());
-        stream.extend(1u32.to_le_bytes());
+        let stream = stream(20_000, 1500);
         let record_len = 16 + 1500;
-        for i in 0..20_000u32 {
-            stream.extend(i.to_le_bytes());
-            stream.extend(0u32.to_le_bytes());
-            stream.extend(1500u32.to_le_bytes());
-            stream.extend(1500u32.to_le_bytes());
-            stream.extend(std::iter::repeat_n(i as u8, 1500));
-        }
         let chunk = 4096;
         let mut decoder = StreamDecoder::new();
         let mut count = 0;
