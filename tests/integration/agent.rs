@@ -62,11 +62,8 @@ fn agent_loses_nothing_at_a_steady_rate() {
             "-f",
             "udp dst port 9999",
         ])
-        .args(["-c", &COUNT.to_string(), "--duration", "30s", "-o"])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["-c", &COUNT.to_string(), "--duration", "30s"])
+        .spawn_writing(&file);
     assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
     // The capture is set up before the agent process shows; give it a moment.
     std::thread::sleep(Duration::from_millis(300));
@@ -95,17 +92,8 @@ fn agent_captures_what_tcpdump_captures() {
         let capture = |tool: &str| {
             bed.kcap()
                 .args(["--ssh-host", "node-a", "-i", iface, "--remote-tool", tool])
-                .args([
-                    "-f",
-                    "icmp and host 198.51.100.10",
-                    "--duration",
-                    "4s",
-                    "-o",
-                ])
-                .arg(bed.path(&format!("{tool}-{iface}.pcap")))
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .args(["-f", "icmp and host 198.51.100.10", "--duration", "4s"])
+                .spawn_writing(bed.path(&format!("{tool}-{iface}.pcap")))
         };
         let (agent, tcpdump) = (capture("agent"), capture("tcpdump"));
         assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
@@ -160,11 +148,8 @@ fn agent_counts_what_a_stalled_reader_drops() {
             "-B",
             "1",
         ])
-        .args(["--duration", "6s", "-o"])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["--duration", "6s"])
+        .spawn_writing(&file);
     assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
     let agents = bed.capturing_agents("node-a");
     let signal = |name: &str| {

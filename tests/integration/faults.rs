@@ -144,12 +144,8 @@ fn a_link_that_flaps_three_times_does_not_end_the_capture() {
     let file = bed.path("flap.pcapng");
     let child = bed
         .kcap()
-        .args(["--ssh-host", "node-a", "-d", "16s", "-o"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["--ssh-host", "node-a", "-d", "16s"])
+        .spawn_writing(&file);
     assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
     let mut restored = SystemTime::now();
     for _ in 0..3 {

@@ -1,7 +1,7 @@
 //! Several `-i` on one target: one source, and one interface in the file, per
 //! (target, interface), merged in time order, each holding only its own packets.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -17,11 +17,8 @@ fn interfaces_several_on_one_node_each_hold_their_own_packets() {
         .kcap()
         .args(["--ssh-host", "node-a", "-i", "eth0", "-i", "lo"])
         .args(["-f", "(icmp and host 198.51.100.10) or udp port 9997"])
-        .args(["--duration", "5s", "-o"])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["--duration", "5s"])
+        .spawn_writing(&file);
     let deadline = Instant::now() + Duration::from_secs(30);
     while bed.capturing_agents("node-a").len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use kcap_testbed::Spec;
 
-use crate::util::{Bed, assert_exit, assert_ok, read_capture, run, stderr, tshark_fields};
+use crate::util::{
+    Bed, SpawnWriting, assert_exit, assert_ok, read_capture, run, stderr, tshark_fields,
+};
 
 pub(crate) const IMAGE: &str = "kcap.test/capture:1";
 pub(crate) const LIMIT: Duration = Duration::from_secs(90);
@@ -515,12 +517,7 @@ fn deployment_counts_match_tcpdump_in_each_pod() {
             "--filter",
         ])
         .arg(&filter)
-        .arg("-o")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_writing(&file);
     // The pods' servers answer (a fresh bed's may still be starting), with
     // another source port: not part of the flow.
     let ips: Vec<&str> = pods.iter().map(|p| p.1.as_str()).collect();
@@ -671,12 +668,7 @@ fn every_method_on_both_cni_styles() {
                         "-n", "prod", "--via", via, "--iface", "eth0", "-f", "ip", "-d", "5s",
                     ])
                     .args(pods.iter().map(|(name, _)| format!("pod/{name}")))
-                    .arg("-o")
-                    .arg(&file)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
+                    .spawn_writing(&file);
                 (via, file, child)
             })
             .collect();

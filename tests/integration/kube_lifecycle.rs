@@ -6,11 +6,11 @@
 //! is back) and no capture process in any namespace of the bed (its nodes' and its
 //! pods'; see [`Bed::capture_processes`]). SIGKILL is in `kube.rs`.
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::kube::{LIMIT, cluster};
-use crate::util::{Bed, assert_exit, assert_ok, read_capture, stderr, wait};
+use crate::util::{Bed, SpawnWriting, assert_exit, assert_ok, read_capture, stderr, wait};
 
 /// How long the capture may take to start (ephemeral containers and helper pods
 /// start in a few seconds; a loaded machine needs more).
@@ -39,13 +39,9 @@ impl Via {
 /// kcap capturing pod/toolbox with `via`, plus `extra` arguments.
 fn start(bed: &Bed, via: Via, file: &str, extra: &[&str]) -> Child {
     bed.kcap_kube()
-        .args(["pod/toolbox", "--via", via.name(), "-o"])
-        .arg(bed.path(file))
+        .args(["pod/toolbox", "--via", via.name()])
         .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .spawn_writing(bed.path(file))
 }
 
 /// Waits until the capture runs in the toolbox pod's namespace and a packet of the
@@ -236,12 +232,7 @@ fn ephemeral_stopped_while_its_container_starts_leaves_it_ended() {
                 "--image",
                 "kcap.test/large:1",
             ])
-            .arg("-o")
-            .arg(bed.path(FILE))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_writing(bed.path(FILE));
         let deadline = Instant::now() + START_WITHIN;
         let added = loop {
             let now = debug_container_names(&bed);
@@ -321,12 +312,7 @@ fn follow_captures_again_after_the_api_comes_back() {
             "--via",
             "node",
         ])
-        .arg("-o")
-        .arg(bed.path(FILE))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_writing(bed.path(FILE));
     wait_capturing(&bed, &mut child, FILE);
     bed.bed.cut_link("control-plane").unwrap();
     // The pod's capture stops with the heartbeat once kcap lost the connection.
@@ -379,12 +365,7 @@ fn web_captured_then_restart(bed: &Bed, extra: &[&str]) -> Child {
         .kcap_kube()
         .args(["-n", "prod", "-l", "app=web", "--via", "node"])
         .args(extra)
-        .arg("-o")
-        .arg(bed.path(FILE))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_writing(bed.path(FILE));
     let got = wait_packets(&bed.path(FILE), START_WITHIN);
     if !got {
         let _ = child.kill();

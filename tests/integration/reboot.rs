@@ -5,7 +5,6 @@
 //! with "connection lost" and the packets that arrived; through the API with
 //! `--follow` it captures the restarted pods again. Nothing is left either way.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::kube::{LIMIT, cluster};
@@ -35,12 +34,8 @@ fn an_ssh_node_that_reboots_ends_its_capture_with_what_arrived() {
     let file = bed.path("reboot.pcapng");
     let child = bed
         .kcap()
-        .args(["--ssh-host", "node-a", "-o"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["--ssh-host", "node-a"])
+        .spawn_writing(&file);
     assert!(bed.wait_capturing("node-a", Duration::from_secs(20)));
     std::thread::sleep(Duration::from_secs(1));
     let rebooted = Instant::now();
@@ -86,14 +81,8 @@ fn with_follow_the_pods_of_a_rebooted_node_are_captured_again() {
     let file = bed.path("follow.pcapng");
     let mut child = bed
         .kcap_kube()
-        .args([
-            "-n", "prod", "-l", "app=web", "--via", "node", "--follow", "-o",
-        ])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["-n", "prod", "-l", "app=web", "--via", "node", "--follow"])
+        .spawn_writing(&file);
     let deadline = Instant::now() + LIMIT;
     while !has_packet(&file) {
         if Instant::now() > deadline || child.try_wait().unwrap().is_some() {

@@ -6,6 +6,24 @@ use std::time::{Duration, Instant};
 
 use kcap_testbed::{Spec, Testbed};
 
+/// Starting kcap in the background for a test that watches it run.
+pub(crate) trait SpawnWriting {
+    /// Spawns the command with `-o FILE` added: stdout discarded, stderr kept
+    /// for the test's messages.
+    fn spawn_writing(&mut self, file: impl AsRef<std::ffi::OsStr>) -> Child;
+}
+
+impl SpawnWriting for Command {
+    fn spawn_writing(&mut self, file: impl AsRef<std::ffi::OsStr>) -> Child {
+        self.arg("-o")
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
 pub const KCAP: &str = env!("CARGO_BIN_EXE_kcap");
 
 /// kcap sends the capture agent next to it (crates/agent). It is another package's
