@@ -212,37 +212,35 @@ fn ephemeral_api_lost_cleans_up() {
     api_lost(Via::Ephemeral);
 }
 
-/// Stopped while its debug container is still starting (its image's pull takes
-/// `LARGE_PULL`), kcap does not leave the container a minute at its gate: once it
-/// runs it is ended, by kcap itself after Ctrl-C, by kcap's reaper after SIGKILL.
-#[test]
-fn ephemeral_stopped_while_its_container_starts_leaves_it_ended() {
-    kcap_testbed::require_kubectl!();
+/// Each of Ctrl-C and SIGKILL, sent to kcap capturing pod/toolbox `--via VIA` with
+/// `kcap.test/large:1` (its pull takes `LARGE_PULL`) as soon as `made` (names of
+/// what kcap makes in the cluster) shows a new one, while it still starts. Ctrl-C
+/// must end kcap cleanly. `ended` is then called with the new name, the signal's
+/// name; after it nothing may be left.
+fn stop_while_starting(
+    via: Via,
+    made: impl Fn(&Bed) -> Vec<String>,
+    ended: impl Fn(&Bed, &str, &str),
+) {
     let bed = cluster();
     for (sig, what) in [(libc::SIGINT, "Ctrl-C"), (libc::SIGKILL, "SIGKILL")] {
-        let before = debug_container_names(&bed);
+        let before = made(&bed);
         let mut child = bed
             .kcap()
             .arg("--kubeconfig")
             .arg(bed.bed.kubeconfig())
-            .args([
-                "pod/toolbox",
-                "--via",
-                "ephemeral",
-                "--image",
-                "kcap.test/large:1",
-            ])
+            .args(["pod/toolbox", "--via", via.name()])
+            .args(["--image", "kcap.test/large:1"])
             .spawn_writing(bed.path(FILE));
         let deadline = Instant::now() + START_WITHIN;
-        let added = loop {
-            let now = debug_container_names(&bed);
-            if let Some(name) = now.into_iter().find(|n| !before.contains(n)) {
+        let name = loop {
+            if let Some(name) = made(&bed).into_iter().find(|n| !before.contains(n)) {
                 break name;
             }
             if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
                 let _ = child.kill();
                 let out = child.wait_with_output().unwrap();
-                panic!("{what}: kcap added no debug container\n{}", stderr(&out));
+                panic!("{what}: kcap made nothing\n{}", stderr(&out));
             }
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -251,6 +249,18 @@ fn ephemeral_stopped_while_its_container_starts_leaves_it_ended() {
         if sig == libc::SIGINT {
             assert_ok(&out);
         }
+        ended(&bed, &name, what);
+        assert_clean(&bed, what);
+    }
+}
+
+/// Stopped while its debug container is still starting, kcap does not leave the
+/// container a minute at its gate: once it runs it is ended, by kcap itself after
+/// Ctrl-C, by kcap's reaper after SIGKILL.
+#[test]
+fn ephemeral_stopped_while_its_container_starts_leaves_it_ended() {
+    kcap_testbed::require_kubectl!();
+    stop_while_starting(Via::Ephemeral, debug_container_names, |bed, added, what| {
         // Ended, not merely not running yet: its state becomes terminated.
         let deadline = Instant::now() + kcap_testbed::LARGE_PULL + CAPTURE_GONE_WITHIN;
         loop {
@@ -274,8 +284,24 @@ fn ephemeral_stopped_while_its_container_starts_leaves_it_ended() {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
-        assert_clean(&bed, what);
-    }
+    });
+}
+
+/// Stopped while its helper pod is still starting, kcap (after Ctrl-C) or its
+/// reaper (after SIGKILL) deletes the helper pod.
+#[test]
+fn node_stopped_while_its_helper_pod_starts_leaves_none() {
+    kcap_testbed::require_kubectl!();
+    let helpers = |bed: &Bed| {
+        bed.helpers_left(Duration::ZERO)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    stop_while_starting(Via::Node, helpers, |bed, helper, what| {
+        let left = bed.helpers_left(Duration::from_secs(20));
+        assert_eq!(left, "", "{what}: helper pod {helper} left");
+    });
 }
 
 /// The names of the toolbox pod's debug containers.

@@ -60,6 +60,7 @@ pub use cluster::{
     ClusterError, ClusterRuntime, ContainerInfo, ContainerRequest, LARGE_PULL, PodInfo, PodRequest,
     image_names,
 };
+pub use kcap_apiserver::paging::PAGE_CAP;
 pub use kcap_apiserver::{AccessQuestion, ApiRequest, RequestKind};
 pub use spec::{
     API_PORT, CONTROL_PLANE, CONTROL_PLANE_ADDRESS, Cni, HostSpec, NetworkSpec, PodNetworkSpec,

@@ -27,8 +27,8 @@
 
 use std::time::Duration;
 
-/// The pull of `kcap.test/large:1`: long enough to stop kcap while a debug
-/// container of it is starting.
+/// The pull of `kcap.test/large:1`: long enough to stop kcap while a helper pod
+/// or a debug container of it is starting.
 pub const LARGE_PULL: Duration = Duration::from_secs(3);
 
 /// Programs of the machine that capture packets.
@@ -52,8 +52,8 @@ pub(crate) struct Image {
     pub crictl: bool,
     /// The image's user (`USER` in a Dockerfile).
     pub uid: u32,
-    /// How long pulling it takes before an ephemeral container of it starts (the
-    /// pods' images are on the nodes already).
+    /// How long pulling it takes before a pod or an ephemeral container of it
+    /// starts (the pods' images are on the nodes already).
     pub pull: Duration,
     pub default: DefaultProcess,
 }

@@ -131,6 +131,15 @@ impl ClusterRuntime {
 
     /// Starts every container of the pod: namespace, address, processes.
     pub fn start_pod(&self, req: &PodRequest) -> Result<PodInfo, ClusterError> {
+        // Pulling its images first (only the large image takes time), unlocked.
+        let pull = req
+            .containers
+            .iter()
+            .filter_map(|c| images::find(&c.image))
+            .map(|i| i.pull)
+            .max()
+            .unwrap_or_default();
+        std::thread::sleep(pull);
         let mut inner = self.lock();
         if inner.closed {
             return Err(ClusterError::failed("the test bed is shut down"));
