@@ -55,9 +55,8 @@ async fn names<K>(api: Api<K>, prefix: Option<&str>) -> Result<Vec<String>, kube
 where
     K: Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned,
 {
-    let list = api.list(&ListParams::default()).await?;
+    let list = kcap_kube::paged::list_all(&api, &ListParams::default()).await?;
     let mut names: Vec<String> = list
-        .items
         .iter()
         .map(|o| match prefix {
             Some(p) => format!("{p}/{}", o.name_any()),

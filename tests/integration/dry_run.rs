@@ -294,6 +294,51 @@ fn dry_run_plans_every_target_and_touches_nothing() {
 /// A filter tcpdump rejects: `--via auto` stops at the first method (exit 9) with
 /// the tool's own message (without its informational `data link type` line), and
 /// the hint quotes the filter the tool received, pod tokens expanded.
+/// More pods than the bed's API server puts in one page (it gives at most
+/// `PAGE_CAP` per page, as a server may): kcap reads every page, so a selector
+/// plans every pod, the same ones kubectl lists.
+#[test]
+fn a_selector_wider_than_a_page_plans_every_pod() {
+    kcap_testbed::require_kubectl!();
+    let bed = crate::kube::cluster();
+    let replicas = kcap_testbed::PAGE_CAP + 4;
+    bed.kubectl_out(&[
+        "scale",
+        "-n",
+        "prod",
+        "deployment/web",
+        &format!("--replicas={replicas}"),
+    ]);
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let phases = bed.pod_field("web", "status.phase");
+        if phases.len() == replicas && phases.iter().all(|p| p == "Running") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "web never scaled: {phases:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let (out, plan) = dry_run(
+        &bed,
+        &bed.bed.kubeconfig(),
+        &["-n", "prod", "-l", "app=web"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}\n{plan:#}", stderr(&out));
+    let mut planned: Vec<String> = plan["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    planned.sort();
+    let mut listed = bed.pods_of("web");
+    listed.sort();
+    assert_eq!(planned, listed);
+}
+
 #[test]
 fn a_rejected_filter_stops_at_once_and_quotes_what_the_tool_got() {
     kcap_testbed::require_kubectl!();

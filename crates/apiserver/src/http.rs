@@ -22,7 +22,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::stream::channel::Protocol;
 use crate::stream::{exec, websocket};
-use crate::{protobuf, review, table, watch};
+use crate::{paging, protobuf, review, table, watch};
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -462,18 +462,21 @@ async fn route(
                 .into_iter()
                 .filter(|o| labels.matches(o) && fields.matches(o))
                 .collect();
-            if as_table {
-                return Ok(json_response(200, &table::table(res.plural, &items, rv)));
-            }
-            Ok(json_response(
-                200,
-                &json!({
+            let page = paging::page(items, q.get("limit"), q.get("continue"))?;
+            let mut list = if as_table {
+                table::table(res.plural, &page.items, rv)
+            } else {
+                json!({
                     "kind": format!("{}List", res.kind),
                     "apiVersion": res.api_version(),
                     "metadata": {"resourceVersion": rv.to_string()},
-                    "items": items,
-                }),
-            ))
+                    "items": page.items,
+                })
+            };
+            if let Some(next) = page.next {
+                list["metadata"]["continue"] = json!(next);
+            }
+            Ok(json_response(200, &list))
         }
         ("watch", None, _) => {
             let from = match q.get("resourceVersion").unwrap_or("") {

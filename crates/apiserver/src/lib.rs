@@ -17,6 +17,7 @@ mod discovery;
 mod http;
 mod kubeconfig;
 mod objects;
+pub mod paging;
 mod patch;
 mod pod_security;
 mod protobuf;

@@ -22,6 +22,24 @@ fn get_pods_all_namespaces_wide() {
     );
 }
 
+/// kubectl reads lists in chunks (`--chunk-size`, `limit` and `continue`): every
+/// pod once, in the same order as a whole list, as names and as a table.
+#[test]
+fn chunked_lists_follow_continue_tokens() {
+    require_kubectl!();
+    let bed = Bed::start();
+    let whole = bed.ok(&["get", "pods", "-A", "--chunk-size=0", "-o", "name"]);
+    assert_eq!(whole.lines().count(), 8, "{whole}");
+    let out = bed.kubectl(&["get", "pods", "-A", "--chunk-size=3", "-o", "name", "-v=6"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), whole);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("limit=3").count(), 3, "three pages:\n{log}");
+    assert_eq!(log.matches("continue=").count(), 2, "{log}");
+    let table = bed.ok(&["get", "pods", "-A", "--chunk-size=3"]);
+    assert_eq!(table.lines().count(), 9, "one header, eight pods:\n{table}");
+}
+
 #[test]
 fn get_with_label_selectors_and_kinds() {
     require_kubectl!();

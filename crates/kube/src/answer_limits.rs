@@ -23,8 +23,9 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tower::BoxError;
 
-/// The largest answer (or watch event) read. A list of every pod of a large
-/// namespace is a few MiB; nothing kcap asks for comes near this.
+/// The largest answer (or watch event) read. Lists are read in pages of 500
+/// objects ([`crate::paged`]), a few MiB at most; nothing kcap asks for comes
+/// near this.
 pub const MAX_ANSWER: usize = 64 << 20;
 /// How long the head of an answer may take.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +50,11 @@ pub enum Refused {
         secs = ANSWER_TIMEOUT.as_secs()
     )]
     TooSlow(String),
+    #[error(
+        "the API server's list of {0} did not end after {pages} pages: refused",
+        pages = crate::paged::MAX_PAGES
+    )]
+    EndlessList(String),
 }
 
 /// The service wrapper (see the module doc).

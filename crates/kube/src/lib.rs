@@ -16,6 +16,7 @@ pub mod follow;
 pub mod method;
 pub mod methods;
 pub mod names;
+pub mod paged;
 pub mod pod;
 pub mod process;
 pub mod resolve;

@@ -50,10 +50,10 @@ pub async fn cluster_names(
 ) -> Vec<(IpAddr, AddressName)> {
     let mut names = Vec::new();
     let nodes: Api<Node> = Api::all(client.clone());
-    match nodes.list(&ListParams::default()).await {
+    match crate::paged::list_all(&nodes, &ListParams::default()).await {
         Err(e) if !answered(&e) => return names,
         Err(_) => {}
-        Ok(list) => add_nodes(&mut names, list.items),
+        Ok(list) => add_nodes(&mut names, list),
     }
     let Ok(pods) = list_scoped::<Pod>(client, namespace).await else {
         return names;
@@ -138,8 +138,8 @@ where
     K::DynamicType: Default,
 {
     let all: Api<K> = Api::all(client.clone());
-    match all.list(&ListParams::default()).await {
-        Ok(list) => return Ok(list.items),
+    match crate::paged::list_all(&all, &ListParams::default()).await {
+        Ok(list) => return Ok(list),
         Err(e) if !answered(&e) => return Err(()),
         Err(_) => {}
     }
@@ -147,8 +147,8 @@ where
         return Ok(Vec::new());
     };
     let one: Api<K> = Api::namespaced(client.clone(), ns);
-    match one.list(&ListParams::default()).await {
-        Ok(list) => Ok(list.items),
+    match crate::paged::list_all(&one, &ListParams::default()).await {
+        Ok(list) => Ok(list),
         Err(e) if !answered(&e) => Err(()),
         Err(_) => Ok(Vec::new()),
     }

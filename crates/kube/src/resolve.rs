@@ -107,11 +107,9 @@ impl Scope {
             Some(selector) => ListParams::default().labels(selector),
             None => ListParams::default(),
         };
-        let nodes = api
-            .list(&params)
+        let nodes = crate::paged::list_all(api, &params)
             .await
-            .map_err(|e| Error::from_kube(e, "list", "nodes", ""))?
-            .items;
+            .map_err(|e| Error::from_kube(e, "list", "nodes", ""))?;
         if nodes.is_empty() {
             return Err(Error::NodeNotFound {
                 name: format!(
@@ -140,12 +138,10 @@ impl Scope {
     {
         let Some(ns) = ns else {
             let api: Api<K> = Api::all(self.client.clone());
-            let list = api
-                .list(&ListParams::default())
+            let list = crate::paged::list_all(&api, &ListParams::default())
                 .await
                 .map_err(|e| Error::from_kube(e, "list", resource, "(all namespaces)"))?;
             let found: Vec<K> = list
-                .items
                 .into_iter()
                 .filter(|o| o.meta().name.as_deref() == Some(target.name.as_str()))
                 .collect();
@@ -177,9 +173,8 @@ impl Scope {
         let existing = names(api).await;
         if existing.is_empty() {
             let namespaces: Api<Namespace> = Api::all(self.client.clone());
-            if let Ok(list) = namespaces.list(&ListParams::default()).await {
+            if let Ok(list) = crate::paged::list_all(&namespaces, &ListParams::default()).await {
                 let all: Vec<String> = list
-                    .items
                     .iter()
                     .filter_map(|n| n.metadata.name.clone())
                     .collect();
@@ -204,12 +199,9 @@ impl Scope {
         ns: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Pod>, Error> {
-        let list = self
-            .pods_api(ns)
-            .list(&ListParams::default().labels(selector))
+        crate::paged::list_all(&self.pods_api(ns), &ListParams::default().labels(selector))
             .await
-            .map_err(|e| Error::from_kube(e, "list", "pods", ns.unwrap_or("(all namespaces)")))?;
-        Ok(list.items)
+            .map_err(|e| Error::from_kube(e, "list", "pods", ns.unwrap_or("(all namespaces)")))
     }
 
     /// The addresses a filter token stands for: its pods' IPs (hostNetwork pods
@@ -286,12 +278,8 @@ pub(crate) async fn names<K>(api: &Api<K>) -> Vec<String>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match api.list(&ListParams::default()).await {
-        Ok(list) => list
-            .items
-            .iter()
-            .filter_map(|o| o.meta().name.clone())
-            .collect(),
+    match crate::paged::list_all(api, &ListParams::default()).await {
+        Ok(list) => list.iter().filter_map(|o| o.meta().name.clone()).collect(),
         Err(_) => Vec::new(),
     }
 }
