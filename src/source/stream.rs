@@ -129,7 +129,7 @@ pub async fn drive<P: Process>(process: &mut P, feed: &Feed<'_>) -> Ended {
         tokio::select! {
             output = process.next() => match output {
                 Ok(Some(Chunk::Stdout(bytes))) => {
-                    decoder.push(&bytes);
+                    decoder.push_vec(bytes);
                     let mut stream = Stream { decoder: &mut decoder, annotator: &mut annotator, started: &mut started, held: &mut held };
                     if let Err(e) = forward(source, info, &stderr, &mut stream, events, false).await {
                         break Err(e);

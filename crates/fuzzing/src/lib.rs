@@ -52,11 +52,16 @@ type Decoded = (
     Option<std::mem::Discriminant<kcap_pcap::Error>>,
 );
 
-fn decode(chunks: &mut dyn Iterator<Item = &[u8]>) -> Decoded {
+/// `given`: each chunk is handed over as a `Vec` ([`StreamDecoder::push_vec`]).
+fn decode(chunks: &mut dyn Iterator<Item = &[u8]>, given: bool) -> Decoded {
     let mut decoder = StreamDecoder::new();
     let mut packets = Vec::new();
     for chunk in chunks {
-        decoder.push(chunk);
+        if given {
+            decoder.push_vec(chunk.to_vec());
+        } else {
+            decoder.push(chunk);
+        }
         loop {
             match decoder.next_packet() {
                 Ok(Some(packet)) => packets.push(packet),
@@ -69,15 +74,21 @@ fn decode(chunks: &mut dyn Iterator<Item = &[u8]>) -> Decoded {
 }
 
 /// The remote pcap stream, as one piece and in random pieces (the first 8 bytes
-/// seed the chunk sizes): the same packets, and the same error, either way.
+/// seed the chunk sizes), each lent or given away: the same packets, and the
+/// same error, every way.
 pub fn stream_decoder(data: &[u8]) {
     let (seed, stream) = data.split_at(data.len().min(8));
     let mut bytes = [0u8; 8];
     bytes[..seed.len()].copy_from_slice(seed);
     let mut rng = Rng(u64::from_le_bytes(bytes) | 1);
-    let whole = decode(&mut std::iter::once(stream));
+    let whole = decode(&mut std::iter::once(stream), false);
+    let given = decode(&mut std::iter::once(stream), true);
+    assert_eq!(
+        whole, given,
+        "giving the chunk away changed what was decoded"
+    );
     let mut rest = stream;
-    let mut pieces = std::iter::from_fn(|| {
+    let pieces = std::iter::from_fn(|| {
         if rest.is_empty() {
             return None;
         }
@@ -86,8 +97,14 @@ pub fn stream_decoder(data: &[u8]) {
         rest = tail;
         Some(piece)
     });
-    let chunked = decode(&mut pieces);
+    let pieces: Vec<&[u8]> = pieces.collect();
+    let chunked = decode(&mut pieces.iter().copied(), false);
     assert_eq!(whole, chunked, "the chunking changed what was decoded");
+    let chunked = decode(&mut pieces.iter().copied(), true);
+    assert_eq!(
+        whole, chunked,
+        "the chunking changed what was decoded (given)"
+    );
 }
 
 fn capture_file(magic: &[u8], data: &[u8]) {

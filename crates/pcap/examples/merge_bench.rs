@@ -111,7 +111,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in &sources {
         merger.add_source();
     }
-    let mut chunk = vec![0u8; chunk_size];
     let mut batch: Vec<Packet> = Vec::new();
     let (mut bytes_in, mut packets_in, mut packets_out) = (0u64, 0u64, 0u64);
     let mut last_flush = Instant::now();
@@ -141,6 +140,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         };
         let src = &mut sources[id];
+        // A fresh buffer per read, as the pipeline's chunks are (each is given
+        // to the decoder, whose packets share it).
+        let mut chunk = vec![0u8; chunk_size];
         let n = src.file.read(&mut chunk)?;
         if n == 0 {
             src.open = false;
@@ -155,7 +157,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if stage == Stage::Read {
             continue;
         }
-        src.decoder.push(&chunk[..n]);
+        chunk.truncate(n);
+        src.decoder.push_vec(chunk);
         while let Some(packet) = src.decoder.next_packet()? {
             batch.push(packet);
         }

@@ -89,7 +89,24 @@ impl StreamDecoder {
     /// bytes that complete one already there, and the chunk's tail), not the
     /// whole chunk. Anything an error stops at is kept for [`Self::next_packet`]
     /// to report, in order.
-    pub fn push(&mut self, mut bytes: &[u8]) {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.push_from(bytes, None);
+    }
+
+    /// [`Self::push`] of a chunk kcap owns: the packets of its whole records
+    /// share the chunk itself instead of a copy of it, when the chunk uses most
+    /// of its allocation (a small read in a large buffer is copied, so that a few
+    /// packets never keep a large allocation alive).
+    pub fn push_vec(&mut self, chunk: Vec<u8>) {
+        if chunk.len() * 2 < chunk.capacity() {
+            return self.push(&chunk);
+        }
+        let chunk = Bytes::from(chunk);
+        self.push_from(&chunk, Some(&chunk));
+    }
+
+    /// `bytes`, which is `owned` when the caller gave its chunk away.
+    fn push_from(&mut self, mut bytes: &[u8], owned: Option<&Bytes>) {
         self.compact();
         if self.header.is_none() {
             self.buf.extend_from_slice(bytes);
@@ -142,8 +159,21 @@ impl StreamDecoder {
                 Ok(None) | Err(_) => return,
             }
         }
-        // Whole records straight from `bytes`, copied once into one chunk their
-        // packets share; only the tail is copied into the buffer.
+        // Whole records straight from the caller's chunk: their packets share it,
+        // in one pass; only the tail is copied into the buffer.
+        if let Some(chunk) = owned {
+            // `bytes` is the end of the chunk (its start completed a record).
+            let start = chunk.len() - bytes.len();
+            let mut at = 0;
+            while let Ok(Some((head, used))) = self.decode_record(&bytes[at..]) {
+                let packet = head.sliced_from(chunk, start + at);
+                at += used;
+                self.ready_packet(packet, used);
+            }
+            self.buf.extend_from_slice(&bytes[at..]);
+            return;
+        }
+        // Or copied once into one chunk their packets share.
         let mut whole = 0;
         while let Ok(Some(len)) = self.record_len(&bytes[whole..]) {
             if bytes.len() - whole < len {
@@ -406,6 +436,33 @@ mod tests {
         own.own_data();
         assert_eq!(own, packets[1]);
         assert_ne!(own.data.as_ptr(), packets[1].data.as_ptr());
+    }
+
+    /// A chunk given away is shared by its packets, not copied; one that uses
+    /// little of its allocation is copied, so it does not stay pinned.
+    #[test]
+    fn a_chunk_given_away_is_shared_unless_mostly_empty() {
+        let stream = stream(4, 100);
+        let mut decoder = StreamDecoder::new();
+        decoder.push(&stream[..24]);
+        assert!(decoder.next_packet().unwrap().is_none());
+        let chunk = stream[24..].to_vec();
+        let at = chunk.as_ptr();
+        decoder.push_vec(chunk);
+        let first = decoder.next_packet().unwrap().unwrap();
+        assert_eq!(first.data.as_ptr(), at.wrapping_add(PCAP_RECORD_HEADER_LEN));
+        let mut sparse = Vec::with_capacity(1 << 20);
+        sparse.extend_from_slice(&stream[24 + 116..24 + 2 * 116]);
+        let at = sparse.as_ptr();
+        let mut decoder = StreamDecoder::new();
+        decoder.push(&stream[..24]);
+        decoder.push_vec(sparse);
+        let packet = decoder.next_packet().unwrap().unwrap();
+        assert_eq!(packet.data[..], [1u8; 100]);
+        assert_ne!(
+            packet.data.as_ptr(),
+            at.wrapping_add(PCAP_RECORD_HEADER_LEN)
+        );
     }
 
     /// A long stream pushed in chunks never makes the buffer hold more than

@@ -36,9 +36,12 @@ pub struct Merger {
     /// One entry per non-empty source: its head's (timestamp, source id).
     /// Ordering by source id second makes ties stable (lower id first).
     heads: BinaryHeap<Reverse<(u64, usize)>>,
-    /// Every queued packet's arrival, in arrival order: (when, source, seq).
-    /// Entries of already popped packets are dropped lazily from the front, so
-    /// the oldest waiting packet is found without scanning the sources.
+    /// When the queued packets arrived, in arrival order: (when, source, end)
+    /// stands for `source`'s packets up to (not including) number `end` that
+    /// arrived at `when` (one entry per batch pushed at one instant, not per
+    /// packet). Entries whose packets were all popped are dropped lazily from
+    /// the front, so the oldest waiting packet is found without scanning the
+    /// sources.
     arrivals: VecDeque<(Instant, usize, u64)>,
     /// Open sources with nothing queued: while any exist, emitting could break
     /// the order, so packets wait (up to `hold`).
@@ -83,8 +86,11 @@ impl Merger {
             }
         }
         self.buffered_bytes += packet.data.len();
-        self.arrivals.push_back((now, source, src.pushed));
         src.pushed += 1;
+        match self.arrivals.back_mut() {
+            Some((when, from, end)) if *when == now && *from == source => *end = src.pushed,
+            _ => self.arrivals.push_back((now, source, src.pushed)),
+        }
         src.queue.push_back(packet);
     }
 
@@ -193,13 +199,13 @@ impl Merger {
     fn oldest_arrival(&self) -> Option<Instant> {
         self.arrivals
             .iter()
-            .find(|&&(_, source, seq)| seq >= self.sources[source].popped)
+            .find(|&&(_, source, end)| end > self.sources[source].popped)
             .map(|&(when, _, _)| when)
     }
 
     fn drop_stale_arrivals(&mut self) {
-        while let Some(&(_, source, seq)) = self.arrivals.front() {
-            if seq >= self.sources[source].popped {
+        while let Some(&(_, source, end)) = self.arrivals.front() {
+            if end > self.sources[source].popped {
                 break;
             }
             self.arrivals.pop_front();
