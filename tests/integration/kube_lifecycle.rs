@@ -92,15 +92,10 @@ pub(crate) fn assert_clean(bed: &Bed, what: &str) {
     );
     let deadline = Instant::now() + CAPTURE_GONE_WITHIN;
     loop {
-        let states = bed.kubectl_out(&[
-            "get",
-            "pod",
-            "-n",
-            "prod",
-            "toolbox",
-            "-o",
-            "jsonpath={range .status.ephemeralContainerStatuses[*]}{.name}: {.state}{\"\\n\"}{end}",
-        ]);
+        let states = toolbox_field(
+            bed,
+            "{range .status.ephemeralContainerStatuses[*]}{.name}: {.state}{\"\\n\"}{end}",
+        );
         if !states.contains("running") {
             break;
         }
@@ -264,17 +259,10 @@ fn ephemeral_stopped_while_its_container_starts_leaves_it_ended() {
         // Ended, not merely not running yet: its state becomes terminated.
         let deadline = Instant::now() + kcap_testbed::LARGE_PULL + CAPTURE_GONE_WITHIN;
         loop {
-            let state = bed.kubectl_out(&[
-                "get",
-                "pod",
-                "-n",
-                "prod",
-                "toolbox",
-                "-o",
-                &format!(
-                    "jsonpath={{.status.ephemeralContainerStatuses[?(@.name==\"{added}\")].state}}"
-                ),
-            ]);
+            let state = toolbox_field(
+                bed,
+                &format!("{{.status.ephemeralContainerStatuses[?(@.name==\"{added}\")].state}}"),
+            );
             if state.contains("terminated") {
                 break;
             }
@@ -306,6 +294,14 @@ fn node_stopped_while_its_helper_pod_starts_leaves_none() {
 
 /// The names of the toolbox pod's debug containers.
 fn debug_container_names(bed: &Bed) -> Vec<String> {
+    toolbox_field(bed, "{.spec.ephemeralContainers[*].name}")
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// What a JSONPath template gives on the toolbox pod (`kubectl get -o jsonpath=`).
+fn toolbox_field(bed: &Bed, template: &str) -> String {
     bed.kubectl_out(&[
         "get",
         "pod",
@@ -313,11 +309,8 @@ fn debug_container_names(bed: &Bed) -> Vec<String> {
         "prod",
         "toolbox",
         "-o",
-        "jsonpath={.spec.ephemeralContainers[*].name}",
+        &format!("jsonpath={template}"),
     ])
-    .split_whitespace()
-    .map(String::from)
-    .collect()
 }
 
 /// With `--follow`, a capture lost with the API connection starts again once the
